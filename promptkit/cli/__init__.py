@@ -1,0 +1,68 @@
+"""The promptkit command line: thin click commands over the library.
+
+Subcommands load lazily so that `promptkit --help` imports no model library."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+import click
+
+from promptkit.errors import PromptkitError
+
+COMMANDS = {
+    "prompt": ("promptkit.cli.prompt:prompt", "Manage versioned prompts: list, show, new-version, label, diff."),
+    "eval": ("promptkit.cli.eval:eval_command", "Score a prompt on its eval suite."),
+    "runs": ("promptkit.cli.runs:runs", "Browse the run history."),
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a subcommand's module only when that subcommand runs, and turns
+    PromptkitError into one line on stderr with exit code 2."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        target, _ = COMMANDS[name]
+        module, _, attr = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in sorted(COMMANDS)])
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PromptkitError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: results so far are in the run store; rerun with --resume", err=True)
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as e:  # noqa: BLE001 - one line, never a traceback, unless asked
+            if os.environ.get("PROMPTKIT_DEBUG"):
+                raise
+            click.echo(f"internal error: {type(e).__name__}: {e} (set PROMPTKIT_DEBUG=1 for the traceback)", err=True)
+            ctx.exit(3)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="promptkit")
+@click.option("--project", "project_dir", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Project folder holding prompts/ and evals/.")
+@click.pass_context
+def main(ctx: click.Context, project_dir: str) -> None:
+    """promptkit: versioned prompts, scored on real data, gated in CI, tuned when they plateau."""
+    from promptkit.project import Project
+
+    ctx.obj = Project(project_dir)

@@ -1,0 +1,262 @@
+"""The eval loop: render each example, call the provider in batches, score, record.
+
+`plan_eval` turns a prompt version, a suite and options into an EvalPlan (pure, no model);
+`run_eval` executes a plan against a provider, writing results to the run store as it goes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptkit.data import Example, file_hash, load_examples, select_split
+from promptkit.errors import ConfigError
+from promptkit.library import PromptVersion
+from promptkit.metrics import DEFAULT_METRICS, MetricValue, metrics
+from promptkit.models import DEFAULT_MODEL, ModelRef, resolve_model
+from promptkit.project import Project, Suite
+from promptkit.providers import Provider, Request, Response
+
+
+@dataclass
+class ExampleResult:
+    id: str
+    index: int
+    input: dict[str, Any]
+    expected: str | None
+    output: str
+    prediction: str | None
+    correct: bool | None
+    error: str | None = None
+    scores: dict[str, float] | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    latency: float = 0.0
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EvalPlan:
+    """Everything that decides a run's outcome, resolved and validated before any model call."""
+
+    version: PromptVersion
+    suite: Suite
+    model: ModelRef
+    task: str
+    examples: list[Example]
+    data_path: Path
+    data_hash: str
+    split: str | None
+    decoding: dict[str, Any]
+    scoring: str
+    metric_names: list[str]
+
+    @property
+    def labels(self) -> list[str] | None:
+        return self.version.spec.labels
+
+    def settings(self) -> dict[str, Any]:
+        """The run's settings as recorded in the store and in reports."""
+        return {
+            "prompt": self.version.ref,
+            "prompt_hash": self.version.hash,
+            "suite": self.suite.name,
+            "task": self.task,
+            "model": self.model.spec,
+            "provider": self.model.provider,
+            "dataset": str(self.data_path),
+            "dataset_hash": self.data_hash,
+            "split": self.split,
+            "examples": len(self.examples),
+            "decoding": self.decoding,
+            "scoring": self.scoring,
+            "labels": self.labels,
+        }
+
+
+@dataclass
+class EvalRun:
+    plan: EvalPlan
+    results: list[ExampleResult]
+    metrics: list[MetricValue]
+    confusion: dict[str, dict[str, int]] | None = None
+    run_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def metric(self, name: str) -> float | None:
+        return next((m.value for m in self.metrics if m.name == name), None)
+
+
+def plan_eval(
+    project: Project,
+    version: PromptVersion,
+    suite: Suite | None = None,
+    model: str | None = None,
+    data: Path | None = None,
+    split: str | None = None,
+    limit: int | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> EvalPlan:
+    suite = suite or project.suite_for(version)
+    cfg = suite.config
+    spec = version.spec
+    task = cfg.task or ("classification" if spec.labels else "generation")
+    if task == "classification" and not spec.labels:
+        raise ConfigError("classification needs a label set", where=str(version.source), hint="add 'labels: [...]'")
+    model_ref = resolve_model(model or cfg.model or spec.settings.model or DEFAULT_MODEL, project.models)
+    model_ref = ModelRef(model_ref.spec, model_ref.provider, model_ref.model, {**cfg.provider_options, **model_ref.options})
+
+    variables = version.template.variables()
+    fields = cfg.dataset.fields if cfg.dataset.fields is not None else {v: v for v in sorted(variables)}
+    missing = sorted(variables - set(fields))
+    if missing:
+        raise ConfigError(
+            f"template variable {missing[0]!r} is not defined by the suite's dataset fields",
+            where=str(version.source),
+            hint=f"fix the template, or map it in {suite.path} under dataset.fields ({', '.join(fields) or 'none mapped'})",
+        )
+    data_path = data if data is not None else suite.dataset_path()
+    # An explicit --data file is scored whole unless a split is asked for.
+    split = split if split is not None else (None if data is not None else cfg.split)
+    examples = load_examples(data_path, fields, cfg.dataset.target, cfg.dataset.split_field)
+    examples = select_split(examples, split, str(data_path))
+    if limit is not None:
+        examples = examples[: max(0, limit)]
+    if not examples:
+        raise ConfigError("no examples to evaluate", where=str(data_path))
+
+    settings = spec.settings
+    decoding = {"temperature": settings.temperature, "max_tokens": settings.max_tokens, "stop": list(settings.stop)}
+    decoding.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    from promptkit.providers import providers
+
+    supports = providers.get(model_ref.provider).supports_scoring
+    scoring = cfg.scoring or ("loglik" if task == "classification" and supports else "generate")
+    names = cfg.metrics or DEFAULT_METRICS[task]
+    for name in names:
+        metrics.get(name)  # unknown metric names fail here, before any model call
+    return EvalPlan(version, suite, model_ref, task, examples, data_path, file_hash(data_path), split, decoding,
+                    scoring, names)
+
+
+def build_request(plan: EvalPlan, example: Example) -> Request:
+    rendered = plan.version.template.render(example.vars, what=f"example {example.index + 1} of {plan.data_path}")
+    labels = plan.labels if plan.task == "classification" and plan.scoring == "loglik" else None
+    return Request(
+        id=example.id,
+        text=rendered.text,
+        messages=rendered.messages,
+        labels=labels,
+        label_prefix=plan.version.spec.prefix,
+        max_tokens=int(plan.decoding["max_tokens"]),
+        temperature=float(plan.decoding["temperature"]),
+        stop=list(plan.decoding["stop"]),
+        seed=plan.decoding.get("seed"),
+    )
+
+
+def parse_label(output: str, labels: Sequence[str]) -> str | None:
+    """The label a free-text answer names: an exact match, else the first label it starts with or mentions."""
+    text = output.strip().strip(".!\"'").lower()
+    by_lower = {label.lower(): label for label in labels}
+    if text in by_lower:
+        return by_lower[text]
+    for lowered, label in sorted(by_lower.items(), key=lambda kv: -len(kv[0])):
+        if text.startswith(lowered):
+            return label
+    mentioned = [label for lowered, label in by_lower.items() if lowered in text]
+    return mentioned[0] if len(mentioned) == 1 else None
+
+
+def score_example(plan: EvalPlan, example: Example, response: Response) -> ExampleResult:
+    prediction: str | None
+    if response.error is not None:
+        prediction, correct = None, False
+    elif plan.task == "classification":
+        prediction = response.output if response.scores else parse_label(response.output, plan.labels or [])
+        correct = prediction == example.target
+    else:
+        prediction = response.output
+        correct = None if example.target is None else response.output.strip() == example.target.strip()
+    return ExampleResult(
+        id=example.id, index=example.index, input=example.vars, expected=example.target,
+        output=response.output, prediction=prediction, correct=correct, error=response.error,
+        scores=response.scores, tokens_in=response.tokens_in, tokens_out=response.tokens_out,
+        cost=response.cost, latency=response.latency, cached=response.cached,
+    )
+
+
+def check_context_window(plan: EvalPlan, provider: Provider) -> None:
+    """Refuse a run whose longest prompt (few-shot examples included) cannot fit the model."""
+    window = provider.context_window
+    if not window:
+        return
+    longest = max(plan.examples, key=lambda e: len(json.dumps(e.vars, ensure_ascii=False)))
+    tokens = provider.prompt_tokens(build_request(plan, longest))
+    needed = tokens + (int(plan.decoding["max_tokens"]) if plan.task == "generation" else 8)
+    if needed > window:
+        raise ConfigError(
+            f"the prompt with its longest example needs {needed} tokens; {plan.model.spec} holds {window}",
+            where=str(plan.version.source),
+            hint="shorten the slots or few-shot examples, lower max_tokens, or use a model with a longer context",
+        )
+
+
+def compute_metrics(plan: EvalPlan, results: Sequence[ExampleResult]) -> list[MetricValue]:
+    values: list[MetricValue] = []
+    for name in plan.metric_names:
+        metric = metrics.get(name)()
+        if plan.task in metric.tasks:
+            values += metric.compute(results, plan.labels)
+    return values
+
+
+ProgressFn = Callable[[int, int], None]
+
+
+def run_eval(
+    plan: EvalPlan,
+    provider: Provider,
+    store: Any | None = None,
+    run_id: str | None = None,
+    progress: ProgressFn | None = None,
+) -> EvalRun:
+    """Run a plan. With a store, every batch is recorded as it finishes, and examples the
+    run already holds (a resumed run) are not repeated."""
+    from promptkit.metrics.classification import confusion
+
+    done: dict[str, ExampleResult] = {}
+    if store is not None:
+        run_id = run_id or store.create_run(plan.settings())
+        done = {r.id: r for r in store.results(run_id)}
+    pending = [e for e in plan.examples if e.id not in done]
+    if pending:
+        check_context_window(plan, provider)
+    chunk = max(1, provider.batch_size)
+    finished = len(plan.examples) - len(pending)
+    if progress:
+        progress(finished, len(plan.examples))
+    for start in range(0, len(pending), chunk):
+        batch = pending[start: start + chunk]
+        responses = provider.complete([build_request(plan, e) for e in batch])
+        scored = [score_example(plan, e, r) for e, r in zip(batch, responses, strict=True)]
+        if store is not None and run_id is not None:
+            store.add_results(run_id, scored)
+        for result in scored:
+            done[result.id] = result
+        finished += len(batch)
+        if progress:
+            progress(finished, len(plan.examples))
+    results = [done[e.id] for e in plan.examples]
+    values = compute_metrics(plan, results)
+    matrix = confusion(results, plan.labels) if plan.task == "classification" and plan.labels else None
+    run = EvalRun(plan, results, values, matrix, run_id)
+    if store is not None and run_id is not None:
+        store.finish_run(run_id, values)
+    return run

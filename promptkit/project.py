@@ -1,0 +1,113 @@
+"""A project: prompts/, evals/ (suites), and .promptkit/ (run store, model registry)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from promptkit.config import Strict, load_yaml, validate
+from promptkit.errors import ConfigError, NotFoundError, did_you_mean
+from promptkit.library import Library, PromptVersion
+from promptkit.models import ModelRegistry
+
+
+class DatasetConfig(Strict):
+    path: str = Field(description="JSONL or CSV file, relative to the suite file")
+    fields: dict[str, str] | None = Field(
+        None, description="prompt variable -> dataset column; default: each template variable reads its own column"
+    )
+    target: str | None = Field("label", description="column holding the expected label or reference answer")
+    split_field: str | None = Field(None, description="column naming each row's split (train, test, ...)")
+
+
+class SuiteConfig(Strict):
+    description: str = ""
+    prompt: str = Field(description="the prompt this suite scores, e.g. sentiment")
+    task: Literal["classification", "generation"] | None = Field(
+        None, description="default: classification when the prompt has labels"
+    )
+    dataset: DatasetConfig
+    split: str | None = Field(None, description="the split evaluated by default")
+    model: str | None = Field(None, description="model spec; default: the prompt's, else smollm2")
+    provider_options: dict[str, Any] = Field(default_factory=dict)
+    metrics: list[str] | None = None
+    scoring: Literal["loglik", "generate"] | None = Field(
+        None, description="classification by label log-likelihood (default where supported) or by parsing output"
+    )
+
+
+class Suite:
+    def __init__(self, path: Path, config: SuiteConfig):
+        self.path = path
+        self.name = path.stem
+        self.config = config
+
+    @classmethod
+    def load(cls, path: Path) -> Suite:
+        data, text = load_yaml(path)
+        return cls(path, validate(SuiteConfig, data, path, text))
+
+    def dataset_path(self) -> Path:
+        return (self.path.parent / self.config.dataset.path).resolve()
+
+
+class Project:
+    def __init__(self, root: Path | str = "."):
+        self.root = Path(root)
+
+    @cached_property
+    def library(self) -> Library:
+        return Library(self.root / "prompts")
+
+    @property
+    def evals_dir(self) -> Path:
+        return self.root / "evals"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".promptkit"
+
+    @property
+    def models(self) -> ModelRegistry:
+        return ModelRegistry(self.state_dir / "models.yaml")
+
+    @property
+    def runs_path(self) -> Path:
+        return self.state_dir / "runs.db"
+
+    def suites(self) -> list[Suite]:
+        if not self.evals_dir.is_dir():
+            return []
+        return [Suite.load(p) for p in sorted(self.evals_dir.glob("*.yaml"))]
+
+    def suite(self, name: str) -> Suite:
+        path = Path(name)
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            return Suite.load(path)
+        candidate = self.evals_dir / f"{name}.yaml"
+        if not candidate.is_file():
+            known = [p.stem for p in self.evals_dir.glob("*.yaml")] if self.evals_dir.is_dir() else []
+            raise NotFoundError(f"unknown eval suite {name!r}", where=str(self.evals_dir), hint=did_you_mean(name, known))
+        return Suite.load(candidate)
+
+    def suite_for(self, version: PromptVersion) -> Suite:
+        """The suite that scores a prompt: the one named after it, else the only one naming it."""
+        suites = [s for s in self.suites() if s.config.prompt == version.name]
+        if not suites:
+            raise ConfigError(
+                f"no eval suite names prompt {version.name!r}",
+                where=str(self.evals_dir),
+                hint=f"add evals/{version.name}.yaml with 'prompt: {version.name}' and a dataset",
+            )
+        named = [s for s in suites if s.name == version.name]
+        if named:
+            return named[0]
+        if len(suites) > 1:
+            raise ConfigError(
+                f"several suites name prompt {version.name!r}: {', '.join(s.name for s in suites)}",
+                hint="choose one with --suite",
+            )
+        return suites[0]

@@ -1,0 +1,18 @@
+"""Providers by name. Entries are lazy so that importing promptkit loads no model library."""
+
+from promptkit.providers.base import Provider, Request, Response
+from promptkit.registry import Registry
+
+providers: Registry[type[Provider]] = Registry("provider")
+providers.register("fake", "promptkit.providers.fake:FakeProvider")
+providers.register("hf", "promptkit.providers.hf:HFProvider")
+
+__all__ = ["Provider", "Request", "Response", "providers"]
+
+
+def make_provider(provider: str, model: str, **options: object) -> Provider:
+    """Instantiate a provider by name; cheap: models load on first use."""
+    return providers.get(provider)(model, **options)
+
+
+__all__ += ["make_provider"]

@@ -1,0 +1,54 @@
+"""A deterministic provider for unit tests and dry runs: no model, no network."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from promptkit.providers.base import Provider, Request, Response
+
+
+class FakeProvider(Provider):
+    """Model spec `fake:NAME`. Scores labels by a hash of the prompt, or by a keyword
+    rule when the options give one (`keywords: {positive: [great, love]}`); generation
+    echoes the last prompt line, or returns `reply` when set. `fail_every: N` makes every
+    Nth request fail."""
+
+    name = "fake"
+    supports_scoring = True
+
+    def __init__(self, model: str, **options: Any):
+        super().__init__(model, **options)
+        self.calls = 0
+
+    def _score(self, request: Request, prompt: str) -> dict[str, float]:
+        keywords: dict[str, list[str]] = self.options.get("keywords", {})
+        # Only the example's own text counts, not few-shot examples before it.
+        last = prompt.lower().rsplit("\n\n", 1)[-1]
+        scores = {}
+        for label in request.labels or []:
+            hits = sum(word in last for word in keywords.get(label, []))
+            noise = int(hashlib.sha256((prompt + label).encode()).hexdigest()[:6], 16) / 16**6
+            scores[label] = hits - 1.0 - noise * 0.5
+        return scores
+
+    def _complete(self, requests: Sequence[Request]) -> list[Response]:
+        responses = []
+        fail_every = int(self.options.get("fail_every", 0))
+        for request in requests:
+            self.calls += 1
+            prompt = request.text or "\n\n".join(m["content"] for m in request.messages or [])
+            tokens_in = self.prompt_tokens(request)
+            if fail_every and self.calls % fail_every == 0:
+                responses.append(Response(error="FakeError: injected failure", tokens_in=tokens_in))
+                continue
+            if request.labels:
+                scores = self._score(request, prompt)
+                best = max(scores, key=scores.__getitem__)
+                responses.append(Response(output=best, scores=scores, tokens_in=tokens_in, tokens_out=1))
+            else:
+                output = self.options.get("reply") or prompt.strip().splitlines()[-1]
+                output = output[: request.max_tokens * 4]
+                responses.append(Response(output=output, tokens_in=tokens_in, tokens_out=self.count_tokens(output)))
+        return responses
