@@ -45,19 +45,14 @@ def _converted_gguf(gguf: Path) -> Path:
     target = cache_dir() / "models" / f"{gguf.stem}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     if (target / "config.json").is_file():
         return target
+    import contextlib
+    import io
     import sys
 
     print(f"promptkit: converting {gguf.name} once for fast loading (about 20 s)...", file=sys.stderr)
-    previous = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"  # the GGUF reader draws its own progress bar
-    try:
+    with contextlib.redirect_stderr(io.StringIO()):  # the GGUF reader draws its own progress bar
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    finally:
-        if previous is None:
-            del os.environ["TQDM_DISABLE"]
-        else:
-            os.environ["TQDM_DISABLE"] = previous
     # The de-quantized weights are plain fp32 tensors; drop the GGUF marker so they can be saved.
     model.hf_quantizer = None
     model.is_quantized = False
@@ -127,7 +122,11 @@ class HFProvider(Provider):
 
     @property
     def context_window(self) -> int | None:
-        return getattr(self.hf_model.config, "max_position_embeddings", None)
+        if self._model is not None:
+            return getattr(self._model.config, "max_position_embeddings", None)
+        from transformers import AutoConfig
+
+        return getattr(AutoConfig.from_pretrained(str(self._source())), "max_position_embeddings", None)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -1,0 +1,112 @@
+"""promptkit prompt: list, show, new-version, label, diff."""
+
+from __future__ import annotations
+
+import click
+from rich.syntax import Syntax
+from rich.table import Table
+
+from promptkit.cli.common import console, project_of
+from promptkit.errors import ConfigError
+
+
+@click.group()
+def prompt() -> None:
+    """Manage versioned prompts."""
+
+
+@prompt.command("list")
+@click.pass_context
+def list_prompts(ctx: click.Context) -> None:
+    """List prompts with their versions and labels."""
+    library = project_of(ctx).library
+    table = Table()
+    for column in ("prompt", "versions", "labels", "working copy"):
+        table.add_column(column)
+    for name in library.names():
+        folder, _ = library.folder(name)
+        versions = folder.versions()
+        labels = folder.labels()
+        label_text = ", ".join(f"{k} → {v}" for k, v in labels.items())
+        working = ""
+        if folder.working_file.is_file():
+            current = folder.working()
+            published = next((v.label for v in versions if v.hash == current.hash), None)
+            working = f"= {published}" if published else f"unpublished ({current.hash})"
+        table.add_row(name, " ".join(f"{v.label}:{v.hash[:7]}" for v in versions) or "-", label_text or "-", working)
+    console.print(table)
+
+
+@prompt.command("show")
+@click.argument("ref")
+@click.option("--model", "-m", help="Count tokens with this model's tokenizer (default: the prompt's).")
+@click.option("--index", "index", default=0, show_default=True, help="Which example of the suite's dataset.")
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Render with these values instead.")
+@click.pass_context
+def show(ctx: click.Context, ref: str, model: str | None, index: int, variables: tuple[str, ...]) -> None:
+    """Show prompt REF rendered for one example, with tokens per slot."""
+    from promptkit.library.inspect import inspect_prompt
+
+    project = project_of(ctx)
+    given: dict[str, str] = {}
+    for item in variables:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--var {item!r} is not NAME=VALUE")
+        given[name] = value
+    view = inspect_prompt(project, project.library.resolve(ref), model=model, variables=given or None, index=index)
+    console.print(f"[bold]{view.version.ref}[/bold] hash {view.version.hash} · {view.version.spec.style} · "
+                  f"tokens with {view.model}: {view.total_tokens} (window {view.context_window or '?'})")
+    table = Table()
+    table.add_column("part")
+    table.add_column("tokens", justify="right")
+    for part, count in view.part_tokens:
+        table.add_row(part, str(count))
+    console.print(table)
+    console.print(Syntax(view.text, "text", word_wrap=True, theme="ansi_dark"))
+
+
+@prompt.command("new-version")
+@click.argument("name")
+@click.option("--message", "-m", default="", help="Why this version.")
+@click.pass_context
+def new_version(ctx: click.Context, name: str, message: str) -> None:
+    """Publish prompt NAME's working copy as its next immutable version."""
+    folder, _ = project_of(ctx).library.folder(name)
+    version, created = folder.publish(message)
+    if created:
+        console.print(f"published {version.ref} ({version.hash})")
+    else:
+        console.print(f"unchanged: the working copy is {version.ref} ({version.hash})")
+
+
+@prompt.command("label")
+@click.argument("ref")
+@click.argument("label")
+@click.pass_context
+def label(ctx: click.Context, ref: str, label: str) -> None:
+    """Point LABEL (e.g. production) at version REF."""
+    library = project_of(ctx).library
+    folder, _ = library.folder(ref)
+    version = library.resolve(ref)
+    folder.set_label(label, version)
+    console.print(f"{version.name}@{label} → {version.label} ({version.hash})")
+
+
+@prompt.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.pass_context
+def diff(ctx: click.Context, old: str, new: str) -> None:
+    """Show what changed from version OLD to NEW, slot by slot."""
+    from promptkit.library.diff import diff_versions
+
+    library = project_of(ctx).library
+    a, b = library.resolve(old), library.resolve(new)
+    console.print(f"{a.ref} ({a.hash}) → {b.ref} ({b.hash})")
+    for part in diff_versions(a, b):
+        colour = {"unchanged": "dim", "changed": "yellow", "added": "green", "removed": "red"}[part.status]
+        console.print(f"[{colour}]{part.part}: {part.status}[/{colour}]")
+        for line in part.lines[2:]:
+            style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan"
+            console.print(f"  {line}", style=style, markup=False, highlight=False)
