@@ -82,6 +82,7 @@ def validate(model: type[M], data: Any, path: Path, text: str | None = None) -> 
         line = line_of(text, loc) if text else None
         where = f"{path}:{line}" if line else str(path)
         kind = err["type"]
+        hint: str | None
         if kind == "extra_forbidden":
             parent = _model_at(model, loc[:-1])
             known = list(parent.model_fields) if parent else []

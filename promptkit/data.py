@@ -61,11 +61,11 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
         except csv.Error as e:
             raise ConfigError(f"CSV error: {e}", where=f"{path}:{reader.line_num}") from None
     else:
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
+        for number, record in enumerate(text.split("\n"), start=1):
+            if not record.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(record)
             except json.JSONDecodeError as e:
                 raise ConfigError(f"invalid JSON: {e.msg} at column {e.colno}", where=f"{path}:{number}") from None
             if not isinstance(row, dict):

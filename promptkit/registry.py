@@ -28,7 +28,7 @@ class Registry(Generic[T]):
 
         if entry is not None:
             self._entries[name] = entry
-        return add  # type: ignore[return-value]
+        return add
 
     def get(self, name: str) -> T:
         if name not in self._entries:
@@ -38,7 +38,7 @@ class Registry(Generic[T]):
             module, _, attr = entry.partition(":")
             entry = getattr(importlib.import_module(module), attr)
             self._entries[name] = entry
-        return entry  # type: ignore[return-value]
+        return entry
 
     def names(self) -> list[str]:
         return sorted(self._entries)

@@ -49,7 +49,7 @@ class LazyGroup(click.Group):
             ctx.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
-        except Exception as e:  # noqa: BLE001 - one line, never a traceback, unless asked
+        except Exception as e:
             if os.environ.get("PROMPTKIT_DEBUG"):
                 raise
             click.echo(f"internal error: {type(e).__name__}: {e} (set PROMPTKIT_DEBUG=1 for the traceback)", err=True)

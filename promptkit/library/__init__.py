@@ -4,4 +4,4 @@ from promptkit.library.render import Rendered, Template
 from promptkit.library.spec import PromptSpec
 from promptkit.library.store import WORKING, Library, PromptFolder, PromptVersion
 
-__all__ = ["Library", "PromptFolder", "PromptSpec", "PromptVersion", "Rendered", "Template", "WORKING"]
+__all__ = ["WORKING", "Library", "PromptFolder", "PromptSpec", "PromptVersion", "Rendered", "Template"]

@@ -78,7 +78,7 @@ class PromptFolder:
         data, text = load_yaml(self.working_file)
         spec = validate(PromptSpec, data, self.working_file, text)
         version = PromptVersion(self.name, self.folder, None, spec.content_hash(), spec, self.working_file)
-        version.template  # compile now so syntax errors surface at load
+        _ = version.template  # compile now so syntax errors surface at load
         return version
 
     def version_numbers(self) -> list[int]:
@@ -109,7 +109,7 @@ class PromptFolder:
                 "and publish changes with 'promptkit prompt new-version'",
             )
         version = PromptVersion(self.name, self.folder, number, actual, spec, path)
-        version.template
+        _ = version.template
         return version
 
     def versions(self) -> list[PromptVersion]:
@@ -220,4 +220,4 @@ class Library:
         return folder.resolve(selector)
 
 
-__all__ = ["Library", "PromptFolder", "PromptVersion", "WORKING", "content_hash"]
+__all__ = ["WORKING", "Library", "PromptFolder", "PromptVersion", "content_hash"]

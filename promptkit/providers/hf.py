@@ -54,8 +54,8 @@ def _converted_gguf(gguf: Path) -> Path:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     # The de-quantized weights are plain fp32 tensors; drop the GGUF marker so they can be saved.
-    model.hf_quantizer = None
-    model.is_quantized = False
+    model.hf_quantizer = None  # type: ignore[assignment]
+    model.is_quantized = False  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +115,7 @@ class HFProvider(Provider):
             if adapter:
                 from peft import PeftModel
 
-                model = PeftModel.from_pretrained(model, str(adapter))
+                model = PeftModel.from_pretrained(model, str(adapter))  # type: ignore[assignment]
             model.eval()
             self._model = model
         return self._model
@@ -211,7 +211,7 @@ class HFProvider(Provider):
                 offset = n_max - len(cont)
                 scores[i][label] = float(sum(logprobs[row, offset + j, tok] for j, tok in enumerate(cont)))
         responses = []
-        for i, request in enumerate(requests):
+        for i in range(len(requests)):
             best = max(scores[i], key=scores[i].__getitem__)
             responses.append(Response(output=best, scores=scores[i], tokens_in=len(contexts[i]),
                                       tokens_out=len(conts[i][best])))
