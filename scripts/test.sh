@@ -6,6 +6,6 @@ scripts/setup.sh --dev
 VENV="${PROMPTKIT_VENV:-.venv}"
 export PATH="$PWD/$VENV/bin:$PATH"
 
-echo "== ruff"; ruff check promptkit tests benchmarks
+echo "== ruff"; ruff check .
 echo "== mypy"; mypy promptkit
 echo "== pytest"; python -m pytest -q "$@"
