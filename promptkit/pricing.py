@@ -1,0 +1,85 @@
+"""Token prices per model, in dollars per million tokens, and the cost of a call.
+
+Built-in prices cover common hosted models; local models cost nothing. A project can
+override or add prices in `promptkit.yaml` at its root:
+
+    prices:
+      gpt-4o-mini: {input: 0.15, output: 0.60}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from promptkit.config import load_yaml
+from promptkit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Price:
+    input: float  # $ per million input tokens
+    output: float  # $ per million output tokens
+
+    def cost(self, tokens_in: int, tokens_out: int) -> float:
+        return (tokens_in * self.input + tokens_out * self.output) / 1_000_000
+
+
+FREE = Price(0.0, 0.0)
+
+# Published list prices (USD per 1M tokens). Fine-tuned models ("ft:BASE:...") use their base's
+# fine-tuned inference price where it is listed here, else the base price.
+BUILTIN: dict[str, Price] = {
+    "gpt-4o": Price(2.50, 10.00),
+    "gpt-4o-mini": Price(0.15, 0.60),
+    "gpt-4.1": Price(2.00, 8.00),
+    "gpt-4.1-mini": Price(0.40, 1.60),
+    "gpt-4.1-nano": Price(0.10, 0.40),
+    "gpt-3.5-turbo": Price(0.50, 1.50),
+    "ft:gpt-4o-mini": Price(0.30, 1.20),
+    "ft:gpt-4.1-mini": Price(0.80, 3.20),
+    "ft:gpt-4.1-nano": Price(0.20, 0.80),
+    "ft:gpt-3.5-turbo": Price(3.00, 6.00),
+}
+
+PROJECT_FILE = "promptkit.yaml"
+
+
+def load_prices(root: Path | str | None = None) -> dict[str, Price]:
+    """Built-in prices overlaid with the project's `prices:` table, if any."""
+    table = dict(BUILTIN)
+    if root is None:
+        return table
+    path = Path(root) / PROJECT_FILE
+    if not path.is_file():
+        return table
+    data, _ = load_yaml(path)
+    prices: Any = (data or {}).get("prices", {}) if isinstance(data, dict) else None
+    if not isinstance(prices, dict):
+        raise ConfigError("'prices' must map model names to {input: N, output: N}", where=str(path))
+    for name, entry in prices.items():
+        if not isinstance(entry, dict) or set(entry) - {"input", "output"}:
+            raise ConfigError(f"price for {name!r} must be {{input: N, output: N}}", where=f"{path}: prices.{name}")
+        try:
+            table[str(name)] = Price(float(entry.get("input", 0)), float(entry.get("output", 0)))
+        except (TypeError, ValueError):
+            raise ConfigError(f"price for {name!r} must be numbers", where=f"{path}: prices.{name}") from None
+    return table
+
+
+def price_for(model: str, prices: dict[str, Price] | None = None) -> Price:
+    """The price of a model name; dated snapshots ("gpt-4o-mini-2024-07-18") match their family.
+    Unknown models, local ones included, are free."""
+    table = prices if prices is not None else BUILTIN
+    if model in table:
+        return table[model]
+    if model.startswith("ft:"):
+        base = model.split(":")[1]
+        return table.get(f"ft:{base}") or price_for(base, table)
+    family = max((name for name in table if model.startswith(name + "-")), key=len, default=None)
+    return table[family] if family else FREE
+
+
+def cost(model: str, tokens_in: int, tokens_out: int, prices: dict[str, Price] | None = None) -> float:
+    return price_for(model, prices).cost(tokens_in, tokens_out)
