@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from promptkit.metrics.base import Metric, MetricValue, wilson
+from promptkit.metrics.base import Metric, MetricValue, ProportionMetric, bootstrap
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from promptkit.evaluate import ExampleResult
 
 
@@ -36,26 +39,62 @@ def per_label(results: Sequence[ExampleResult], labels: Sequence[str]) -> dict[s
     return out
 
 
-class Accuracy(Metric):
-    name = "accuracy"
+class Accuracy(ProportionMetric):
+    """Share of examples whose prediction matches the expected answer (failures count as wrong)."""
 
-    def compute(self, results: Sequence[ExampleResult], labels: Sequence[str] | None) -> list[MetricValue]:
-        n = len(results)
-        correct = sum(bool(r.correct) for r in results)
-        low, high = wilson(correct, n)
-        return [MetricValue("accuracy", correct / n if n else 0.0, True, low, high)]
+    name = "accuracy"
+    description = "share of correct predictions"
+
+    def judge(self, result: ExampleResult) -> bool | None:
+        return None if result.correct is None else bool(result.correct)
+
+
+def macro_prf_counts(results: Sequence[ExampleResult], labels: Sequence[str]) -> np.ndarray:
+    """(n, labels, 3) indicators: is the example a true positive, false positive, false negative for each label."""
+    import numpy as np
+
+    out = np.zeros((len(results), len(labels), 3))
+    for i, r in enumerate(results):
+        for j, label in enumerate(labels):
+            out[i, j] = (r.prediction == label and r.expected == label,
+                         r.prediction == label and r.expected != label,
+                         r.prediction != label and r.expected == label)
+    return out
+
+
+def macro_from_counts(counts: np.ndarray) -> np.ndarray:
+    """Macro precision, recall, F1 from summed (..., labels, 3) counts -> (..., 3)."""
+    import numpy as np
+
+    tp, fp, fn = counts[..., 0], counts[..., 1], counts[..., 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    return np.stack([precision.mean(-1), recall.mean(-1), f1.mean(-1)], axis=-1)
+
+
+def _resampled_macro(sample: np.ndarray, k: int) -> np.ndarray:
+    return macro_from_counts(sample.sum(axis=1))[:, k]
 
 
 class MacroPRF(Metric):
-    """Macro-averaged precision, recall and F1 over the label set."""
+    """Macro-averaged precision, recall and F1 over the label set, with bootstrap intervals."""
 
     name = "f1"
     tasks = ("classification",)
+    aggregate = "macro"
+    description = "macro-averaged precision, recall and F1"
 
     def compute(self, results: Sequence[ExampleResult], labels: Sequence[str] | None) -> list[MetricValue]:
-        stats = per_label(results, labels or sorted({r.expected for r in results if r.expected}))
-        k = max(1, len(stats))
-        return [
-            MetricValue(f"{kind}_macro", sum(s[kind] for s in stats.values()) / k, True)
-            for kind in ("precision", "recall", "f1")
-        ]
+        labels = list(labels or sorted({r.expected for r in results if r.expected}))
+        if not results or not labels:
+            return [MetricValue(f"{kind}_macro", 0.0, True, n=len(results)) for kind in ("precision", "recall", "f1")]
+        counts = macro_prf_counts(results, labels)
+        point = macro_from_counts(counts.sum(axis=0))
+        values = []
+        for k, kind in enumerate(("precision", "recall", "f1")):
+            low, high = bootstrap(counts, functools.partial(_resampled_macro, k=k))
+            values.append(MetricValue(f"{kind}_macro", float(point[k]), True, low, high, interval="bootstrap",
+                                      n=len(results)))
+        return values
