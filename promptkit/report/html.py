@@ -206,6 +206,7 @@ function apply(){var t=q.value.toLowerCase(),st=s.value,n=0;rows.forEach(functio
 var ok=(!t||r.textContent.toLowerCase().indexOf(t)>=0)&&
 (st==='all'||r.dataset.status===st||(st==='cached'&&r.dataset.cached==='1'));
 r.hidden=!ok;if(ok)n++;});shown.textContent=n;}
+var h=decodeURIComponent(location.hash.slice(1));if(h.indexOf('q=')===0)q.value=h.slice(2);
 q.addEventListener('input',apply);s.addEventListener('change',apply);apply();})();
 """
 
