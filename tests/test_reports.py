@@ -101,3 +101,18 @@ def test_html_report_renders_in_headless_chromium(run, tmp_path: Path) -> None: 
     shown = re.search(r'<span id="shown">(\d+)</span>', dom)
     assert shown and shown.group(1) == "1", dom[-500:]
     assert len(re.findall(r"<tr [^>]*\bhidden\b", dom)) == len(run.results) - 1
+
+
+def test_terminal_table_formats_intervals_by_unit(run) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    from promptkit.report.terminal import metrics_table
+
+    console = Console(record=True, width=200)
+    console.print(metrics_table(run))
+    text = console.export_text()
+    tokens = next(line for line in text.splitlines() if "tokens_per_example" in line)
+    latency = next(line for line in text.splitlines() if "latency_p95" in line)
+    assert "%" not in tokens and re.search(r"\d+\.\d – \d+\.\d", tokens)
+    assert re.search(r"\d+ ms – \d+ ms", latency)
+    assert re.search(r"accuracy .*\d+\.\d% – \d+\.\d%", text)

@@ -10,30 +10,14 @@ from typing import TYPE_CHECKING
 
 from promptkit.metrics.base import percentile
 from promptkit.report.data import example_metrics
+from promptkit.report.format import fmt, fmt_interval
 
 if TYPE_CHECKING:
     from promptkit.evaluate import EvalRun
     from promptkit.metrics import MetricValue
 
-PERCENT = ("accuracy", "exact_match", "error_rate", "precision_macro", "recall_macro", "f1_macro")
-
-
 def esc(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
-
-
-def fmt(name: str, value: float | None, unit: str = "") -> str:
-    if value is None:
-        return ""
-    if unit == "s":
-        return f"{value * 1000:.3g} ms" if value < 1 else f"{value:.2f} s"
-    if unit == "$":
-        return f"${value:.6f}" if value else "$0"
-    if name in ("tokens_in", "tokens_out"):
-        return f"{int(value):,}"
-    if name in PERCENT:
-        return f"{value:.1%}"
-    return f"{value:.3f}" if abs(value) < 10 else f"{value:,.1f}"
 
 
 def interval_svg(m: MetricValue, width: int = 160, height: int = 16) -> str:
@@ -58,7 +42,7 @@ def metrics_section(run: EvalRun) -> str:
     rows = []
     for m in run.metrics:
         arrow = "" if m.higher_is_better is None else "↑ higher is better" if m.higher_is_better else "↓ lower is better"
-        interval = "" if m.low is None or m.high is None else f"{fmt(m.name, m.low, m.unit)} – {fmt(m.name, m.high, m.unit)}"
+        interval = fmt_interval(m.name, m.low, m.high, m.unit)
         rows.append(f'<tr><td class="name">{esc(m.name)}</td><td class="num value">{esc(fmt(m.name, m.value, m.unit))}</td>'
                     f'<td class="num">{esc(interval)}</td><td>{interval_svg(m)}</td><td>{esc(m.interval or "")}</td>'
                     f'<td class="num">{esc(m.n if m.n is not None else "")}</td><td class="dir">{esc(arrow)}</td></tr>')
@@ -104,16 +88,17 @@ def confusion_section(run: EvalRun) -> str:
             f'<table class="confusion"><thead><tr><th></th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
 
 
-def histogram_svg(values: Sequence[float], bins: int = 20, width: int = 640, height: int = 240) -> str:
+def histogram_svg(values: Sequence[float], bins: int = 20, width: int = 640, height: int = 250) -> str:
     """Histogram of latencies (seconds, drawn in ms) with p50 and p95 marked."""
     ms = [v * 1000 for v in values]
     lo, hi = min(ms), max(ms)
     if hi - lo < 1e-9:
-        lo, hi = lo - 0.5, hi + 0.5
+        pad = max(abs(lo) * 0.5, 1e-6)
+        lo, hi = max(0.0, lo - pad), hi + pad
     counts = [0] * bins
     for v in ms:
         counts[min(bins - 1, int((v - lo) / (hi - lo) * bins))] += 1
-    left, right, top, bottom = 48, 16, 16, 36
+    left, right, top, bottom = 48, 16, 34, 36
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max(counts)
     bar_w = plot_w / bins
@@ -124,26 +109,28 @@ def histogram_svg(values: Sequence[float], bins: int = 20, width: int = 640, hei
     for i, c in enumerate(counts):
         h = plot_h * c / peak if peak else 0
         parts.append(f'<rect x="{left + i * bar_w + 1:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 2:.1f}" '
-                     f'height="{h:.1f}" fill="#3b82f6"><title>{lo + i * (hi - lo) / bins:.1f}–'
-                     f'{lo + (i + 1) * (hi - lo) / bins:.1f} ms: {c}</title></rect>')
+                     f'height="{h:.1f}" fill="#3b82f6"><title>{lo + i * (hi - lo) / bins:.3g}–'
+                     f'{lo + (i + 1) * (hi - lo) / bins:.3g} ms: {c}</title></rect>')
     for k in range(5):
         v = lo + (hi - lo) * k / 4
         x = left + plot_w * k / 4
-        parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{v:.1f}</text>')
+        parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{v:.3g}</text>')
     parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" text-anchor="middle">latency (ms)</text>')
     parts.append(f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">{peak}</text>'
                  f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end">0</text>')
-    for q, colour in ((50, "#16a34a"), (95, "#dc2626")):
+    for row, (q, colour) in enumerate(((50, "#16a34a"), (95, "#dc2626"))):
         v = percentile(ms, q)
         x = left + plot_w * (v - lo) / (hi - lo)
-        parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}" stroke="{colour}" '
-                     f'stroke-dasharray="4 3"/><text x="{x + 3:.1f}" y="{top + 10}" fill="{colour}">p{q} {v:.1f}</text>')
+        anchor = "end" if x > left + plot_w * 0.8 else "start"
+        parts.append(f'<line x1="{x:.1f}" y1="{top - 2}" x2="{x:.1f}" y2="{top + plot_h}" stroke="{colour}" '
+                     f'stroke-dasharray="4 3"/><text x="{x:.1f}" y="{10 + 12 * row}" fill="{colour}" '
+                     f'text-anchor="{anchor}">p{q} {v:.3g} ms</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
 def latency_section(run: EvalRun) -> str:
-    times = [r.latency for r in run.results if not r.cached and r.error is None]
+    times = [r.latency for r in run.results if not r.cached]  # the same examples as the latency metric
     body = histogram_svg(times) if times else '<p class="note">every example came from the cache: no latencies</p>'
     return f'<section><h2>Latency</h2>{body}</section>'
 
