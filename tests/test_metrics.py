@@ -138,3 +138,26 @@ def test_metric_value_serializes_without_per_example() -> None:
     value = MetricValue("x", 0.5, True, 0.4, 0.6, per_example=[1.0, 0.0])
     assert value.to_dict() == {"name": "x", "value": 0.5, "higher_is_better": True, "low": 0.4, "high": 0.6, "unit": "",
                                "interval": None, "n": None}
+
+
+def test_macro_f1_agrees_with_per_label_counts() -> None:
+    import random
+
+    from promptkit.metrics.classification import per_label
+
+    rng = random.Random(3)
+    labels = ["a", "b", "c"]
+    rs = [result(rng.choice(labels), "", prediction=rng.choice([*labels, None])) for _ in range(200)]
+    expected = sum(s["f1"] for s in per_label(rs, labels).values()) / 3
+    f1 = next(v for v in MacroPRF().compute(rs, labels) if v.name == "f1_macro")
+    assert f1.value == pytest.approx(expected)
+
+
+def test_importing_metrics_loads_no_heavy_library() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, promptkit.evaluate, promptkit.metrics, promptkit.report; "
+            "print(sorted(m for m in ('numpy', 'torch', 'transformers', 'rich') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.strip() == "[]"

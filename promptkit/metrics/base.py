@@ -144,8 +144,35 @@ def bootstrap(values: Sequence[float] | Any, statistic: Callable[[np.ndarray], n
     return (float(low), float(high))
 
 
+def resampled_sums(rows: Sequence[float] | Sequence[Sequence[float]] | Any, resamples: int = BOOTSTRAP_RESAMPLES,
+                   seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+    """Column sums of `rows` (one row per example) under each bootstrap resample: (resamples, columns).
+    Counts how often each example is drawn and multiplies, so memory stays O(block x n)."""
+    import numpy as np
+
+    data = np.asarray(rows, dtype=float)
+    n = len(data)
+    data = data.reshape(n, -1)
+    sums = []
+    for block in resample_blocks(n, resamples, seed):
+        k = len(block)
+        weights = np.bincount((block + np.arange(k)[:, None] * n).ravel(), minlength=k * n).reshape(k, n)
+        sums.append(weights @ data)
+    return np.concatenate(sums)
+
+
+def interval_of(stats: Any) -> tuple[float, float]:
+    """The central 95% of bootstrap statistics."""
+    import numpy as np
+
+    low, high = np.percentile(stats, [2.5, 97.5])
+    return (float(low), float(high))
+
+
 def bootstrap_mean(values: Sequence[float]) -> tuple[float, float] | tuple[None, None]:
-    return bootstrap(values, lambda sample: sample.mean(axis=1))
+    if not values:
+        return (None, None)
+    return interval_of(resampled_sums(values)[:, 0] / len(values))
 
 
 def bootstrap_percentile(values: Sequence[float], q: float) -> tuple[float, float] | tuple[None, None]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from promptkit.metrics.base import Metric, MetricValue, ProportionMetric, bootstrap
+from promptkit.metrics.base import Metric, MetricValue, ProportionMetric, interval_of, resampled_sums
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,13 +52,12 @@ def macro_prf_counts(results: Sequence[ExampleResult], labels: Sequence[str]) ->
     """(n, labels, 3) indicators: is the example a true positive, false positive, false negative for each label."""
     import numpy as np
 
-    out = np.zeros((len(results), len(labels), 3))
-    for i, r in enumerate(results):
-        for j, label in enumerate(labels):
-            out[i, j] = (r.prediction == label and r.expected == label,
-                         r.prediction == label and r.expected != label,
-                         r.prediction != label and r.expected == label)
-    return out
+    index = {label: i for i, label in enumerate(labels)}
+    predicted = np.array([index.get(r.prediction, -1) if r.prediction is not None else -1 for r in results])
+    expected = np.array([index.get(r.expected, -1) if r.expected is not None else -1 for r in results])
+    columns = np.arange(len(labels))
+    p, e = predicted[:, None] == columns, expected[:, None] == columns
+    return np.stack([p & e, p & ~e, ~p & e], axis=-1).astype(float)
 
 
 def macro_from_counts(counts: np.ndarray) -> np.ndarray:
@@ -72,10 +70,6 @@ def macro_from_counts(counts: np.ndarray) -> np.ndarray:
         recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
     return np.stack([precision.mean(-1), recall.mean(-1), f1.mean(-1)], axis=-1)
-
-
-def _resampled_macro(sample: np.ndarray, k: int) -> np.ndarray:
-    return macro_from_counts(sample.sum(axis=1))[:, k]
 
 
 class MacroPRF(Metric):
@@ -92,9 +86,10 @@ class MacroPRF(Metric):
             return [MetricValue(f"{kind}_macro", 0.0, True, n=len(results)) for kind in ("precision", "recall", "f1")]
         counts = macro_prf_counts(results, labels)
         point = macro_from_counts(counts.sum(axis=0))
+        resampled = macro_from_counts(resampled_sums(counts.reshape(len(results), -1)).reshape(-1, len(labels), 3))
         values = []
         for k, kind in enumerate(("precision", "recall", "f1")):
-            low, high = bootstrap(counts, functools.partial(_resampled_macro, k=k))
+            low, high = interval_of(resampled[:, k])
             values.append(MetricValue(f"{kind}_macro", float(point[k]), True, low, high, interval="bootstrap",
                                       n=len(results)))
         return values

@@ -13,11 +13,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from promptkit.metrics.base import MeanMetric, Metric, MetricValue, ProportionMetric, bootstrap
+from promptkit.metrics.base import MeanMetric, Metric, MetricValue, ProportionMetric, interval_of, resampled_sums
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from promptkit.evaluate import ExampleResult
 
 MAX_ORDER = 4
@@ -80,13 +78,6 @@ def bleu_from_stats(stats: Sequence[float], effective_order: bool = False) -> fl
     return brevity * math.exp(sum(logs[:order]) / order)
 
 
-def _bleu_rows(sample: np.ndarray) -> np.ndarray:
-    """Corpus BLEU of each resample: sample is (k, n, 10) per-example statistics."""
-    import numpy as np
-
-    return np.array([bleu_from_stats(row) for row in sample.sum(axis=1)])
-
-
 class Bleu(Metric):
     name = "bleu"
     tasks = ("generation",)
@@ -106,7 +97,7 @@ class Bleu(Metric):
         if not stats:
             return []
         corpus = bleu_from_stats([sum(column) for column in zip(*stats, strict=True)])
-        low, high = bootstrap(stats, _bleu_rows)
+        low, high = interval_of([bleu_from_stats(row) for row in resampled_sums(stats).tolist()])
         return [MetricValue("bleu", corpus, True, low, high, interval="bootstrap", n=len(stats), per_example=per_example)]
 
 
