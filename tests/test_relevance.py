@@ -45,3 +45,15 @@ def test_generation_run_reports_every_relevance_metric(tmp_path: Path) -> None:
     for m in run.metrics:
         if m.name in ("relevance", "answer_relevance", "bleu", "rouge_l", "exact_match"):
             assert m.n == 4 and m.low is not None and m.high is not None
+
+
+def test_relevance_checks_for_its_model_before_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from promptkit.errors import PromptkitError
+    from promptkit.metrics import metrics
+
+    metrics.get("relevance").check()  # installed: fine
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(PromptkitError, match="all-MiniLM-L6-v2"):
+        metrics.get("answer_relevance").check()

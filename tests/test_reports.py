@@ -116,3 +116,15 @@ def test_terminal_table_formats_intervals_by_unit(run) -> None:  # type: ignore[
     assert "%" not in tokens and re.search(r"\d+\.\d – \d+\.\d", tokens)
     assert re.search(r"\d+ ms – \d+ ms", latency)
     assert re.search(r"accuracy .*\d+\.\d% – \d+\.\d%", text)
+
+
+def test_html_for_a_cached_generation_run(tmp_path: Path) -> None:
+    from reports_helpers import generation_run
+
+    gen = generation_run(tmp_path)
+    for r in gen.results:
+        r.cached = True
+    page = html_report(gen)
+    assert "Confusion matrix" not in page and "every example came from the cache" in page
+    assert "relevance" in page and "rouge_l" in page and "<th>metrics</th>" in page
+    assert "&lt;script&gt;alert" in page and "<script>alert" not in page

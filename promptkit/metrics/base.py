@@ -52,6 +52,11 @@ class Metric(ABC):
     interval: ClassVar[str] = "bootstrap"
     description: ClassVar[str] = ""
 
+    @classmethod
+    def check(cls) -> None:
+        """Raise a PromptkitError if the metric cannot run here (e.g. a missing model); called before any model call."""
+        return None
+
     @abstractmethod
     def compute(self, results: Sequence[ExampleResult], labels: Sequence[str] | None) -> list[MetricValue]: ...
 

@@ -99,6 +99,10 @@ def input_text(result: ExampleResult) -> str:
 class _Similarity(MeanMetric):
     tasks = ("generation",)
 
+    @classmethod
+    def check(cls) -> None:
+        model_dir()
+
     def other(self, result: ExampleResult) -> str | None:
         raise NotImplementedError
 
