@@ -1,7 +1,27 @@
-"""Metric registry. A new metric is a small Metric subclass registered here."""
+"""Metric registry. A new metric is a small Metric subclass registered here.
 
-from promptkit.metrics.base import Metric, MetricValue, percentile, wilson
+Each registered class declares `higher_is_better`, `aggregate` and `interval`; every
+aggregate comes with a 95% interval (Wilson for proportions, seeded bootstrap otherwise)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from promptkit.metrics.base import (
+    MeanMetric,
+    Metric,
+    MetricValue,
+    ProportionMetric,
+    bootstrap,
+    bootstrap_mean,
+    percentile,
+    wilson,
+)
 from promptkit.registry import Registry
+
+if TYPE_CHECKING:
+    from promptkit.evaluate import ExampleResult
 
 metrics: Registry[type[Metric]] = Registry("metric")
 metrics.register("accuracy", "promptkit.metrics.classification:Accuracy")
@@ -10,10 +30,31 @@ metrics.register("latency", "promptkit.metrics.usage:Latency")
 metrics.register("tokens", "promptkit.metrics.usage:Tokens")
 metrics.register("cost", "promptkit.metrics.usage:Cost")
 metrics.register("errors", "promptkit.metrics.usage:Errors")
+metrics.register("exact_match", "promptkit.metrics.text:ExactMatch")
+metrics.register("bleu", "promptkit.metrics.text:Bleu")
+metrics.register("rouge_l", "promptkit.metrics.text:RougeL")
+metrics.register("relevance", "promptkit.metrics.relevance:Relevance")
+metrics.register("answer_relevance", "promptkit.metrics.relevance:AnswerRelevance")
 
 DEFAULT_METRICS = {
     "classification": ["accuracy", "f1", "latency", "tokens", "cost", "errors"],
-    "generation": ["latency", "tokens", "cost", "errors"],
+    "generation": ["exact_match", "relevance", "answer_relevance", "bleu", "rouge_l", "latency", "tokens", "cost",
+                   "errors"],
 }
 
-__all__ = ["DEFAULT_METRICS", "Metric", "MetricValue", "metrics", "percentile", "wilson"]
+
+def per_example_scores(names: Sequence[str], results: Sequence[ExampleResult],
+                       labels: Sequence[str] | None = None) -> dict[str, list[float | None]]:
+    """Per-example values of the named metrics, aligned with `results` (None: the example does
+    not count), keyed by value name (e.g. accuracy, relevance, bleu). Metrics without a
+    per-example decomposition (f1, latency percentiles, totals) are left out."""
+    out: dict[str, list[float | None]] = {}
+    for name in names:
+        for value in metrics.get(name)().compute(results, labels):
+            if value.per_example is not None:
+                out[value.name] = value.per_example
+    return out
+
+
+__all__ = ["DEFAULT_METRICS", "MeanMetric", "Metric", "MetricValue", "ProportionMetric", "bootstrap", "bootstrap_mean",
+           "metrics", "per_example_scores", "percentile", "wilson"]

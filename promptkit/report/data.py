@@ -1,7 +1,11 @@
-"""The machine-readable report: a run's settings, metrics and every example."""
+"""Machine-readable reports: the JSON report (settings, metrics, every example), per-example
+JSONL and CSV. Per-example metric values (accuracy, relevance, bleu, ...) come from the run's
+MetricValues where the metric has a per-example decomposition."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,6 +15,9 @@ from promptkit.errors import PromptkitError
 
 if TYPE_CHECKING:
     from promptkit.evaluate import EvalRun
+
+EXAMPLE_COLUMNS = ["index", "id", "expected", "output", "prediction", "correct", "error", "tokens_in", "tokens_out",
+                   "cost", "latency", "cached"]
 
 
 def report_dict(run: EvalRun) -> dict[str, Any]:
@@ -23,9 +30,85 @@ def report_dict(run: EvalRun) -> dict[str, Any]:
     }
 
 
-def write_json(run: EvalRun, path: Path) -> None:
+def example_metrics(run: EvalRun) -> list[dict[str, float]]:
+    """For each example, its per-example metric values by name (only those defined for it)."""
+    rows: list[dict[str, float]] = [{} for _ in run.results]
+    for m in run.metrics:
+        if m.per_example is not None and len(m.per_example) == len(rows):
+            for row, value in zip(rows, m.per_example, strict=True):
+                if value is not None:
+                    row[m.name] = value
+    return rows
+
+
+def example_records(run: EvalRun) -> list[dict[str, Any]]:
+    """One dict per example: the result plus a `metrics` dict of its per-example values."""
+    return [{**r.to_dict(), "metrics": scores} for r, scores in zip(run.results, example_metrics(run), strict=True)]
+
+
+def jsonl_text(run: EvalRun) -> str:
+    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in example_records(run))
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell; text that a spreadsheet would run as a formula gets a leading quote."""
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+def csv_text(run: EvalRun) -> str:
+    """One row per example: its input fields (input.NAME), the result columns, its metric values (metric.NAME)."""
+    inputs = list(dict.fromkeys(k for r in run.results for k in r.input))
+    scores = example_metrics(run)
+    metric_names = list(dict.fromkeys(k for row in scores for k in row))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["index", "id", *(f"input.{k}" for k in inputs), *EXAMPLE_COLUMNS[2:],
+                     *(f"metric.{k}" for k in metric_names)])
+    for r, row in zip(run.results, scores, strict=True):
+        record = r.to_dict()
+        writer.writerow([r.index, _cell(r.id), *(_cell(r.input.get(k)) for k in inputs),
+                         *(_cell(record[c]) for c in EXAMPLE_COLUMNS[2:]), *(row.get(k, "") for k in metric_names)])
+    return out.getvalue()
+
+
+def _write(path: Path, text: str) -> None:
     try:
-        atomic_write(path, json.dumps(report_dict(run), indent=2, ensure_ascii=False))
+        atomic_write(path, text)
     except OSError as e:
         raise PromptkitError(f"cannot write the report: {e.strerror or e}", where=str(path),
                              hint="choose a writable path with --output") from None
+
+
+def write_json(run: EvalRun, path: Path) -> None:
+    _write(path, json.dumps(report_dict(run), indent=2, ensure_ascii=False))
+
+
+def write_jsonl(run: EvalRun, path: Path) -> None:
+    _write(path, jsonl_text(run))
+
+
+def write_csv(run: EvalRun, path: Path) -> None:
+    _write(path, csv_text(run))
+
+
+def write_report(run: EvalRun, path: Path | str) -> Path:
+    """Write the report in the format the suffix names: .json, .jsonl, .csv or .html."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".html" or suffix == ".htm":
+        from promptkit.report.html import html_report
+
+        _write(path, html_report(run))
+    elif suffix in WRITERS:
+        WRITERS[suffix](run, path)
+    else:
+        raise PromptkitError(f"unknown report format {path.suffix or '(no suffix)'!r}", where=str(path),
+                             hint="name the file .json, .jsonl, .csv or .html")
+    return path
+
+
+WRITERS = {".json": write_json, ".jsonl": write_jsonl, ".csv": write_csv}

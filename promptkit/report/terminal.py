@@ -6,21 +6,15 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
+from promptkit.report.format import fmt, fmt_interval
+
 if TYPE_CHECKING:
     from promptkit.evaluate import EvalRun
     from promptkit.metrics import MetricValue
 
 
 def format_value(m: MetricValue) -> str:
-    if m.unit == "s":
-        return f"{m.value * 1000:.1f} ms" if m.value < 1 else f"{m.value:.2f} s"
-    if m.unit == "$":
-        return f"${m.value:.6f}" if m.value else "$0"
-    if m.name.startswith(("tokens_in", "tokens_out")):
-        return f"{int(m.value):,}"
-    if m.name == "tokens_per_example":
-        return f"{m.value:.1f}"
-    return f"{m.value:.1%}" if 0 <= m.value <= 1 else f"{m.value:.4g}"
+    return fmt(m.name, m.value, m.unit)
 
 
 def metrics_table(run: EvalRun) -> Table:
@@ -31,10 +25,7 @@ def metrics_table(run: EvalRun) -> Table:
     table.add_column("value", justify="right")
     table.add_column("95% interval", justify="right")
     for m in run.metrics:
-        interval = ""
-        if m.low is not None and m.high is not None:
-            interval = f"{m.low:.1%} – {m.high:.1%}" if m.unit == "" else f"{m.low:.3g} – {m.high:.3g}"
-        table.add_row(m.name, format_value(m), interval)
+        table.add_row(m.name, format_value(m), fmt_interval(m.name, m.low, m.high, m.unit))
     return table
 
 

@@ -1,0 +1,218 @@
+"""One self-contained HTML report: metrics with 95% intervals, cost, confusion matrix, a latency
+histogram (inline SVG) and a filterable per-example table (a few lines of inline JS). No external
+assets; every piece of user text is escaped."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from promptkit.metrics.base import percentile
+from promptkit.report.data import example_metrics
+from promptkit.report.format import fmt, fmt_interval
+
+if TYPE_CHECKING:
+    from promptkit.evaluate import EvalRun
+    from promptkit.metrics import MetricValue
+
+def esc(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def interval_svg(m: MetricValue, width: int = 160, height: int = 16) -> str:
+    """A track with the 95% interval as a bar and the value as a dot."""
+    if m.low is None or m.high is None:
+        return ""
+    top = 1.0 if m.unit == "" and -1 <= m.low and m.high <= 1 else max(m.high, m.value, 1e-12) * 1.25
+    bottom = min(0.0, m.low)
+    span = (top - bottom) or 1.0
+
+    def x(v: float) -> float:
+        return 4 + (width - 8) * (v - bottom) / span
+
+    return (f'<svg class="ci" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
+            f'<title>{esc(fmt(m.name, m.low, m.unit))} – {esc(fmt(m.name, m.high, m.unit))}</title>'
+            f'<line x1="4" x2="{width - 4}" y1="8" y2="8" stroke="#e2e8f0" stroke-width="4"/>'
+            f'<line x1="{x(m.low):.1f}" x2="{x(m.high):.1f}" y1="8" y2="8" stroke="#93c5fd" stroke-width="6"/>'
+            f'<circle cx="{x(m.value):.1f}" cy="8" r="4" fill="#1d4ed8"/></svg>')
+
+
+def metrics_section(run: EvalRun) -> str:
+    rows = []
+    for m in run.metrics:
+        arrow = "" if m.higher_is_better is None else "↑ higher is better" if m.higher_is_better else "↓ lower is better"
+        interval = fmt_interval(m.name, m.low, m.high, m.unit)
+        rows.append(f'<tr><td class="name">{esc(m.name)}</td><td class="num value">{esc(fmt(m.name, m.value, m.unit))}</td>'
+                    f'<td class="num">{esc(interval)}</td><td>{interval_svg(m)}</td><td>{esc(m.interval or "")}</td>'
+                    f'<td class="num">{esc(m.n if m.n is not None else "")}</td><td class="dir">{esc(arrow)}</td></tr>')
+    return ('<section><h2>Metrics</h2><table class="metrics"><thead><tr><th>metric</th><th>value</th>'
+            '<th>95% interval</th><th></th><th>method</th><th>n</th><th>direction</th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></section>')
+
+
+def cost_section(run: EvalRun) -> str:
+    results = run.results
+    n = max(1, len(results))
+    cost = sum(r.cost for r in results)
+    cards = [
+        ("cost", fmt("cost_total", cost, "$")),
+        ("per example", fmt("cost_per_example", cost / n, "$")),
+        ("tokens in", f"{sum(r.tokens_in for r in results):,}"),
+        ("tokens out", f"{sum(r.tokens_out for r in results):,}"),
+        ("cache hits", f"{sum(r.cached for r in results):,} of {len(results):,}"),
+        ("failed", f"{sum(r.error is not None for r in results):,}"),
+    ]
+    body = "".join(f'<div class="card"><div class="label">{esc(k)}</div><div class="big">{esc(v)}</div></div>'
+                   for k, v in cards)
+    return f'<section><h2>Cost and usage</h2><div class="cards">{body}</div></section>'
+
+
+def confusion_section(run: EvalRun) -> str:
+    if not run.confusion:
+        return ""
+    columns = list(next(iter(run.confusion.values())))
+    if not any(row.get("(none)") for row in run.confusion.values()):
+        columns = [c for c in columns if c != "(none)"]
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    rows = []
+    for expected, row in run.confusion.items():
+        total = sum(row.values()) or 1
+        cells = []
+        for c in columns:
+            share = row.get(c, 0) / total
+            colour = "22,163,74" if c == expected else "220,38,38"
+            cells.append(f'<td class="num" style="background:rgba({colour},{0.08 + 0.6 * share:.2f})">{row.get(c, 0)}</td>')
+        rows.append(f'<tr><th>{esc(expected)}</th>{"".join(cells)}</tr>')
+    return ('<section><h2>Confusion matrix</h2><p class="note">rows: expected · columns: predicted</p>'
+            f'<table class="confusion"><thead><tr><th></th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
+
+
+def histogram_svg(values: Sequence[float], bins: int = 20, width: int = 640, height: int = 250) -> str:
+    """Histogram of latencies (seconds, drawn in ms) with p50 and p95 marked."""
+    ms = [v * 1000 for v in values]
+    lo, hi = min(ms), max(ms)
+    if hi - lo < 1e-9:
+        pad = max(abs(lo) * 0.5, 1e-6)
+        lo, hi = max(0.0, lo - pad), hi + pad
+    counts = [0] * bins
+    for v in ms:
+        counts[min(bins - 1, int((v - lo) / (hi - lo) * bins))] += 1
+    left, right, top, bottom = 48, 16, 34, 36
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max(counts)
+    bar_w = plot_w / bins
+    parts = [f'<svg class="hist" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+             'aria-label="latency histogram">',
+             f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#64748b"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#64748b"/>']
+    for i, c in enumerate(counts):
+        h = plot_h * c / peak if peak else 0
+        parts.append(f'<rect x="{left + i * bar_w + 1:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 2:.1f}" '
+                     f'height="{h:.1f}" fill="#3b82f6"><title>{lo + i * (hi - lo) / bins:.3g}–'
+                     f'{lo + (i + 1) * (hi - lo) / bins:.3g} ms: {c}</title></rect>')
+    for k in range(5):
+        v = lo + (hi - lo) * k / 4
+        x = left + plot_w * k / 4
+        parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{v:.3g}</text>')
+    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" text-anchor="middle">latency (ms)</text>')
+    parts.append(f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">{peak}</text>'
+                 f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end">0</text>')
+    for row, (q, colour) in enumerate(((50, "#16a34a"), (95, "#dc2626"))):
+        v = percentile(ms, q)
+        x = left + plot_w * (v - lo) / (hi - lo)
+        anchor = "end" if x > left + plot_w * 0.8 else "start"
+        parts.append(f'<line x1="{x:.1f}" y1="{top - 2}" x2="{x:.1f}" y2="{top + plot_h}" stroke="{colour}" '
+                     f'stroke-dasharray="4 3"/><text x="{x:.1f}" y="{10 + 12 * row}" fill="{colour}" '
+                     f'text-anchor="{anchor}">p{q} {v:.3g} ms</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def latency_section(run: EvalRun) -> str:
+    times = [r.latency for r in run.results if not r.cached]  # the same examples as the latency metric
+    body = histogram_svg(times) if times else '<p class="note">every example came from the cache: no latencies</p>'
+    return f'<section><h2>Latency</h2>{body}</section>'
+
+
+def _status(correct: bool | None, error: str | None) -> str:
+    if error is not None:
+        return "error"
+    return "n/a" if correct is None else "correct" if correct else "wrong"
+
+
+def examples_section(run: EvalRun) -> str:
+    scores = [{k: v for k, v in row.items() if k != "accuracy"} for row in example_metrics(run)]
+    with_metrics = any(scores)
+    rows = []
+    for r, row in zip(run.results, scores, strict=True):
+        status = _status(r.correct, r.error)
+        text_in = r.input.get("text") if len(r.input) == 1 and "text" in r.input else \
+            "\n".join(f"{k}: {v}" for k, v in r.input.items())
+        answer = r.output if r.prediction in (None, r.output) else f"{r.prediction}  ({r.output})"
+        metric_cells = f'<td class="small">{esc(" ".join(f"{k} {fmt(k, v)}" for k, v in row.items()))}</td>' \
+            if with_metrics else ""
+        mark = {"correct": "✓", "wrong": "✗", "error": "error", "n/a": ""}[status]
+        rows.append(
+            f'<tr data-status="{status}" data-cached="{int(r.cached)}"><td class="num">{r.index + 1}</td>'
+            f'<td class="text">{esc(text_in)}</td><td class="text">{esc(r.expected)}</td>'
+            f'<td class="text">{esc(answer)}</td><td class="status {status}">{esc(mark)}</td>'
+            f'{metric_cells}<td class="num">{esc(fmt("latency", r.latency, "s"))}'
+            f'{" (cached)" if r.cached else ""}</td><td class="num">{r.tokens_in}+{r.tokens_out}</td>'
+            f'<td class="num">{esc(fmt("cost", r.cost, "$"))}</td><td class="text err">{esc(r.error)}</td></tr>')
+    return ('<section><h2>Examples</h2><div class="filters">'
+            '<input id="q" type="search" placeholder="filter text…" aria-label="filter">'
+            '<select id="status" aria-label="outcome"><option value="all">all</option><option value="correct">correct</option>'
+            '<option value="wrong">wrong</option><option value="error">failed</option><option value="cached">cached</option>'
+            f'</select> <span id="shown">{len(rows)}</span> of {len(rows)} shown</div>'
+            '<table id="examples"><thead><tr><th>#</th><th>input</th><th>expected</th><th>output</th><th></th>'
+            f'{"<th>metrics</th>" if with_metrics else ""}<th>latency</th><th>tokens</th><th>cost</th><th>error</th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></section>')
+
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1150px;
+color:#0f172a;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e2e8f0;padding-bottom:4px}
+.meta{color:#475569}.meta span{margin-right:14px;display:inline-block}.note{color:#64748b;margin:2px 0 8px}
+table{border-collapse:collapse}th,td{padding:4px 10px;border-bottom:1px solid #f1f5f9;text-align:left;vertical-align:top}
+th{font-weight:600;color:#334155;background:#f8fafc}.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.metrics .value{font-weight:600}.dir{color:#64748b;font-size:12px}.ci{vertical-align:middle}
+.cards{display:flex;flex-wrap:wrap;gap:12px}.card{border:1px solid #e2e8f0;border-radius:8px;padding:10px 16px;min-width:130px}
+.card .label{color:#64748b;font-size:12px}.card .big{font-size:20px;font-weight:600}
+.confusion td{min-width:60px}.hist text{font-size:11px;fill:#334155}
+.filters{margin:6px 0 10px}.filters input{padding:4px 8px;width:280px}.filters select{padding:4px}
+#examples{width:100%;font-size:13px}#examples .text{white-space:pre-wrap;word-break:break-word;max-width:320px}
+.small{font-size:12px;color:#475569}.status.correct{color:#16a34a}.status.wrong{color:#dc2626}.status.error,.err{color:#b45309}
+"""
+
+JS = """
+(function(){var q=document.getElementById('q'),s=document.getElementById('status'),shown=document.getElementById('shown');
+var rows=Array.prototype.slice.call(document.querySelectorAll('#examples tbody tr'));
+function apply(){var t=q.value.toLowerCase(),st=s.value,n=0;rows.forEach(function(r){
+var ok=(!t||r.textContent.toLowerCase().indexOf(t)>=0)&&
+(st==='all'||r.dataset.status===st||(st==='cached'&&r.dataset.cached==='1'));
+r.hidden=!ok;if(ok)n++;});shown.textContent=n;}
+var h=decodeURIComponent(location.hash.slice(1));if(h.indexOf('q=')===0)q.value=h.slice(2);
+q.addEventListener('input',apply);s.addEventListener('change',apply);apply();})();
+"""
+
+
+def html_report(run: EvalRun) -> str:
+    settings = run.plan.settings()
+    meta = [("prompt", f"{settings['prompt']} ({settings['prompt_hash']})"), ("model", settings["model"]),
+            ("suite", settings["suite"]), ("task", f"{settings['task']} ({settings['scoring']})"),
+            ("dataset", settings["dataset"]), ("examples", len(run.results)), ("run", run.run_id or "not stored")]
+    meta_html = "".join(f"<span><b>{esc(k)}</b> {esc(v)}</span>" for k, v in meta)
+    title = f"promptkit · {settings['prompt']} on {settings['model']}"
+    sections = [metrics_section(run), cost_section(run), confusion_section(run), latency_section(run),
+                examples_section(run)]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
+            "script-src 'unsafe-inline'; img-src data:\">"
+            f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{esc(title)}</title>"
+            f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1><div class=\"meta\">{meta_html}</div>"
+            f"{''.join(sections)}<script>{JS}</script></body></html>\n")
+
+
+__all__ = ["histogram_svg", "html_report"]
