@@ -274,12 +274,15 @@ def run_eval(
     from promptkit.metrics.classification import confusion
 
     done: dict[str, ExampleResult] = {}
+    resumed_with = None
     if store is not None:
         if run_id is None:
             run_id = store.create_run(plan.settings(), plan.hash)
+            done = {}
         else:
             store.claim(run_id)
-        done = {r.id: r for r in store.results(run_id)}
+            done = {r.id: r for r in store.results(run_id)}
+            resumed_with = len(done)
     pending = [e for e in plan.examples if e.id not in done]
     requests = {e.id: build_request(plan, e) for e in pending}
     keys: dict[str, str] = {}
@@ -337,6 +340,8 @@ def run_eval(
     values = compute_metrics(plan, results)
     matrix = confusion(results, plan.labels) if plan.task == "classification" and plan.labels else None
     extra = _cache_hits(results)
+    if resumed_with is not None:
+        extra["resumed_with"] = resumed_with  # results the run held when this process took it over
     if status != "finished":
         extra.update(stopped="max-cost", max_cost=max_cost, remaining=len(plan.examples) - len(results))
     run = EvalRun(plan, results, values, matrix, run_id, extra, status)
