@@ -30,13 +30,15 @@ def list_runs(ctx: click.Context, prompt: str | None, limit: int) -> None:
     """List recent runs."""
     store = RunStore(project_of(ctx).runs_path)
     table = Table()
-    for column in ("id", "created", "status", "prompt", "model", "examples", "accuracy", "cached"):
+    table.add_column("id", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for column in ("created", "prompt", "model", "examples", "accuracy", "cached"):
         table.add_column(column)
     for run in store.runs(limit=limit, prompt=prompt):
         accuracy = run.metric("accuracy")
         done = store.count_results(run.id)
         total = run.settings.get("examples")
-        table.add_row(run.id, run.created, run.status, f"{run.settings.get('prompt')} ({run.settings.get('prompt_hash')})",
+        table.add_row(run.id, run.status, run.created.replace("T", " ")[:16], str(run.settings.get("prompt")),
                       str(run.settings.get("model")), str(total) if done == total else f"{done}/{total}",
                       f"{accuracy:.1%}" if accuracy is not None else "-", str(run.extra.get("cache_hits", "-")))
     console.print(table)
