@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
 from pathlib import Path
 
@@ -124,3 +125,35 @@ def test_cached_rerun_does_not_load_the_real_model(project: Path, tmp_path: Path
     assert second.extra["cache_hits"] == 6
     assert [r.prediction for r in second.results] == [r.prediction for r in first.results]
     assert fresh._model is None and fresh._tokenizer is None  # neither weights nor tokenizer were loaded
+
+
+PROBE = """
+import sys, runpy
+sys.argv = ["promptkit", *sys.argv[1:]]
+try:
+    runpy.run_module("promptkit", run_name="__main__")
+finally:
+    print("torch imported:", "torch" in sys.modules, file=sys.stderr)
+"""
+
+
+@pytest.mark.model
+def test_cached_rerun_process_never_imports_torch(project: Path, embedded_provider) -> None:  # type: ignore[no-untyped-def]
+    """Acceptance 4, the part a test can check: a fully cached `promptkit eval` process does not even
+    import torch. (The 20x whole-process speedup is measured by benchmarks/cache_rerun.py.)"""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    lazy = subprocess.run([sys.executable, "-c", "import sys, promptkit.providers.hf; print('torch' in sys.modules)"],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if lazy.stdout.strip() != "False":
+        pytest.skip("providers/hf.py imports torch at module level (the lazy-import hf.py from 'perf' fixes that)")
+    proj = Project(project)
+    plan = plan_eval(proj, proj.library.resolve("sentiment"), limit=4)  # what `promptkit eval sentiment --limit 4` plans
+    run_eval(plan, embedded_provider, cache=ResponseCache(proj.state_dir / "cache.db"))
+    done = subprocess.run([sys.executable, "-c", PROBE, "--project", str(project), "eval", "sentiment", "--limit", "4"],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "4 of 4 from the cache" in done.stderr and "torch imported: False" in done.stderr
