@@ -55,6 +55,7 @@ def test_kill_9_then_resume_holds_exactly_1000_results(project: Path, tmp_path: 
     assert status == "running"  # killed: it never got to say otherwise
     before = dict(db_rows(db, "SELECT example_id, data FROM results WHERE run_id = ?", run_id))
     assert 200 <= len(before) < 1000
+    assert "killed (resumable)" in cli(project, "runs", "list").output
 
     result = cli(project, "eval", "prompts/sentiment", "-m", "slowfake", "--data", str(data), "--resume", *extra)
     assert result.exit_code == 0, result.output

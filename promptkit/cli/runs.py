@@ -12,7 +12,7 @@ from promptkit.cli.common import console, err_console, project_of
 from promptkit.compare import Comparison
 from promptkit.config import atomic_write
 from promptkit.metrics import MetricValue
-from promptkit.runs import RunStore
+from promptkit.runs import RunRecord, RunStore, process_alive
 
 SHOW_CHANGED = 20
 
@@ -38,7 +38,7 @@ def list_runs(ctx: click.Context, prompt: str | None, limit: int) -> None:
         accuracy = run.metric("accuracy")
         done = store.count_results(run.id)
         total = run.settings.get("examples")
-        table.add_row(run.id, run.status, run.created.replace("T", " ")[:16], str(run.settings.get("prompt")),
+        table.add_row(run.id, _status(run), run.created.replace("T", " ")[:16], str(run.settings.get("prompt")),
                       str(run.settings.get("model")), str(total) if done == total else f"{done}/{total}",
                       f"{accuracy:.1%}" if accuracy is not None else "-", str(run.extra.get("cache_hits", "-")))
     console.print(table)
@@ -53,7 +53,7 @@ def show_run(ctx: click.Context, run_id: str) -> None:
 
     store = RunStore(project_of(ctx).runs_path)
     run = store.run(run_id)
-    console.print(f"[bold]run {run.id}[/bold] · {run.status} · created {run.created} · finished {run.finished or '-'}")
+    console.print(f"[bold]run {run.id}[/bold] · {_status(run)} · created {run.created} · finished {run.finished or '-'}")
     console.print(f"  results: {store.count_results(run.id)} of {run.settings.get('examples')}")
     for key, value in run.settings.items():
         console.print(f"  {key}: {value}")
@@ -84,6 +84,13 @@ def compare_runs(ctx: click.Context, run_ids: tuple[str, ...], output: Path | No
     if output is not None:
         atomic_write(output, json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False))
         err_console.print(f"comparison: {output}")
+
+
+def _status(run: RunRecord) -> str:
+    """'running' only while its process lives; a killed run shows as resumable."""
+    if run.status == "running" and not process_alive(run):
+        return "killed (resumable)"
+    return run.status
 
 
 def _metric(name: str, value: float | None, unit: str) -> MetricValue:
