@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 # Options that change how fast or how safely a model answers, never what it answers.
 NEUTRAL_OPTIONS = frozenset({
     "batch_size", "concurrency", "threads", "timeout", "max_retries", "retries", "retry", "delay",
-    "api_key", "api_key_env", "headers", "base_url", "price", "prices",
+    "api_key", "api_key_env", "headers", "price", "prices", "project_root", "backoff", "max_backoff",
 })
 
 CHUNK = 1 << 20

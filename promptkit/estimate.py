@@ -1,7 +1,8 @@
 """What a run will cost before any model call: tokens in and out, and money at the model's price.
 
 Tokens in are counted with the provider's own tokenizer (no weights loaded). Tokens out are
-the labels' tokens when labels are scored by log-likelihood, else the average output of
+what the provider says it bills (its optional `expected_tokens_out`), else the labels' tokens
+when labels are scored by log-likelihood, else the average output of
 earlier runs of the same prompt version on the same model, else max_tokens (an upper bound).
 Examples already in the response cache count with their recorded tokens and cost nothing."""
 
@@ -35,7 +36,13 @@ class Estimate:
 
 
 def expected_tokens_out(plan: EvalPlan, provider: Provider, request: Request, observed: float | None = None) -> float:
-    """Output tokens one request is expected to produce."""
+    """Output tokens one request is expected to produce. A provider that bills in its own way says
+    so with an `expected_tokens_out(request) -> float | None` method (None: use the rules here)."""
+    own = getattr(provider, "expected_tokens_out", None)
+    if callable(own):
+        value = own(request)
+        if value is not None:
+            return float(value)
     if request.labels:
         counts = [provider.count_tokens(request.label_prefix + label) for label in request.labels]
         return sum(counts) / len(counts)

@@ -113,3 +113,25 @@ def test_estimate_matches_the_real_model_tokens(project: Path, tmp_path: Path, e
     assert fresh._model is None  # the tokenizer counts; the weights stay on disk
     run = run_eval(plan, embedded_provider)
     assert _close(est.tokens_in, run.metric("tokens_in") or 0) and _close(est.tokens_out, run.metric("tokens_out") or 0)
+
+
+def test_a_provider_can_say_how_it_bills_output(project: Path, tmp_path: Path) -> None:
+    class EchoScoring(FakeProvider):
+        """Like an API that scores labels by echoed logprobs: prompt+label billed as input, no output."""
+
+        def expected_tokens_out(self, request):  # type: ignore[no-untyped-def]
+            return 0.0 if request.labels else None
+
+        def _complete(self, requests):  # type: ignore[no-untyped-def]
+            responses = super()._complete(requests)
+            for r in responses:
+                r.tokens_out = 0
+            return responses
+
+    proj = Project(project)
+    plan = plan_eval(proj, proj.library.resolve("sentiment"), model="fake:gpt-4o-mini",
+                     data=write_data(tmp_path / "d.jsonl", 40))
+    est = estimate_run(plan, EchoScoring("gpt-4o-mini"))
+    run = run_eval(plan, EchoScoring("gpt-4o-mini"))
+    assert est.tokens_out == 0 == run.metric("tokens_out")
+    assert _close(est.cost, run.metric("cost_total") or 0)

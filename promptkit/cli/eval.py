@@ -74,12 +74,12 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
 
     if estimate:
         for plan in plans:
-            _print_estimate(plan, _provider(plan, batch_size, concurrency), cache, store)
+            _print_estimate(plan, _provider(plan, batch_size, concurrency, project), cache, store)
         return
 
     runs: list[EvalRun] = []
     for plan in plans:
-        provider = _provider(plan, batch_size, concurrency)
+        provider = _provider(plan, batch_size, concurrency, project)
         run_id = _resume_id(store, plan, resume) if store is not None and resume is not None else None
         err_console.print(f"[dim]{plan.version.ref} ({plan.version.hash}) · suite {plan.suite.name} · "
                           f"{len(plan.examples)} examples · {plan.model.spec} · {plan.task} ({plan.scoring})"
@@ -106,8 +106,9 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
         err_console.print(f"report: {output}")
 
 
-def _provider(plan: EvalPlan, batch_size: int | None, concurrency: int | None) -> Provider:
-    options: dict[str, Any] = dict(plan.model.options)
+def _provider(plan: EvalPlan, batch_size: int | None, concurrency: int | None, project: Project) -> Provider:
+    # project_root: where an API provider finds the project's price table.
+    options: dict[str, Any] = {"project_root": str(project.root), **plan.model.options}
     if batch_size:
         options["batch_size"] = batch_size
     if concurrency:
