@@ -135,3 +135,26 @@ def test_a_provider_can_say_how_it_bills_output(project: Path, tmp_path: Path) -
     run = run_eval(plan, EchoScoring("gpt-4o-mini"))
     assert est.tokens_out == 0 == run.metric("tokens_out")
     assert _close(est.cost, run.metric("cost_total") or 0)
+
+
+def test_acceptance_3_openai_provider_against_a_fixed_output_server(project: Path) -> None:
+    """Acceptance 3 over real HTTP: the openai provider against a local server with fixed outputs
+    (tokens counted by the client with tiktoken, labels scored by echoed logprobs)."""
+    pytest.importorskip("promptkit.providers.openai")
+    fault_server = pytest.importorskip("fault_server")
+    from promptkit.providers import make_provider
+
+    (project / "promptkit.yaml").write_text("prices:\n  fixed: {input: 2.5, output: 10.0}\n")
+    proj = Project(project)
+    plan = plan_eval(proj, proj.library.resolve("sentiment"), model="openai:fixed", limit=40)
+    with fault_server.FaultServer(usage=False) as server:
+        def provider():  # type: ignore[no-untyped-def]
+            return make_provider("openai", "fixed", base_url=server.url, api_key="sk-test", project_root=str(project))
+
+        est = estimate_run(plan, provider())
+        requests_before = server.requests
+        run = run_eval(plan, provider())
+    assert requests_before == 0  # the estimate asked the server nothing
+    real_in, real_out, real_cost = run.metric("tokens_in") or 0, run.metric("tokens_out") or 0, run.metric("cost_total") or 0
+    assert real_cost > 0
+    assert _close(est.tokens_in + est.tokens_out, real_in + real_out) and _close(est.cost, real_cost)
