@@ -268,7 +268,8 @@ def run_eval(
     run already holds (a resumed run, `run_id` given) are not repeated. With a cache
     (promptkit.cache.ResponseCache), cached responses are used and the model is only asked,
     and only loaded, for the rest. With `max_cost` (dollars), the run stops before a batch
-    whose expected cost would cross it, and is left interrupted (resumable)."""
+    whose expected cost would push the run's spending (earlier sessions of a resumed run included)
+    past it, and is left interrupted (resumable)."""
     from promptkit.cache import provider_identity, request_key
     from promptkit.estimate import expected_cost
     from promptkit.metrics.classification import confusion
@@ -291,7 +292,8 @@ def run_eval(
         keys = {i: request_key(identity, r) for i, r in requests.items()}
     chunk = max(1, provider.batch_size, int(provider.options.get("concurrency") or 1))
     finished = len(plan.examples) - len(pending)
-    status, spent, checked = "finished", 0.0, False
+    # The budget is the run's: what a resumed run spent before counts against it.
+    status, spent, checked = "finished", sum(r.cost for r in done.values() if not r.cached), False
     if progress:
         progress(finished, len(plan.examples))
     try:

@@ -94,7 +94,10 @@ def test_max_cost_stops_before_the_budget_and_resumes(project: Path, tmp_path: P
     assert 50 < len(done) < 200
     spent = sum(r.cost for r in done)
     assert spent <= budget and record.extra["spent"] == pytest.approx(spent)
-    # The next example would have crossed the budget.
+    # The budget is the run's: resuming under the same one does nothing more.
+    same = cli(project, *args, "--max-cost", str(budget), "--resume")
+    assert same.exit_code == 0 and "stopped before crossing" in same.output
+    assert store.count_results(record.id) == len(done)
     resumed = cli(project, *args, "--resume")
     assert resumed.exit_code == 0, resumed.output
     record = store.run(record.id)
