@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,7 @@ from promptkit.errors import ConfigError
 from promptkit.library import PromptVersion
 from promptkit.metrics import DEFAULT_METRICS, MetricValue, metrics
 from promptkit.models import DEFAULT_MODEL, ModelRef, resolve_model
+from promptkit.pricing import Price, load_prices, price_for
 from promptkit.project import Project, Suite
 from promptkit.providers import Provider, Request, Response
 
@@ -56,6 +58,17 @@ class EvalPlan:
     decoding: dict[str, Any]
     scoring: str
     metric_names: list[str]
+    prices: dict[str, Price] | None = None  # None: the built-in table
+
+    @property
+    def price(self) -> Price:
+        return price_for(self.model.model, self.prices)
+
+    @property
+    def hash(self) -> str:
+        """Identifies the plan: a resumed run must have the same one."""
+        blob = json.dumps(self.settings(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property
     def labels(self) -> list[str] | None:
@@ -88,6 +101,7 @@ class EvalRun:
     confusion: dict[str, dict[str, int]] | None = None
     run_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    status: str = "finished"  # or "interrupted" (stopped by --max-cost or Ctrl-C; resumable)
 
     def metric(self, name: str) -> float | None:
         return next((m.value for m in self.metrics if m.name == name), None)
@@ -140,9 +154,9 @@ def plan_eval(
     scoring = cfg.scoring or ("loglik" if task == "classification" and supports else "generate")
     names = cfg.metrics or DEFAULT_METRICS[task]
     for name in names:
-        metrics.get(name)  # unknown metric names fail here, before any model call
+        metrics.get(name).check()  # unknown or unusable metrics fail here, before any model call
     return EvalPlan(version, suite, model_ref, task, examples, data_path, file_hash(data_path), split, decoding,
-                    scoring, names)
+                    scoring, names, load_prices(project.root))
 
 
 def build_request(plan: EvalPlan, example: Example) -> Request:
@@ -221,43 +235,118 @@ def compute_metrics(plan: EvalPlan, results: Sequence[ExampleResult]) -> list[Me
 ProgressFn = Callable[[int, int], None]
 
 
+class BudgetExceeded(Exception):
+    """Raised inside run_eval when the next call would cross --max-cost; the run stops cleanly."""
+
+
+def _fill_cost(plan: EvalPlan, response: Response) -> None:
+    if not response.cost and (response.tokens_in or response.tokens_out):
+        response.cost = plan.price.cost(response.tokens_in, response.tokens_out)
+
+
+def _cache_hits(results: Sequence[ExampleResult]) -> dict[str, Any]:
+    hits = sum(r.cached for r in results)
+    return {
+        "cache_hits": hits,
+        "model_calls": len(results) - hits,
+        "spent": sum(r.cost for r in results if not r.cached),
+        "cost_saved": sum(r.cost for r in results if r.cached),
+    }
+
+
 def run_eval(
     plan: EvalPlan,
     provider: Provider,
     store: Any | None = None,
     run_id: str | None = None,
     progress: ProgressFn | None = None,
+    *,
+    cache: Any | None = None,
+    max_cost: float | None = None,
 ) -> EvalRun:
     """Run a plan. With a store, every batch is recorded as it finishes, and examples the
-    run already holds (a resumed run) are not repeated."""
+    run already holds (a resumed run, `run_id` given) are not repeated. With a cache
+    (promptkit.cache.ResponseCache), cached responses are used and the model is only asked,
+    and only loaded, for the rest. With `max_cost` (dollars), the run stops before a batch
+    whose expected cost would push the run's spending (earlier sessions of a resumed run included)
+    past it, and is left interrupted (resumable)."""
+    from promptkit.cache import provider_identity, request_key
+    from promptkit.estimate import expected_cost
     from promptkit.metrics.classification import confusion
 
     done: dict[str, ExampleResult] = {}
+    resumed_with = None
     if store is not None:
-        run_id = run_id or store.create_run(plan.settings())
-        done = {r.id: r for r in store.results(run_id)}
+        if run_id is None:
+            run_id = store.create_run(plan.settings(), plan.hash)
+            done = {}
+        else:
+            store.claim(run_id)
+            done = {r.id: r for r in store.results(run_id)}
+            resumed_with = len(done)
     pending = [e for e in plan.examples if e.id not in done]
-    if pending:
-        check_context_window(plan, provider)
-    chunk = max(1, provider.batch_size)
+    requests = {e.id: build_request(plan, e) for e in pending}
+    keys: dict[str, str] = {}
+    if cache is not None and pending:
+        identity = provider_identity(provider, cache)
+        keys = {i: request_key(identity, r) for i, r in requests.items()}
+    chunk = max(1, provider.batch_size, int(provider.options.get("concurrency") or 1))
     finished = len(plan.examples) - len(pending)
+    # The budget is the run's: what a resumed run spent before counts against it.
+    status, spent, checked = "finished", sum(r.cost for r in done.values() if not r.cached), False
     if progress:
         progress(finished, len(plan.examples))
-    for start in range(0, len(pending), chunk):
-        batch = pending[start: start + chunk]
-        responses = provider.complete([build_request(plan, e) for e in batch])
-        scored = [score_example(plan, e, r) for e, r in zip(batch, responses, strict=True)]
+    try:
+        for start in range(0, len(pending), chunk):
+            batch = pending[start: start + chunk]
+            hits = cache.get_many([keys[e.id] for e in batch]) if cache is not None else {}
+            misses = [e for e in batch if keys.get(e.id) not in hits]
+            if misses and not checked:
+                check_context_window(plan, provider)
+                checked = True
+            if misses and max_cost is not None:
+                allowed = []
+                for e in misses:
+                    expected = expected_cost(plan, provider, requests[e.id])
+                    if spent + expected > max_cost:
+                        break
+                    spent += expected
+                    allowed.append(e)
+                if len(allowed) < len(misses):
+                    status = "interrupted"
+                    cut = set(e.id for e in misses[len(allowed):])
+                    batch = [e for e in batch if e.id not in cut]
+                    misses = allowed
+            answered = provider.complete([requests[e.id] for e in misses]) if misses else []
+            by_id = dict(zip((e.id for e in misses), answered, strict=True))
+            if cache is not None and misses:
+                cache.put_many((keys[e.id], by_id[e.id]) for e in misses)
+            responses = [hits[keys[e.id]] if e.id not in by_id else by_id[e.id] for e in batch]
+            for response in responses:
+                _fill_cost(plan, response)
+            scored = [score_example(plan, e, r) for e, r in zip(batch, responses, strict=True)]
+            if store is not None and run_id is not None and scored:
+                store.add_results(run_id, scored)
+            for result in scored:
+                done[result.id] = result
+            finished += len(batch)
+            if progress:
+                progress(finished, len(plan.examples))
+            if status != "finished":
+                break
+    except KeyboardInterrupt:
         if store is not None and run_id is not None:
-            store.add_results(run_id, scored)
-        for result in scored:
-            done[result.id] = result
-        finished += len(batch)
-        if progress:
-            progress(finished, len(plan.examples))
-    results = [done[e.id] for e in plan.examples]
+            store.set_status(run_id, "interrupted", {**_cache_hits(list(done.values())), "stopped": "interrupted"})
+        raise
+    results = [done[e.id] for e in plan.examples if e.id in done]
     values = compute_metrics(plan, results)
     matrix = confusion(results, plan.labels) if plan.task == "classification" and plan.labels else None
-    run = EvalRun(plan, results, values, matrix, run_id)
+    extra = _cache_hits(results)
+    if resumed_with is not None:
+        extra["resumed_with"] = resumed_with  # results the run held when this process took it over
+    if status != "finished":
+        extra.update(stopped="max-cost", max_cost=max_cost, remaining=len(plan.examples) - len(results))
+    run = EvalRun(plan, results, values, matrix, run_id, extra, status)
     if store is not None and run_id is not None:
-        store.finish_run(run_id, values)
+        store.finish_run(run_id, values, status, extra)
     return run

@@ -1,64 +1,177 @@
-"""promptkit eval: score a prompt on its suite."""
+"""promptkit eval: score a prompt on its suite (or several prompts/models side by side)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from promptkit.cli.common import console, err_console, progress_bar, project_of
-from promptkit.evaluate import plan_eval, run_eval
-from promptkit.providers import make_provider
-from promptkit.report import write_json
-from promptkit.report.terminal import confusion_table, metrics_table
-from promptkit.runs import RunStore
+from promptkit.config import atomic_write
+from promptkit.errors import ConfigError, NotFoundError
+from promptkit.evaluate import EvalPlan, EvalRun, plan_eval, run_eval
+from promptkit.project import Project
+from promptkit.providers import Provider, make_provider
+from promptkit.report import write_report
+from promptkit.runs import RunStore, process_alive
+
+LATEST = "latest"
 
 
 @click.command("eval")
-@click.argument("ref")
-@click.option("--model", "-m", help="Model spec: smollm2, hf:PATH, a registered name, ... (default: the suite's).")
+@click.argument("refs", nargs=-1, required=True)
+@click.option("--model", "-m", "models", multiple=True,
+              help="Model spec: smollm2, hf:PATH, a registered name, ... (default: the suite's). Repeat to compare.")
 @click.option("--suite", help="Eval suite name or YAML file (default: the one naming the prompt).")
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path), help="Score this JSONL/CSV file instead.")
 @click.option("--split", help="Evaluate this split (default: the suite's; all rows with --data).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N examples.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report here.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a report here: .json, .jsonl, .csv or .html (a comparison's JSON when several runs are compared).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Examples per model batch.")
+@click.option("--concurrency", "-j", type=click.IntRange(min=1), help="Requests in flight at once (API providers).")
 @click.option("--temperature", type=click.FloatRange(0, 2), help="Override the prompt's temperature.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Override the prompt's max_tokens.")
 @click.option("--no-store", is_flag=True, help="Do not record the run in .promptkit/runs.db.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache (.promptkit/cache.db).")
+@click.option("--resume", is_flag=False, flag_value=LATEST, default=None, metavar="[ID]",
+              help="Continue an interrupted run (default: the latest unfinished run of the same plan).")
+@click.option("--estimate", is_flag=True, help="Print tokens and money the run will take, call no model, and exit.")
+@click.option("--max-cost", type=click.FloatRange(min=0), metavar="DOLLARS",
+              help="Stop before the run's spending would cross this; the run stays resumable.")
 @click.pass_context
-def eval_command(ctx: click.Context, ref: str, model: str | None, suite: str | None, data: Path | None,
-                 split: str | None, limit: int | None, output: Path | None, batch_size: int | None,
-                 temperature: float | None, max_tokens: int | None, no_store: bool) -> None:
-    """Score prompt REF (e.g. prompts/sentiment, sentiment@v2) on its eval suite."""
+def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, ...], suite: str | None,
+                 data: Path | None, split: str | None, limit: int | None, output: Path | None,
+                 batch_size: int | None, concurrency: int | None, temperature: float | None,
+                 max_tokens: int | None, no_store: bool, no_cache: bool, resume: str | None,
+                 estimate: bool, max_cost: float | None) -> None:
+    """Score prompt REFS (e.g. prompts/sentiment, sentiment@v2) on their eval suite.
+
+    Several refs and/or several --model print one side-by-side comparison."""
     project = project_of(ctx)
-    version = project.library.resolve(ref)
-    plan = plan_eval(
-        project, version,
-        suite=project.suite(suite) if suite else None,
-        model=model, data=data, split=split, limit=limit,
-        overrides={"temperature": temperature, "max_tokens": max_tokens},
-    )
-    options = dict(plan.model.options)
+    plans: list[EvalPlan] = []
+    for ref in refs:
+        version = project.library.resolve(ref)
+        for model in models or (None,):
+            plans.append(plan_eval(
+                project, version,
+                suite=project.suite(suite) if suite else None,
+                model=model, data=data, split=split, limit=limit,
+                overrides={"temperature": temperature, "max_tokens": max_tokens},
+            ))
+    if resume is not None and len(plans) > 1:
+        raise ConfigError("--resume continues one run", hint="resume each prompt/model separately")
+    if resume is not None and no_store:
+        raise ConfigError("--resume needs the run store", hint="drop --no-store")
+    cache = None
+    if not no_cache:
+        from promptkit.cache import ResponseCache
+
+        cache = ResponseCache(project.state_dir / "cache.db")
+    store = None if no_store else RunStore(project.runs_path)
+
+    if estimate:
+        for plan in plans:
+            _print_estimate(plan, _provider(plan, batch_size, concurrency, project), cache, store)
+        return
+
+    runs: list[EvalRun] = []
+    for plan in plans:
+        provider = _provider(plan, batch_size, concurrency, project)
+        run_id = _resume_id(store, plan, resume) if store is not None and resume is not None else None
+        err_console.print(f"[dim]{plan.version.ref} ({plan.version.hash}) · suite {plan.suite.name} · "
+                          f"{len(plan.examples)} examples · {plan.model.spec} · {plan.task} ({plan.scoring})"
+                          f"{' · resuming ' + run_id if run_id else ''}[/dim]")
+        try:
+            with progress_bar(f"eval {plan.version.ref} · {plan.model.spec}") as progress:
+                run = run_eval(plan, provider, store=store, run_id=run_id, progress=progress, cache=cache,
+                               max_cost=max_cost)
+        finally:
+            provider.close()
+        runs.append(run)
+        _print_run(run, project, show=len(plans) == 1)
+    if len(runs) > 1:
+        from promptkit.cli.runs import print_comparison
+        from promptkit.compare import compare, side_of_run
+
+        comparison = compare([side_of_run(r, _side_name(r, runs)) for r in runs])
+        print_comparison(comparison)
+        if output is not None:
+            atomic_write(output, json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False))
+            err_console.print(f"comparison: {output}")
+    elif output is not None:
+        write_report(runs[0], output)
+        err_console.print(f"report: {output}")
+
+
+def _provider(plan: EvalPlan, batch_size: int | None, concurrency: int | None, project: Project) -> Provider:
+    # project_root: where an API provider finds the project's price table.
+    options: dict[str, Any] = {"project_root": str(project.root), **plan.model.options}
     if batch_size:
         options["batch_size"] = batch_size
-    provider = make_provider(plan.model.provider, plan.model.model, **options)
-    store = None if no_store else RunStore(project.runs_path)
-    err_console.print(f"[dim]{plan.version.ref} ({plan.version.hash}) · suite {plan.suite.name} · "
-                      f"{len(plan.examples)} examples · {plan.model.spec} · {plan.task} ({plan.scoring})[/dim]")
-    with progress_bar(f"eval {plan.version.ref}") as progress:
-        run = run_eval(plan, provider, store=store, progress=progress)
-    provider.close()
-    console.print(metrics_table(run))
-    matrix = confusion_table(run)
-    if matrix is not None:
-        console.print(matrix)
+    if concurrency:
+        options["concurrency"] = concurrency
+    return make_provider(plan.model.provider, plan.model.model, **options)
+
+
+def _resume_id(store: RunStore, plan: EvalPlan, resume: str) -> str:
+    if resume == LATEST:
+        record = store.latest_unfinished(plan.hash)
+        if record is None:
+            raise NotFoundError(f"no unfinished run of {plan.version.ref} on {plan.model.spec} with these settings",
+                                where=str(store.path), hint="see 'promptkit runs list'; drop --resume to start anew")
+    else:
+        record = store.run(resume)
+        if record.plan_hash != plan.hash:
+            raise ConfigError(f"run {record.id} was made with other settings (prompt, data, model or decoding)",
+                              where=str(store.path), hint=f"repeat its command: promptkit runs show {record.id}")
+        if record.status == "finished":
+            raise ConfigError(f"run {record.id} is already finished", hint="drop --resume to start a new run")
+    if process_alive(record):
+        raise ConfigError(f"run {record.id} is still running (process {record.pid})",
+                          hint="wait for it, or stop that process first")
+    return record.id
+
+
+def _print_estimate(plan: EvalPlan, provider: Provider, cache: Any, store: RunStore | None) -> None:
+    from promptkit.estimate import estimate_run
+
+    est = estimate_run(plan, provider, cache=cache, store=store)
+    console.print(f"[bold]{plan.version.ref} on {plan.model.spec}[/bold]: {est.examples} examples"
+                  f" ({est.cached} cached)")
+    console.print(f"  tokens in:  {est.tokens_in:,}")
+    console.print(f"  tokens out: {est.tokens_out:,} (from {est.out_basis.replace('_', ' ')})")
+    console.print(f"  cost:       ${est.cost:.6f} at ${est.price_in:g}/${est.price_out:g} per 1M tokens in/out")
+    console.print(f"  to spend:   ${est.to_spend:.6f} (uncached examples)")
+
+
+def _side_name(run: EvalRun, runs: list[EvalRun]) -> str:
+    refs = {r.plan.version.ref for r in runs}
+    models = {r.plan.model.spec for r in runs}
+    parts = ([run.plan.version.ref] if len(refs) > 1 or len(models) == 1 else []) + \
+        ([run.plan.model.spec] if len(models) > 1 else [])
+    return " · ".join(parts)
+
+
+def _print_run(run: EvalRun, project: Project, show: bool) -> None:
+    from promptkit.report.terminal import confusion_table, metrics_table
+
+    if show:
+        console.print(metrics_table(run))
+        matrix = confusion_table(run)
+        if matrix is not None:
+            console.print(matrix)
     failed = sum(r.error is not None for r in run.results)
     if failed:
         first = next(r for r in run.results if r.error is not None)
         err_console.print(f"[yellow]{failed} example(s) failed; first: {first.error}[/yellow]")
-    if output is not None:
-        write_json(run, output)
-        err_console.print(f"report: {output}")
+    hits = run.extra.get("cache_hits", 0)
+    err_console.print(f"[dim]{hits} of {len(run.results)} from the cache · ${run.extra.get('spent', 0):.6f} spent[/dim]")
+    if run.status != "finished":
+        err_console.print(f"[yellow]stopped before crossing --max-cost ${run.extra.get('max_cost')}: "
+                          f"{len(run.results)} of {len(run.plan.examples)} examples done; "
+                          f"continue with --resume {run.run_id or ''}[/yellow]")
     if run.run_id:
         err_console.print(f"[dim]run {run.run_id} recorded in {project.runs_path}[/dim]")

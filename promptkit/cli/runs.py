@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 from rich.table import Table
 
-from promptkit.cli.common import console, project_of
-from promptkit.runs import RunStore
+from promptkit.cli.common import console, err_console, project_of
+from promptkit.compare import Comparison
+from promptkit.config import atomic_write
+from promptkit.metrics import MetricValue
+from promptkit.runs import RunRecord, RunStore, process_alive
+
+SHOW_CHANGED = 20
 
 
 @click.group()
@@ -22,13 +30,17 @@ def list_runs(ctx: click.Context, prompt: str | None, limit: int) -> None:
     """List recent runs."""
     store = RunStore(project_of(ctx).runs_path)
     table = Table()
-    for column in ("id", "created", "status", "prompt", "model", "examples", "accuracy"):
+    table.add_column("id", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for column in ("created", "prompt", "model", "examples", "accuracy", "cached"):
         table.add_column(column)
     for run in store.runs(limit=limit, prompt=prompt):
         accuracy = run.metric("accuracy")
-        table.add_row(run.id, run.created, run.status, f"{run.settings.get('prompt')} ({run.settings.get('prompt_hash')})",
-                      str(run.settings.get("model")), str(run.settings.get("examples")),
-                      f"{accuracy:.1%}" if accuracy is not None else "-")
+        done = store.count_results(run.id)
+        total = run.settings.get("examples")
+        table.add_row(run.id, _status(run), run.created.replace("T", " ")[:16], str(run.settings.get("prompt")),
+                      str(run.settings.get("model")), str(total) if done == total else f"{done}/{total}",
+                      f"{accuracy:.1%}" if accuracy is not None else "-", str(run.extra.get("cache_hits", "-")))
     console.print(table)
 
 
@@ -37,14 +49,98 @@ def list_runs(ctx: click.Context, prompt: str | None, limit: int) -> None:
 @click.pass_context
 def show_run(ctx: click.Context, run_id: str) -> None:
     """Show one run's settings and metrics."""
+    from promptkit.report.terminal import format_value
+
     store = RunStore(project_of(ctx).runs_path)
     run = store.run(run_id)
-    console.print(f"[bold]run {run.id}[/bold] · {run.status} · created {run.created} · finished {run.finished or '-'}")
+    console.print(f"[bold]run {run.id}[/bold] · {_status(run)} · created {run.created} · finished {run.finished or '-'}")
+    console.print(f"  results: {store.count_results(run.id)} of {run.settings.get('examples')}")
     for key, value in run.settings.items():
+        console.print(f"  {key}: {value}")
+    for key, value in run.extra.items():
         console.print(f"  {key}: {value}")
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for m in run.metrics:
-        table.add_row(m["name"], f"{m['value']:.4g}")
+        table.add_row(m["name"], format_value(_metric(m["name"], m["value"], m.get("unit", ""))))
     console.print(table)
+
+
+@runs.command("compare")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Also write the comparison as JSON.")
+@click.pass_context
+def compare_runs(ctx: click.Context, run_ids: tuple[str, ...], output: Path | None) -> None:
+    """Compare recorded runs side by side (the first is the baseline)."""
+    from promptkit.compare import compare, side_of_record
+
+    if len(run_ids) < 2:
+        raise click.UsageError("give at least two run ids")
+    store = RunStore(project_of(ctx).runs_path)
+    records = [store.run(run_id) for run_id in run_ids]
+    comparison = compare([side_of_record(r, store.results(r.id), r.id) for r in records])
+    print_comparison(comparison)
+    if output is not None:
+        atomic_write(output, json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False))
+        err_console.print(f"comparison: {output}")
+
+
+def _status(run: RunRecord) -> str:
+    """'running' only while its process lives; a killed run shows as resumable."""
+    if run.status == "running" and not process_alive(run):
+        return "killed (resumable)"
+    return run.status
+
+
+def _metric(name: str, value: float | None, unit: str) -> MetricValue:
+    return MetricValue(name, value if value is not None else float("nan"), unit=unit)
+
+
+def print_comparison(comparison: Comparison) -> None:
+    """One side-by-side metrics table with deltas, then the examples whose outcome changed."""
+    from promptkit.report.terminal import format_value
+
+    table = Table(title="comparison (deltas against the first column)", title_justify="left")
+    table.add_column("metric")
+    for i, side in enumerate(comparison.sides):
+        table.add_column(side.name, justify="right")
+        if i:
+            table.add_column("Δ", justify="right")
+    for row in comparison.metrics:
+        cells = []
+        for i, value in enumerate(row.values):
+            cells.append(format_value(_metric(row.name, value, row.unit)) if value is not None else "-")
+            if i:
+                delta = row.deltas[i]
+                better = row.better(i)
+                style = "green" if better else "red" if better is False else "dim"
+                text = "-" if delta is None else _delta(row.name, delta, row.unit)
+                cells.append(f"[{style}]{text}[/{style}]")
+        table.add_row(row.name, *cells)
+    console.print(table)
+    changed = comparison.changed
+    console.print(f"{len(changed)} of {comparison.common} examples changed outcome")
+    if not changed:
+        return
+    examples = Table()
+    examples.add_column("example")
+    examples.add_column("input")
+    examples.add_column("expected")
+    for side in comparison.sides:
+        examples.add_column(side.name)
+    for c in changed[:SHOW_CHANGED]:
+        text = " ".join(str(v) for v in c.input.values())
+        examples.add_row(c.id, text[:60] + ("…" if len(text) > 60 else ""), c.expected or "-", *c.outcomes)
+    console.print(examples)
+    if len(changed) > SHOW_CHANGED:
+        console.print(f"... and {len(changed) - SHOW_CHANGED} more (see --output)")
+
+
+def _delta(name: str, delta: float, unit: str) -> str:
+    sign = "+" if delta >= 0 else "-"
+    if unit == "" and not name.startswith("tokens"):
+        return f"{sign}{abs(delta) * 100:.1f} pt"
+    from promptkit.report.terminal import format_value
+
+    return sign + format_value(_metric(name, abs(delta), unit))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +14,9 @@ class FakeProvider(Provider):
     """Model spec `fake:NAME`. Scores labels by a hash of the prompt, or by a keyword
     rule when the options give one (`keywords: {positive: [great, love]}`); generation
     echoes the last prompt line, or returns `reply` when set. `fail_every: N` makes every
-    Nth request fail."""
+    Nth request fail; `delay: SECONDS` sleeps that long per request (to test interrupts and
+    progress). Output tokens are counted the same way an estimate counts them: the chosen
+    label's tokens when scoring, the reply's tokens when generating."""
 
     name = "fake"
     supports_scoring = True
@@ -36,8 +39,11 @@ class FakeProvider(Provider):
     def _complete(self, requests: Sequence[Request]) -> list[Response]:
         responses = []
         fail_every = int(self.options.get("fail_every", 0))
+        delay = float(self.options.get("delay", 0) or 0)
         for request in requests:
             self.calls += 1
+            if delay:
+                time.sleep(delay)
             prompt = request.text or "\n\n".join(m["content"] for m in request.messages or [])
             tokens_in = self.prompt_tokens(request)
             if fail_every and self.calls % fail_every == 0:
@@ -46,7 +52,8 @@ class FakeProvider(Provider):
             if request.labels:
                 scores = self._score(request, prompt)
                 best = max(scores, key=scores.__getitem__)
-                responses.append(Response(output=best, scores=scores, tokens_in=tokens_in, tokens_out=1))
+                responses.append(Response(output=best, scores=scores, tokens_in=tokens_in,
+                                          tokens_out=self.count_tokens(request.label_prefix + best)))
             else:
                 output = self.options.get("reply") or prompt.strip().splitlines()[-1]
                 output = output[: request.max_tokens * 4]

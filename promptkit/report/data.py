@@ -23,7 +23,9 @@ EXAMPLE_COLUMNS = ["index", "id", "expected", "output", "prediction", "correct",
 def report_dict(run: EvalRun) -> dict[str, Any]:
     return {
         "run_id": run.run_id,
+        "status": run.status,
         "settings": run.plan.settings(),
+        "extra": run.extra,
         "metrics": {m.name: m.to_dict() for m in run.metrics},
         "confusion_matrix": run.confusion,
         "examples": [r.to_dict() for r in run.results],

@@ -1,0 +1,61 @@
+"""promptkit runs list/show/compare over a real run store file."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from runs_helpers import cli, db_rows, write_data
+
+from promptkit.runs import RunStore
+
+
+def test_list_and_show(project: Path, tmp_path: Path) -> None:
+    data = str(write_data(tmp_path / "d.jsonl", 12))
+    assert cli(project, "eval", "sentiment", "-m", "fake:gpt-4o-mini", "--data", data).exit_code == 0
+    store = RunStore(project / ".promptkit" / "runs.db")
+    (run,) = store.runs()
+    assert run.status == "finished" and run.plan_hash and store.count_results(run.id) == 12
+    listed = cli(project, "runs", "list")
+    assert listed.exit_code == 0 and run.id in listed.output and "finished" in listed.output
+    shown = cli(project, "runs", "show", run.id[-6:])  # a unique part of the id is enough
+    assert shown.exit_code == 0, shown.output
+    for text in (run.id, "prompt_hash: bc821dedfd51", "dataset_hash:", "decoding:", "accuracy", "cost_total",
+                 "results: 12 of 12", "cache_hits: 0"):
+        assert text in shown.output, text
+    missing = cli(project, "runs", "show", "nope")
+    assert missing.exit_code == 2 and "no run 'nope'" in missing.output
+
+
+def test_store_file_is_wal_with_one_row_per_example(project: Path, tmp_path: Path) -> None:
+    data = str(write_data(tmp_path / "d.jsonl", 5))
+    assert cli(project, "eval", "sentiment", "-m", "fake:m", "--data", data).exit_code == 0
+    db = project / ".promptkit" / "runs.db"
+    assert db_rows(db, "PRAGMA journal_mode") == [("wal",)]
+    (run_id,) = db_rows(db, "SELECT id FROM runs")[0]
+    conn = sqlite3.connect(str(db))
+    try:
+        conn.execute("INSERT INTO results (run_id, example_id, idx, data) VALUES (?, 'x', 0, '{}')", (run_id,))
+        try:
+            conn.execute("INSERT INTO results (run_id, example_id, idx, data) VALUES (?, 'x', 0, '{}')", (run_id,))
+            raise AssertionError("a second result for one example must be refused")
+        except sqlite3.IntegrityError:
+            pass
+    finally:
+        conn.close()
+
+
+def test_older_store_gains_new_columns(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    conn = sqlite3.connect(str(path))
+    conn.executescript("""
+        CREATE TABLE runs (id TEXT PRIMARY KEY, created TEXT NOT NULL, finished TEXT, status TEXT NOT NULL,
+            prompt TEXT, prompt_hash TEXT, suite TEXT, model TEXT, dataset_hash TEXT, settings TEXT NOT NULL, metrics TEXT);
+        INSERT INTO runs VALUES ('old', '2026-01-01', NULL, 'finished', 'p@v1', 'h', 's', 'm', 'd', '{}', '[]');
+    """)
+    conn.close()
+    store = RunStore(path)
+    (old,) = store.runs()
+    assert old.id == "old" and old.extra == {} and old.plan_hash is None
+    store.create_run({"prompt": "p@v1"}, "plan")
+    assert len(store.runs()) == 2
