@@ -102,26 +102,28 @@ class ModelServer:
         import torch
 
         tok, model = self.provider.tokenizer, self.provider.hf_model
+        encoded = [tok(text, add_special_tokens=True, return_offsets_mapping=bool(tok.is_fast)) for text in texts]
+        seqs: list[list[int]] = [list(e["input_ids"]) or [tok.eos_token_id] for e in encoded]
+        width = max(len(ids) for ids in seqs)
+        batch = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, ids in enumerate(seqs):  # right padding: positions need no shifting
+            batch[row, : len(ids)] = torch.tensor(ids)
+            mask[row, : len(ids)] = 1
+        with torch.inference_mode():
+            logprobs = torch.log_softmax(model(input_ids=batch, attention_mask=mask).logits.float(), dim=-1)
         out: list[dict[str, Any]] = []
-        for text in texts:
-            enc = tok(text, add_special_tokens=True, return_offsets_mapping=bool(tok.is_fast))
-            ids: list[int] = list(enc["input_ids"])
-            if not ids:
-                out.append({"tokens": [], "token_logprobs": [], "text_offset": [], "top_logprobs": []})
-                continue
-            with torch.inference_mode():
-                logits = model(input_ids=torch.tensor([ids])).logits[0].float()
-                logprobs = torch.log_softmax(logits, dim=-1)
+        for row, (ids, enc) in enumerate(zip(seqs, encoded, strict=True)):
             tokens = [tok.decode([i]) for i in ids]
-            if tok.is_fast:
+            if tok.is_fast and enc["input_ids"]:
                 offsets = [int(start) for start, _ in enc["offset_mapping"]]
             else:
-                offsets = [len(tok.decode(ids[:j], skip_special_tokens=False)) for j in range(len(ids))]
-            values: list[float | None] = [None] + [float(logprobs[j - 1, ids[j]]) for j in range(1, len(ids))]
+                offsets = [len(tok.decode(ids[:j])) for j in range(len(ids))]
+            values: list[float | None] = [None] + [float(logprobs[row, j - 1, ids[j]]) for j in range(1, len(ids))]
             tops: list[dict[str, float] | None] = [None]
             for j in range(1, len(ids)):
                 if top:
-                    best = torch.topk(logprobs[j - 1], top)
+                    best = torch.topk(logprobs[row, j - 1], top)
                     tops.append({tok.decode([int(i)]): float(v) for v, i in zip(best.values, best.indices, strict=True)})
             out.append({"tokens": tokens, "token_logprobs": values, "text_offset": offsets,
                         "top_logprobs": tops if top else None})
