@@ -56,6 +56,8 @@ class FaultServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out without waiting for a delayed ACK
+            wbufsize = 1 << 16  # one write per response (flushed after each request)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -96,6 +98,7 @@ class FaultServer:
 
         self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
+        self.httpd.handle_error = lambda request, address: None  # type: ignore[method-assign]  # clients that gave up
         self.thread: threading.Thread | None = None
 
     @property
