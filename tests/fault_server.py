@@ -5,7 +5,8 @@ Library use (tests):  with FaultServer(fault_rate=0.2) as server: ... server.url
 Command line (benchmarks):  python tests/fault_server.py --latency 0.05  (prints its URL, serves until killed)
 
 Completions with echo+logprobs return word-level tokens with deterministic log-probabilities, so
-label scores are the same on every run; generation returns `reply`; usage is always included."""
+label scores are the same on every run; generation returns `reply`; `usage` counts words
+(usage=False leaves it out, so that clients count tokens themselves)."""
 
 from __future__ import annotations
 
@@ -44,9 +45,10 @@ def words(text: str) -> int:
 class FaultServer:
     def __init__(self, fault_rate: float = 0.0, latency: float = 0.0, seed: int = 0, kinds: tuple[str, ...] = KINDS,
                  timeout_delay: float = 1.0, retry_after: str = "0.02", reply: str = "positive",
-                 logprobs: bool = True, host: str = "127.0.0.1", port: int = 0):
+                 logprobs: bool = True, usage: bool = True, host: str = "127.0.0.1", port: int = 0):
         self.fault_rate, self.latency, self.kinds = fault_rate, latency, kinds
         self.timeout_delay, self.retry_after, self.reply, self.logprobs = timeout_delay, retry_after, reply, logprobs
+        self.usage = usage
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         self.injected: Counter[str] = Counter()
@@ -94,6 +96,8 @@ class FaultServer:
                 if fault == "malformed":
                     return self.send(200, b'{"id": "cmpl-1", "choices": [{"text": "posi')
                 status, answer = server.answer(self.path, body)
+                if not server.usage:
+                    answer.pop("usage", None)
                 self.send(status, json.dumps(answer).encode())
 
         self.httpd = ThreadingHTTPServer((host, port), Handler)

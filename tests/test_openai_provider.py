@@ -123,3 +123,31 @@ def test_eval_cli_through_registered_openai_model(project: Path) -> None:
     assert sum(server.injected.values()) > 0
     assert "retries" in result.stderr  # the provider's fault summary
     assert "sk-never-logged" not in result.stdout + result.stderr + (project / "r.json").read_text()
+
+
+def test_without_usage_tokens_are_counted_like_the_estimate(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_KEY", "sk-from-named-env")
+    plan = plan_for(project, limit=3)
+    with FaultServer(usage=False) as server:
+        provider = make_provider("openai", "fixed", base_url=server.url, api_key_env="MY_KEY", **FAST)
+        from promptkit.evaluate import build_request
+
+        requests = [build_request(plan, e) for e in plan.examples]
+        responses = provider.complete(requests)
+    assert [r.tokens_in for r in responses] == [provider.prompt_tokens(q) for q in requests]
+    assert all(r.tokens_in > 2 * count_tiktoken(q.text or "") - 2 for r, q in zip(responses, requests, strict=True))
+    assert set(server.auth_headers) == {"Bearer sk-from-named-env"}
+
+
+def test_serve_resolves_local_and_registered_models(project: Path) -> None:
+    from promptkit.errors import ConfigError
+    from promptkit.models import ALIASES
+    from promptkit.serve import make_server
+
+    (project / ".promptkit").mkdir()
+    (project / ".promptkit" / "models.yaml").write_text(json.dumps({"mine": {"provider": "hf", "model": ALIASES["smollm2"][1]}}))
+    server = make_server("mine", Project(project), api_key="k")
+    assert server.config.name == "mine" and server.provider.name == "hf" and server.provider._model is None
+    assert make_server("smollm2", name="small").models()["data"][0]["id"] == "small"
+    with pytest.raises(ConfigError, match="runs local models"):
+        make_server("openai:gpt-4o-mini")

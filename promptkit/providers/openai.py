@@ -2,7 +2,8 @@
 
 Model spec `openai:NAME`. Options (suite `provider_options`, or a registered model's `options`):
   base_url     endpoint root, e.g. http://127.0.0.1:8000/v1 (default: env OPENAI_BASE_URL, else OpenAI)
-  api_key      default: env OPENAI_API_KEY; never logged, recorded or shown in errors
+  api_key      default: env OPENAI_API_KEY (or the variable `api_key_env` names); never logged,
+               recorded or shown in errors
   concurrency  requests in flight at once (default 8; `eval -j N`)
   timeout      seconds per HTTP request (default 60)
   max_retries  retries per request after the first try (default 6)
@@ -97,7 +98,8 @@ class OpenAIProvider(Provider):
     supports_scoring = True
 
     def __init__(self, model: str, **options: Any):
-        self._api_key = str(options.pop("api_key", None) or os.environ.get("OPENAI_API_KEY") or "")
+        key_env = str(options.get("api_key_env") or "OPENAI_API_KEY")
+        self._api_key = str(options.pop("api_key", None) or os.environ.get(key_env) or "")
         super().__init__(model, **options)
         self.base_url = str(options.get("base_url") or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.concurrency = max(1, int(options.get("concurrency") or 8))
@@ -125,7 +127,13 @@ class OpenAIProvider(Provider):
     def count_tokens(self, text: str) -> int:
         return count_tiktoken(text)
 
+    def scores_by_logprobs(self, request: Request) -> bool:
+        return bool(request.labels) and request.text is not None and self._logprobs is not False
+
     def prompt_tokens(self, request: Request) -> int:
+        """Input tokens the endpoint bills for a request: label scoring sends prompt+label once per label."""
+        if request.text is not None and request.labels and self.scores_by_logprobs(request):
+            return sum(self.count_tokens(request.text + request.label_prefix + label) for label in request.labels)
         if request.text is not None:
             return self.count_tokens(request.text)
         # OpenAI's chat accounting: a few tokens of framing per message and for the reply's start.
@@ -250,7 +258,7 @@ class OpenAIProvider(Provider):
         if set(scores) != set(request.labels):
             raise Fault("malformed", "logprobs missing for some labels")
         usage = data.get("usage") or {}
-        tokens_in = int(usage.get("prompt_tokens") or sum(self.count_tokens(t) for t in texts))
+        tokens_in = int(usage.get("prompt_tokens") or self.prompt_tokens(request))
         best = max(scores, key=scores.__getitem__)
         return Response(output=best, scores=scores, tokens_in=tokens_in, tokens_out=0,
                         cost=self.cost(tokens_in, 0))
@@ -282,7 +290,7 @@ class OpenAIProvider(Provider):
         self._count("requests")
         try:
             response = None
-            if request.labels and request.text is not None and self._logprobs is not False:
+            if self.scores_by_logprobs(request):
                 response = self._score(request)
                 if response is None:
                     with self._lock:
