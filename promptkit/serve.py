@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from promptkit.errors import ConfigError
 from promptkit.providers.base import Request as ModelRequest
 
 MAX_BODY = 1_000_000  # bytes
@@ -313,7 +314,6 @@ def create_app(server: ModelServer) -> Any:
 def make_server(spec: str, project: Any = None, name: str | None = None, api_key: str | None = None,
                 max_body: int = MAX_BODY, max_tokens: int = MAX_TOKENS) -> ModelServer:
     """A ModelServer over any model spec resolve_model accepts that runs locally (hf provider)."""
-    from promptkit.errors import ConfigError
     from promptkit.models import resolve_model
     from promptkit.providers import make_provider
 
@@ -328,16 +328,21 @@ def make_server(spec: str, project: Any = None, name: str | None = None, api_key
 
 def run(server: ModelServer, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning",
         ready: Any = None) -> None:
-    """Load the model, bind, and serve until interrupted. `ready(url)` is called once bound."""
+    """Bind, load the model and serve until interrupted. `ready(url)` is called once loaded."""
     import socket
 
     import uvicorn
 
-    server.load()
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}",
+                          hint="choose another --port, or --port 0") from None
     sock.listen(128)
+    server.load()  # after binding, so that a taken port fails at once
     bound = sock.getsockname()[1]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{bound}/v1"
     if ready is not None:
