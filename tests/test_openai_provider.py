@@ -151,3 +151,29 @@ def test_serve_resolves_local_and_registered_models(project: Path) -> None:
     assert make_server("smollm2", name="small").models()["data"][0]["id"] == "small"
     with pytest.raises(ConfigError, match="runs local models"):
         make_server("openai:gpt-4o-mini")
+
+
+def test_ctrl_c_stops_waiting_retries_at_once(project: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    with FaultServer(fault_rate=1.0, kinds=("rate_limit",), retry_after="20") as server:
+        (project / ".promptkit").mkdir()
+        entry = {"slow": {"provider": "openai", "model": "fixed", "options": {"base_url": server.url, "max_backoff": 30}}}
+        (project / ".promptkit" / "models.yaml").write_text(json.dumps(entry))
+        process = subprocess.Popen([sys.executable, "-m", "promptkit", "eval", "prompts/sentiment", "--model", "slow",
+                                    "--limit", "4", "--no-store"], cwd=project, text=True, stderr=subprocess.PIPE,
+                                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+        deadline = time.monotonic() + 60
+        while server.requests < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        start = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert time.monotonic() - start < 10
+    assert process.returncode == 130, stderr

@@ -116,6 +116,7 @@ class OpenAIProvider(Provider):
         self._client: Any = None
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self.stats: dict[str, Any] = {"requests": 0, "attempts": 0, "retries": 0, "failed": 0,
                                       "faults": dict.fromkeys(FAULT_KINDS, 0)}
 
@@ -220,7 +221,8 @@ class OpenAIProvider(Provider):
                 if fault.retry_after is not None:
                     delay = min(self.max_backoff, fault.retry_after) + random.uniform(0, self.backoff / 4)
                 self._count("retries")
-                time.sleep(delay)
+                if self._stopping.wait(delay):
+                    raise Fatal("interrupted") from None
                 waited += delay
         raise AssertionError("unreachable")
 
@@ -318,7 +320,14 @@ class OpenAIProvider(Provider):
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="promptkit-openai")
             pool = self._pool
-        return list(pool.map(self._one, requests))
+        futures = [pool.submit(self._one, r) for r in requests]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:  # Ctrl-C: drop queued requests, cut retry waits short, let the run store keep the rest
+            self._stopping.set()
+            for future in futures:
+                future.cancel()
+            raise
 
     def close(self) -> None:
         summary = self.fault_summary()
