@@ -314,6 +314,7 @@ class OpenAIProvider(Provider):
         return response
 
     def _complete(self, requests: Sequence[Request]) -> list[Response]:
+        self._stopping.clear()
         if self.concurrency == 1 or len(requests) == 1:
             return [self._one(r) for r in requests]
         with self._lock:
