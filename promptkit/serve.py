@@ -4,7 +4,8 @@ Endpoints: GET /v1/models, POST /v1/completions (echo and logprobs included, so 
 score labels), POST /v1/chat/completions (logprobs/top_logprobs too). Responses carry `usage`.
 Binds 127.0.0.1 unless told otherwise; an API key, when set, is checked as a Bearer token.
 Request bodies and max_tokens are capped; errors are OpenAI-style JSON. One model call runs
-at a time (the model is not thread-safe); requests queue for it."""
+at a time (the model is not thread-safe); requests queue for it, and concurrent label-scoring
+requests (echo + logprobs, max_tokens 0) are merged into shared forward passes."""
 
 from __future__ import annotations
 
@@ -61,7 +62,9 @@ class ModelServer:
     def __init__(self, provider: Any, config: ServeConfig):
         self.provider = provider  # an HFProvider
         self.config = config
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # the model: one call at a time
+        self.pending: list[dict[str, Any]] = []  # echo-scoring calls waiting for the model
+        self.pending_lock = threading.Lock()
         self.created = int(time.time())
 
     def load(self) -> None:
@@ -98,6 +101,33 @@ class ModelServer:
                 "seed": _field(body, "seed", int, None)}
 
     # -- model work (callers hold self.lock) -------------------------------------------------
+    def echo_batched(self, texts: list[str], top: int) -> list[dict[str, Any]]:
+        """`_echo` for concurrent requests, merged: whoever gets the model next scores everything
+        queued meanwhile in shared forward passes (label scoring arrives as many small requests)."""
+        item: dict[str, Any] = {"texts": texts, "top": top, "done": False, "result": None, "error": None}
+        with self.pending_lock:
+            self.pending.append(item)
+        with self.lock:
+            if not item["done"]:
+                with self.pending_lock:
+                    batch, self.pending = self.pending, []
+                for level in {i["top"] for i in batch}:
+                    group = [i for i in batch if i["top"] == level]
+                    try:
+                        rows = [t for i in group for t in i["texts"]]
+                        results = [r for k in range(0, len(rows), MAX_PROMPTS)
+                                   for r in self._echo(rows[k: k + MAX_PROMPTS], level)]
+                    except Exception as e:  # noqa: BLE001 - handed to every caller in the group
+                        for i in group:
+                            i["error"], i["done"] = e, True
+                        continue
+                    for i in group:
+                        i["result"], results = results[: len(i["texts"])], results[len(i["texts"]):]
+                        i["done"] = True
+        if item["error"] is not None:
+            raise item["error"]
+        return list(item["result"])
+
     def _echo(self, texts: list[str], top: int) -> list[dict[str, Any]]:
         """Per-token log-probabilities of each text, OpenAI completions `logprobs` format."""
         import torch
@@ -187,8 +217,13 @@ class ModelServer:
         if top is not None and not 0 <= top <= 20:
             raise APIError(400, "'logprobs' must be between 0 and 20", param="logprobs")
         choices, tokens_in, tokens_out = [], 0, 0
+        scoring_only = echo and top is not None and opts["max_tokens"] == 0
+        prescored = self.echo_batched(prompts, top) if scoring_only and top is not None else None
         with self.lock:
-            echoed = self._echo(prompts, top) if echo and top is not None else [None] * len(prompts)
+            if prescored is not None:
+                echoed: list[Any] = prescored
+            else:
+                echoed = self._echo(prompts, top) if echo and top is not None else [None] * len(prompts)
             for index, (text, echo_lp) in enumerate(zip(prompts, echoed, strict=True)):
                 request = ModelRequest(id=str(index), text=text, **opts)
                 gen = self._generate(request, top)
