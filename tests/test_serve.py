@@ -104,3 +104,20 @@ def test_endpoints_and_errors(served: Served) -> None:
     assert served.call("/completions", raw=b" " * 5000)[0] == 413
     assert served.call("/nowhere")[0] == 404
     assert KEY not in "".join(served.log)
+
+
+def test_concurrent_scoring_requests_share_forward_passes(embedded_provider: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from promptkit.serve import ModelServer, ServeConfig
+
+    server = ModelServer(embedded_provider, ServeConfig(name="m"))
+    texts = [[f"Review: item {i} was {w}.\nSentiment: {label}" for label in ("negative", "positive")]
+             for i, w in enumerate(["great", "awful", "fine", "bad"])]
+    alone = [server._echo(t, 0) for t in texts]
+    with ThreadPoolExecutor(4) as pool:
+        merged = list(pool.map(lambda t: server.echo_batched(t, 0), texts))
+    for one, many in zip(alone, merged, strict=True):
+        for a, b in zip(one, many, strict=True):
+            assert a["tokens"] == b["tokens"] and a["text_offset"] == b["text_offset"]
+            assert b["token_logprobs"][1:] == pytest.approx(a["token_logprobs"][1:], abs=1e-3)
