@@ -290,7 +290,8 @@ def run_eval(
     if cache is not None and pending:
         identity = provider_identity(provider, cache)
         keys = {i: request_key(identity, r) for i, r in requests.items()}
-    chunk = max(1, provider.batch_size, int(provider.options.get("concurrency") or 1))
+    # An API batch waits for its slowest request: keep several requests per slot in flight.
+    chunk = max(1, provider.batch_size, 4 * int(provider.options.get("concurrency") or 0))
     finished = len(plan.examples) - len(pending)
     # The budget is the run's: what a resumed run spent before counts against it.
     status, spent, checked = "finished", sum(r.cost for r in done.values() if not r.cached), False
@@ -346,6 +347,9 @@ def run_eval(
         extra["resumed_with"] = resumed_with  # results the run held when this process took it over
     if status != "finished":
         extra.update(stopped="max-cost", max_cost=max_cost, remaining=len(plan.examples) - len(results))
+    stats = getattr(provider, "stats", None)
+    if isinstance(stats, dict) and stats.get("requests"):
+        extra["provider_stats"] = {k: v for k, v in stats.items() if k != "faults_reported"}
     run = EvalRun(plan, results, values, matrix, run_id, extra, status)
     if store is not None and run_id is not None:
         store.finish_run(run_id, values, status, extra)

@@ -16,6 +16,7 @@ COMMANDS = {
     "prompt": ("promptkit.cli.prompt:prompt", "Manage versioned prompts: list, show, new-version, label, diff."),
     "eval": ("promptkit.cli.eval:eval_command", "Score a prompt on its eval suite."),
     "runs": ("promptkit.cli.runs:runs", "Browse the run history."),
+    "serve": ("promptkit.cli.serve:serve", "Serve a local model over an OpenAI-compatible HTTP API."),
 }
 
 

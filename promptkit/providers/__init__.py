@@ -6,6 +6,7 @@ from promptkit.registry import Registry
 providers: Registry[type[Provider]] = Registry("provider")
 providers.register("fake", "promptkit.providers.fake:FakeProvider")
 providers.register("hf", "promptkit.providers.hf:HFProvider")
+providers.register("openai", "promptkit.providers.openai:OpenAIProvider")
 
 __all__ = ["Provider", "Request", "Response", "providers"]
 

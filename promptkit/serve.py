@@ -1,0 +1,386 @@
+"""`promptkit serve`: an OpenAI-compatible HTTP server over a local model (the hf provider).
+
+Endpoints: GET /v1/models, POST /v1/completions (echo and logprobs included, so a client can
+score labels), POST /v1/chat/completions (logprobs/top_logprobs too). Responses carry `usage`.
+Binds 127.0.0.1 unless told otherwise; an API key, when set, is checked as a Bearer token.
+Request bodies and max_tokens are capped; errors are OpenAI-style JSON. One model call runs
+at a time (the model is not thread-safe); requests queue for it, and concurrent label-scoring
+requests (echo + logprobs, max_tokens 0) are merged into shared forward passes."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from promptkit.errors import ConfigError
+from promptkit.providers.base import Request as ModelRequest
+
+MAX_BODY = 1_000_000  # bytes
+MAX_TOKENS = 512
+MAX_PROMPTS = 64
+
+
+class APIError(Exception):
+    """An error answered to the client as OpenAI-style JSON."""
+
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
+                 code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+@dataclass
+class ServeConfig:
+    name: str  # the model id clients ask for
+    api_key: str | None = None
+    max_body: int = MAX_BODY
+    max_tokens: int = MAX_TOKENS
+
+
+def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+        raise APIError(400, f"'{name}' has the wrong type", param=name)
+    return value
+
+
+class ModelServer:
+    """The model side of the server, independent of HTTP (so it can be tested directly)."""
+
+    def __init__(self, provider: Any, config: ServeConfig):
+        self.provider = provider  # an HFProvider
+        self.config = config
+        self.lock = threading.Lock()  # the model: one call at a time
+        self.pending: list[dict[str, Any]] = []  # echo-scoring calls waiting for the model
+        self.pending_lock = threading.Lock()
+        self.created = int(time.time())
+
+    def load(self) -> None:
+        _ = self.provider.hf_model, self.provider.tokenizer
+
+    def models(self) -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": self.config.name, "object": "model", "created": self.created,
+                                            "owned_by": "promptkit"}]}
+
+    # -- request parsing --------------------------------------------------------------------
+    def _common(self, body: dict[str, Any]) -> dict[str, Any]:
+        model = body.get("model")
+        if model is not None and model != self.config.name:
+            raise APIError(404, f"model {model!r} is not served here (serving {self.config.name!r})",
+                           param="model", code="model_not_found")
+        if _field(body, "n", int, 1) != 1:
+            raise APIError(400, "only n=1 is supported", param="n")
+        if body.get("stream"):
+            raise APIError(400, "streaming is not supported", param="stream")
+        max_tokens = _field(body, "max_tokens", int, None)
+        if max_tokens is None:
+            max_tokens = _field(body, "max_completion_tokens", int, 16)
+        if max_tokens < 0:
+            raise APIError(400, "'max_tokens' must be >= 0", param="max_tokens")
+        temperature = _field(body, "temperature", float, 0.0)
+        if not 0 <= temperature <= 2:
+            raise APIError(400, "'temperature' must be between 0 and 2", param="temperature")
+        stop = body.get("stop") or []
+        if isinstance(stop, str):
+            stop = [stop]
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+            raise APIError(400, "'stop' must be a string or a list of strings", param="stop")
+        return {"max_tokens": min(max_tokens, self.config.max_tokens), "temperature": temperature, "stop": stop,
+                "seed": _field(body, "seed", int, None)}
+
+    # -- model work (callers hold self.lock) -------------------------------------------------
+    def echo_batched(self, texts: list[str], top: int) -> list[dict[str, Any]]:
+        """`_echo` for concurrent requests, merged: whoever gets the model next scores everything
+        queued meanwhile in shared forward passes (label scoring arrives as many small requests)."""
+        item: dict[str, Any] = {"texts": texts, "top": top, "done": False, "result": None, "error": None}
+        with self.pending_lock:
+            self.pending.append(item)
+        with self.lock:
+            if not item["done"]:
+                with self.pending_lock:
+                    batch, self.pending = self.pending, []
+                for level in {i["top"] for i in batch}:
+                    group = [i for i in batch if i["top"] == level]
+                    try:
+                        rows = [t for i in group for t in i["texts"]]
+                        results = [r for k in range(0, len(rows), MAX_PROMPTS)
+                                   for r in self._echo(rows[k: k + MAX_PROMPTS], level)]
+                    except Exception as e:  # noqa: BLE001 - handed to every caller in the group
+                        for i in group:
+                            i["error"], i["done"] = e, True
+                        continue
+                    for i in group:
+                        i["result"], results = results[: len(i["texts"])], results[len(i["texts"]):]
+                        i["done"] = True
+        if item["error"] is not None:
+            raise item["error"]
+        return list(item["result"])
+
+    def _echo(self, texts: list[str], top: int) -> list[dict[str, Any]]:
+        """Per-token log-probabilities of each text, OpenAI completions `logprobs` format."""
+        import torch
+
+        tok, model = self.provider.tokenizer, self.provider.hf_model
+        encoded = [tok(text, add_special_tokens=True, return_offsets_mapping=bool(tok.is_fast)) for text in texts]
+        seqs: list[list[int]] = [list(e["input_ids"]) or [tok.eos_token_id] for e in encoded]
+        width = max(len(ids) for ids in seqs)
+        batch = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, ids in enumerate(seqs):  # right padding: positions need no shifting
+            batch[row, : len(ids)] = torch.tensor(ids)
+            mask[row, : len(ids)] = 1
+        with torch.inference_mode():
+            logprobs = torch.log_softmax(model(input_ids=batch, attention_mask=mask).logits.float(), dim=-1)
+        out: list[dict[str, Any]] = []
+        for row, (ids, enc) in enumerate(zip(seqs, encoded, strict=True)):
+            tokens = [tok.decode([i]) for i in ids]
+            if tok.is_fast and enc["input_ids"]:
+                offsets = [int(start) for start, _ in enc["offset_mapping"]]
+            else:
+                offsets = [len(tok.decode(ids[:j])) for j in range(len(ids))]
+            values: list[float | None] = [None] + [float(logprobs[row, j - 1, ids[j]]) for j in range(1, len(ids))]
+            tops: list[dict[str, float] | None] = [None]
+            for j in range(1, len(ids)):
+                if top:
+                    best = torch.topk(logprobs[row, j - 1], top)
+                    tops.append({tok.decode([int(i)]): float(v) for v, i in zip(best.values, best.indices, strict=True)})
+            out.append({"tokens": tokens, "token_logprobs": values, "text_offset": offsets,
+                        "top_logprobs": tops if top else None})
+        return out
+
+    def _generate(self, request: ModelRequest, top: int | None) -> dict[str, Any]:
+        """Generate for one request; with `top` set, also the generated tokens' logprobs."""
+        if top is None or request.max_tokens == 0:
+            if request.max_tokens == 0:
+                return {"text": "", "tokens_in": self.provider.prompt_tokens(request), "tokens_out": 0, "logprobs": None}
+            response = self.provider.complete([request])[0]
+            if response.error:
+                raise APIError(500, f"model error: {response.error}", type_="server_error")
+            return {"text": response.output, "tokens_in": response.tokens_in, "tokens_out": response.tokens_out,
+                    "logprobs": None}
+        return self._generate_scored(request, top)
+
+    def _generate_scored(self, request: ModelRequest, top: int) -> dict[str, Any]:
+        import torch
+
+        tok, model = self.provider.tokenizer, self.provider.hf_model
+        prompt = self.provider.prompt_text(request)
+        ids = list(tok(prompt, add_special_tokens=request.text is not None)["input_ids"])
+        sample = request.temperature > 0
+        if sample and request.seed is not None:
+            torch.manual_seed(request.seed)
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=torch.tensor([ids]), attention_mask=torch.ones((1, len(ids)), dtype=torch.long),
+                max_new_tokens=request.max_tokens, do_sample=sample, temperature=request.temperature if sample else None,
+                top_p=None, top_k=None, stop_strings=request.stop or None, tokenizer=tok if request.stop else None,
+                pad_token_id=tok.pad_token_id, output_scores=True, return_dict_in_generate=True)
+        new = out.sequences[0, len(ids):].tolist()
+        eos = model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos, tok.eos_token_id])
+        n = next((k + 1 for k, t in enumerate(new) if t in eos_ids), len(new))
+        entries = []
+        for k in range(n):
+            logprobs = torch.log_softmax(out.scores[k][0].float(), dim=-1)
+            best = torch.topk(logprobs, max(1, top))
+            entries.append({"token": tok.decode([new[k]]), "logprob": float(logprobs[new[k]]),
+                            "top": {tok.decode([int(i)]): float(v) for v, i in zip(best.values, best.indices, strict=True)}})
+        text = tok.decode([t for t in new[:n] if t not in eos_ids], skip_special_tokens=True)
+        for s in request.stop:
+            if s in text:
+                text = text[: text.index(s)]
+        return {"text": text, "tokens_in": len(ids), "tokens_out": n, "logprobs": entries}
+
+    # -- endpoints ----------------------------------------------------------------------------
+    def completions(self, body: dict[str, Any]) -> dict[str, Any]:
+        opts = self._common(body)
+        prompt = body.get("prompt")
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
+            raise APIError(400, "'prompt' must be a string or a non-empty list of strings", param="prompt")
+        if len(prompts) > MAX_PROMPTS:
+            raise APIError(400, f"at most {MAX_PROMPTS} prompts per request", param="prompt")
+        echo = _field(body, "echo", bool, False)
+        top = _field(body, "logprobs", int, None)
+        if top is not None and not 0 <= top <= 20:
+            raise APIError(400, "'logprobs' must be between 0 and 20", param="logprobs")
+        choices, tokens_in, tokens_out = [], 0, 0
+        scoring_only = echo and top is not None and opts["max_tokens"] == 0
+        prescored = self.echo_batched(prompts, top) if scoring_only and top is not None else None
+        with self.lock:
+            if prescored is not None:
+                echoed: list[Any] = prescored
+            else:
+                echoed = self._echo(prompts, top) if echo and top is not None else [None] * len(prompts)
+            for index, (text, echo_lp) in enumerate(zip(prompts, echoed, strict=True)):
+                request = ModelRequest(id=str(index), text=text, **opts)
+                gen = self._generate(request, top)
+                logprobs = None
+                if top is not None:
+                    gen_lp = gen["logprobs"] or []
+                    base = len(text) if echo else 0
+                    offsets, position = [], base
+                    for entry in gen_lp:
+                        offsets.append(position)
+                        position += len(entry["token"])
+                    logprobs = {
+                        "tokens": (echo_lp["tokens"] if echo_lp else []) + [e["token"] for e in gen_lp],
+                        "token_logprobs": (echo_lp["token_logprobs"] if echo_lp else []) + [e["logprob"] for e in gen_lp],
+                        "text_offset": (echo_lp["text_offset"] if echo_lp else []) + offsets,
+                        "top_logprobs": ((echo_lp["top_logprobs"] or []) if echo_lp else []) + [e["top"] for e in gen_lp]
+                        if top else None,
+                    }
+                choices.append({"index": index, "text": (text if echo else "") + gen["text"], "logprobs": logprobs,
+                                "finish_reason": "length" if gen["tokens_out"] >= opts["max_tokens"] else "stop"})
+                tokens_in += len(echo_lp["tokens"]) if echo_lp else gen["tokens_in"]
+                tokens_out += gen["tokens_out"]
+        return {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()),
+                "model": self.config.name, "choices": choices,
+                "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
+                          "total_tokens": tokens_in + tokens_out}}
+
+    def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        opts = self._common(body)
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages or not all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                for m in messages):
+            raise APIError(400, "'messages' must be a non-empty list of {role, content} with text content",
+                           param="messages")
+        want = _field(body, "logprobs", bool, False)
+        top = _field(body, "top_logprobs", int, 0) if want else None
+        if top is not None and not 0 <= top <= 20:
+            raise APIError(400, "'top_logprobs' must be between 0 and 20", param="top_logprobs")
+        request = ModelRequest(id="0", messages=[{"role": m["role"], "content": m["content"]} for m in messages], **opts)
+        with self.lock:
+            gen = self._generate(request, top)
+        logprobs = None
+        if gen["logprobs"] is not None:
+            logprobs = {"content": [
+                {"token": e["token"], "logprob": e["logprob"], "bytes": list(e["token"].encode()),
+                 "top_logprobs": [{"token": t, "logprob": v, "bytes": list(t.encode())}
+                                  for t, v in list(e["top"].items())[:top]]}
+                for e in gen["logprobs"]]}
+        return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+                "model": self.config.name,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": gen["text"]}, "logprobs": logprobs,
+                             "finish_reason": "length" if gen["tokens_out"] >= opts["max_tokens"] else "stop"}],
+                "usage": {"prompt_tokens": gen["tokens_in"], "completion_tokens": gen["tokens_out"],
+                          "total_tokens": gen["tokens_in"] + gen["tokens_out"]}}
+
+
+def create_app(server: ModelServer) -> Any:
+    """The Starlette app serving a ModelServer."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    config = server.config
+
+    def error(e: APIError) -> JSONResponse:
+        return JSONResponse(e.body(), status_code=e.status)
+
+    def authorized(request: Request) -> bool:
+        if not config.api_key:
+            return True
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), config.api_key.encode())
+
+    async def read_json(request: Request) -> dict[str, Any]:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > config.max_body):
+            raise APIError(413, f"request body larger than {config.max_body} bytes", code="body_too_large")
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > config.max_body:
+                raise APIError(413, f"request body larger than {config.max_body} bytes", code="body_too_large")
+        try:
+            body = json.loads(bytes(data))
+        except ValueError:
+            raise APIError(400, "request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise APIError(400, "request body must be a JSON object")
+        return body
+
+    def endpoint(handler: Any, post: bool) -> Any:
+        async def run(request: Request) -> JSONResponse:
+            try:
+                if not authorized(request):
+                    raise APIError(401, "invalid or missing API key (Authorization: Bearer KEY)",
+                                   type_="authentication_error", code="invalid_api_key")
+                if not post:
+                    return JSONResponse(handler())
+                body = await read_json(request)
+                return JSONResponse(await run_in_threadpool(handler, body))
+            except APIError as e:
+                return error(e)
+            except Exception as e:  # noqa: BLE001 - the client gets JSON, the server keeps serving
+                return error(APIError(500, f"internal error: {type(e).__name__}: {e}", type_="server_error"))
+
+        return run
+
+    async def not_found(request: Request, exc: Exception) -> JSONResponse:
+        status = getattr(exc, "status_code", 404)
+        return error(APIError(status, f"no route {request.method} {request.url.path}", code="not_found"))
+
+    routes = [
+        Route("/v1/models", endpoint(server.models, post=False), methods=["GET"]),
+        Route("/v1/completions", endpoint(server.completions, post=True), methods=["POST"]),
+        Route("/v1/chat/completions", endpoint(server.chat, post=True), methods=["POST"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+
+
+def make_server(spec: str, project: Any = None, name: str | None = None, api_key: str | None = None,
+                max_body: int = MAX_BODY, max_tokens: int = MAX_TOKENS) -> ModelServer:
+    """A ModelServer over any model spec resolve_model accepts that runs locally (hf provider)."""
+    from promptkit.models import resolve_model
+    from promptkit.providers import make_provider
+
+    ref = resolve_model(spec, project.models if project is not None else None)
+    if ref.provider != "hf":
+        raise ConfigError(f"promptkit serve runs local models; {spec!r} uses provider {ref.provider!r}",
+                          hint="serve smollm2, a model folder, a .gguf file, or a registered tuned adapter")
+    provider = make_provider(ref.provider, ref.model, **ref.options)
+    return ModelServer(provider, ServeConfig(name=name or spec, api_key=api_key or None, max_body=max_body,
+                                             max_tokens=max_tokens))
+
+
+def run(server: ModelServer, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning",
+        ready: Any = None) -> None:
+    """Bind, load the model and serve until interrupted. `ready(url)` is called once loaded."""
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}",
+                          hint="choose another --port, or --port 0") from None
+    sock.listen(128)
+    server.load()  # after binding, so that a taken port fails at once
+    bound = sock.getsockname()[1]
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{bound}/v1"
+    if ready is not None:
+        ready(url)
+    config = uvicorn.Config(create_app(server), log_level=log_level, access_log=False, timeout_keep_alive=30)
+    uvicorn.Server(config).run(sockets=[sock])
