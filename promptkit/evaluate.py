@@ -83,6 +83,8 @@ class EvalPlan:
             "task": self.task,
             "model": self.model.spec,
             "provider": self.model.provider,
+            "base_model": self.model.model,
+            "adapter": str(self.model.options["adapter"]) if self.model.options.get("adapter") else None,
             "dataset": str(self.data_path),
             "dataset_hash": self.data_hash,
             "split": self.split,
