@@ -93,6 +93,9 @@ class PromptFolder:
 
     def version(self, number: int) -> PromptVersion:
         path = self.versions_dir / f"v{number}.yaml"
+        if path.exists() and not path.is_file():
+            raise ConfigError("a folder where a published version file should be", where=str(path),
+                              hint="remove it; versions are files written by 'promptkit prompt new-version'")
         if not path.is_file():
             known = [f"v{n}" for n in self.version_numbers()]
             raise NotFoundError(f"prompt {self.name!r} has no version v{number}", where=str(self.versions_dir),
@@ -187,7 +190,8 @@ class PromptFolder:
 
     def set_label(self, label: str, version: PromptVersion) -> None:
         if version.number is None:
-            raise ConfigError("only published versions can be labelled", hint="run 'promptkit prompt new-version' first")
+            raise ConfigError(f"only published versions can be labelled, not {version.ref}", where=str(version.source),
+                              hint="run 'promptkit prompt new-version' first")
         if not NAME_RE.match(label) or VERSION_RE.match(label) or label == WORKING:
             raise ConfigError(f"invalid label name {label!r}", hint="use letters, digits, '-', '_', not 'vN' or 'working'")
         labels = self.labels()
