@@ -31,3 +31,17 @@ def test_case(case_id: str, corpus_results: dict[str, CaseResult]) -> None:
     result = corpus_results[case_id]
     assert result.ok, f"{case_id}: {'; '.join(result.problems)}\nstderr: {result.stderr[-1500:]}"
     assert result.seconds < 30, f"{case_id} took {result.seconds:.1f}s"
+
+
+def test_success_paths_keep_their_exit_codes() -> None:
+    """The one-line usage-error handling leaves --help, --version and normal runs alone."""
+    from click.testing import CliRunner
+
+    from promptkit.cli import main
+
+    runner = CliRunner()
+    assert runner.invoke(main, ["--help"]).exit_code == 0
+    assert runner.invoke(main, ["--version"]).exit_code == 0
+    assert runner.invoke(main, ["eval", "--help"]).exit_code == 0
+    result = runner.invoke(main, ["eval", "--nope"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
