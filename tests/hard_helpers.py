@@ -259,6 +259,17 @@ def store_rows(db: Path) -> dict[str, list[tuple[str, str]]]:
         con.close()
 
 
+def run_status(db: Path, run_id: str) -> str | None:
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        row = con.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return row[0] if row else None
+    finally:
+        con.close()
+
+
 def store_check(db: Path) -> list[str]:
     """Problems with a run store file: integrity, and rows that are not whole example results."""
     import sqlite3
@@ -311,7 +322,7 @@ def kill_trial(project: Path, rng: Any, total: int, batch: int, resume: bool, ti
 
     db = project / ".promptkit" / "runs.db"
     before_runs = set(store_rows(db))
-    target = rng.choice([0, *range(batch, total - batch, batch)])  # 0: kill during start-up / first batch
+    target = rng.choice([0, *range(batch, total - 2 * batch, batch)])  # 0: kill during start-up / first batch
     proc = start_eval(project)
     deadline = time.monotonic() + timeout
     seen: list[tuple[str, str]] = []
@@ -339,7 +350,9 @@ def kill_trial(project: Path, rng: Any, total: int, batch: int, resume: bool, ti
     if changed:
         problems.append(f"{len(changed)} results written before the kill changed or vanished")
     after_resume = None
-    if resume and run_id:
+    if run_id and run_status(db, run_id) == "finished":  # the last batch beat the kill: nothing to resume
+        after_resume = len(after) if resume else None
+    elif resume and run_id:
         done = subprocess.run([*EVAL_SLOW, "--resume", run_id], cwd=project, capture_output=True, text=True, timeout=timeout,
                               env=cli_env(PROMPTKIT_CACHE_DIR=str(project / ".cache")))
         if done.returncode != 0:
