@@ -16,18 +16,21 @@ from promptkit.errors import ConfigError
 from promptkit.library.spec import OUTPUT_KEY, SLOT_ORDER, PromptSpec
 
 MAX_RESULT = 1_000_000  # longest string or list one template expression may build
+MAX_POWER_BITS = 1_000_000  # largest integer `**` may build (about 300,000 digits)
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, plus caps on `*` and `**` so that a template cannot build a
-    gigabyte string (`'a' * 10**9`) or a number that takes forever (`9**9**9`)."""
+    gigabyte string (`'a' * 10**9`) or a number that takes forever (`10**10**9`)."""
 
     intercepted_binops = frozenset({"*", "**"})
 
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
         if operator_ == "**":
-            if isinstance(right, (int, float)) and abs(right) > 1000 and isinstance(left, (int, float)) and abs(left) > 1:
-                raise jinja2.exceptions.SecurityError(f"exponent {right} is too large")
+            if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1 \
+                    and (right > 1_000_000 or abs(left).bit_length() * right > MAX_POWER_BITS):
+                digits = abs(left).bit_length() * right * 0.30103
+                raise jinja2.exceptions.SecurityError(f"a power of about {digits:.3g} digits is too large a number")
             return operator.pow(left, right)
         for seq, times in ((left, right), (right, left)):
             if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > MAX_RESULT:
