@@ -58,6 +58,7 @@ def main() -> int:
             except Exception as e:  # noqa: BLE001 - any non-PromptkitError escape is the finding
                 unexpected += 1
                 failures.append(f"property {name}: {type(e).__name__}: {e}")
+    props.teardown_module()
     tried_props = sum(props.TRIED.values())
     clear_props = sum(props.CLEAR.values())
 

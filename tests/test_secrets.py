@@ -189,6 +189,8 @@ def secrets_check(tmp: Path) -> dict[str, Any]:
                 except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
                     replies.append(str(e))
             texts["serve replies"] = "\n".join(replies)
+            if '"choices"' not in replies[0] or any('"choices"' in reply for reply in replies[1:]):
+                problems.append(f"serve with an API key: right key must answer, wrong keys must not: {replies}")
             if has_provider("openai"):
                 cli("eval openai (via serve)", "eval", "sentiment", "-m", "openai:served", "--limit", "4", OPENAI_BASE_URL=base)
         finally:
