@@ -21,27 +21,124 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def read_text(path: Path) -> str:
+MAX_CONFIG_BYTES = 2 << 20  # prompt, suite and settings files: 2 MB is far beyond any real one
+MAX_YAML_NODES = 100_000  # after expanding aliases: refuses "billion laughs" alias bombs
+MAX_YAML_DEPTH = 200
+
+
+def read_text(path: Path, limit: int = MAX_CONFIG_BYTES) -> str:
+    """A UTF-8 text file, refused with a clear message when missing, too big, binary or unreadable."""
     try:
-        return path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if path.is_file() and size > limit:
+            raise ConfigError(f"file is {size / 1e6:.1f} MB, over the {limit / 1e6:.0f} MB limit for this kind of file",
+                              where=str(path), hint="is this the right file?")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError("file not found", where=str(path)) from None
+    except IsADirectoryError:
+        raise ConfigError("is a folder, not a file", where=str(path)) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror or e}", where=str(path)) from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError(f"not valid UTF-8 at byte {e.start}", where=str(path)) from None
-    except (IsADirectoryError, PermissionError) as e:
-        raise ConfigError(e.strerror or str(e), where=str(path)) from None
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(f"not valid UTF-8 (byte {e.start}); binary file?", where=f"{path}:{line}",
+                          hint="save it as UTF-8 text") from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise ConfigError("contains NUL bytes: a binary file, not text", where=f"{path}:{line}") from None
+    return text
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (silently dropping one is a classic config bug)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # unhashable key: let the base class report it
+                break
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first defined on line {first.line + 1})", key_node.start_mark
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_size(node: yaml.Node, path: Path) -> None:
+    """Refuse YAML whose aliases expand to a huge document, or nesting too deep to handle."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, int, bool]] = [(node, 0, False)]
+    while stack:
+        current, depth, expanded = stack.pop()
+        if id(current) in sizes:
+            continue
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(f"YAML nested deeper than {MAX_YAML_DEPTH} levels", where=f"{path}:{current.start_mark.line + 1}")
+        children: list[yaml.Node] = []
+        if isinstance(current, yaml.SequenceNode):
+            children = list(current.value)
+        elif isinstance(current, yaml.MappingNode):
+            children = [n for pair in current.value for n in pair]
+        if expanded or not children:
+            total = 1 + sum(sizes.get(id(c), 1) for c in children)
+            sizes[id(current)] = total
+            if total > MAX_YAML_NODES:
+                raise ConfigError(
+                    f"YAML expands to more than {MAX_YAML_NODES} values (an alias bomb?)",
+                    where=f"{path}:{current.start_mark.line + 1}", hint="remove the repeated '*alias' references",
+                )
+            continue
+        stack.append((current, depth, True))
+        stack.extend((c, depth + 1, False) for c in children if id(c) not in sizes)
 
 
 def load_yaml(path: Path) -> tuple[Any, str]:
     """Parse a YAML file safely; returns (data, text). Syntax errors name line and column."""
     text = read_text(path)
     try:
-        return yaml.safe_load(text), text
+        depth = 0
+        for event in yaml.parse(text, Loader=_Loader):  # the parser is iterative: cheap to check depth first
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    mark = event.start_mark
+                    place = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+                    raise ConfigError(f"YAML nested deeper than {MAX_YAML_DEPTH} levels", where=f"{path}{place}")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None, text
+            _check_size(node, path)
+            return loader.construct_document(node), text
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        if mark is not None:
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}"
+        elif isinstance(e, yaml.reader.ReaderError):
+            where = f"{path}:{text[: e.position].count(chr(10)) + 1}"
+        else:
+            where = str(path)
+        problem = getattr(e, "problem", None) or getattr(e, "reason", None) or str(e).splitlines()[0]
+        context = getattr(e, "context", None)
+        if context and getattr(e, "problem", None):
+            problem = f"{context}, {problem}"
         raise ConfigError(f"YAML syntax error: {problem}", where=where, hint="fix the YAML syntax there") from None
+    except RecursionError:
+        raise ConfigError("YAML nested too deeply", where=str(path)) from None
 
 
 def line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
@@ -76,7 +173,8 @@ def validate(model: type[M], data: Any, path: Path, text: str | None = None) -> 
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
+        # an unknown key first: it is usually a typo of the key reported missing
+        err = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         dotted = ".".join(str(p) for p in loc) or "(top level)"
         line = line_of(text, loc) if text else None
@@ -118,7 +216,8 @@ def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseMo
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write a file so that readers see the old or the new content, never half of it."""
+    """Write a file so that readers see the old or the new content, never half of it.
+    Raises OSError (callers that know the option to blame turn it into a message)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

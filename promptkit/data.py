@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,14 @@ def input_hash(variables: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
+def max_dataset_bytes() -> int:
+    """Datasets are read whole; refuse files above PROMPTKIT_MAX_DATASET_MB (default 50)."""
+    try:
+        return int(float(os.environ.get("PROMPTKIT_MAX_DATASET_MB", "50")) * 1e6)
+    except ValueError:
+        return 50_000_000
+
+
 def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, row) for each record of a .jsonl/.json-lines or .csv/.tsv file."""
     if not path.exists():
@@ -46,20 +55,46 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".ndjson", ".csv", ".tsv"):
         raise ConfigError(f"unsupported dataset format {suffix or '(none)'!r}", where=str(path), hint="use .jsonl or .csv")
-    raw = path.read_bytes()
+    limit = max_dataset_bytes()
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise ConfigError(f"dataset is {size / 1e6:.0f} MB, over the {limit / 1e6:.0f} MB limit", where=str(path),
+                              hint="use a sample, or raise the limit with PROMPTKIT_MAX_DATASET_MB")
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read the dataset: {e.strerror or e}", where=str(path)) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise ConfigError(f"not valid UTF-8 (byte {e.start})", where=f"{path}:{line}", hint="re-save the file as UTF-8") from None
+        raise ConfigError(f"not valid UTF-8 (byte {e.start}); binary file?", where=f"{path}:{line}",
+                          hint="re-save the file as UTF-8") from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise ConfigError("contains NUL bytes: a binary file, not text", where=f"{path}:{line}")
     rows: list[tuple[int, dict[str, Any]]] = []
     if suffix in (".csv", ".tsv"):
-        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",", strict=True)
         try:
             for row in reader:
-                rows.append((reader.line_num, {k: v for k, v in row.items() if k is not None}))
+                if None in row:
+                    raise ConfigError(f"row has {len(row) - 1 + len(row[None])} values but the header names {len(row) - 1}",
+                                      where=f"{path}:{reader.line_num}", hint="quote values that contain the delimiter")
+                if any(v is None for v in row.values()):
+                    raise ConfigError(f"row has fewer values than the header's {len(row)} columns",
+                                      where=f"{path}:{reader.line_num}", hint="fill in every column (empty is fine)")
+                rows.append((reader.line_num, dict(row)))
         except csv.Error as e:
-            raise ConfigError(f"CSV error: {e}", where=f"{path}:{reader.line_num}") from None
+            # the reader fails inside the record that starts after the last line it finished
+            line = min(reader.line_num + 1, text.count("\n") + 1)
+            raise ConfigError(f"CSV error: {e}", where=f"{path}:{line}",
+                              hint='check the quoting: wrap a value holding quotes in "..." and double inner quotes') from None
+        except RecursionError:
+            raise ConfigError("CSV nested too deeply", where=str(path)) from None
+        if reader.fieldnames is not None and len(set(reader.fieldnames)) != len(reader.fieldnames):
+            duplicates = sorted({f for f in reader.fieldnames if reader.fieldnames.count(f) > 1})
+            raise ConfigError(f"the header repeats column {duplicates[0]!r}", where=f"{path}:1")
     else:
         for number, record in enumerate(text.split("\n"), start=1):
             if not record.strip():
@@ -67,7 +102,10 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
             try:
                 row = json.loads(record)
             except json.JSONDecodeError as e:
-                raise ConfigError(f"invalid JSON: {e.msg} at column {e.colno}", where=f"{path}:{number}") from None
+                raise ConfigError(f"invalid JSON: {e.msg} at column {e.colno}", where=f"{path}:{number}",
+                                  hint="each line must be one JSON object") from None
+            except RecursionError:
+                raise ConfigError("JSON nested too deeply", where=f"{path}:{number}") from None
             if not isinstance(row, dict):
                 raise ConfigError(f"expected a JSON object, got {type(row).__name__}", where=f"{path}:{number}")
             rows.append((number, row))
@@ -100,6 +138,9 @@ def load_examples(
             if target not in row:
                 raise ConfigError(f"row has no target field {target!r}", where=f"{path}:{line}",
                                   hint=f"fields in this row: {', '.join(map(str, row)) or 'none'}")
+            if row[target] is None or isinstance(row[target], (dict, list)):
+                raise ConfigError(f"target field {target!r} is {json.dumps(row[target])[:40]}, not a label or text",
+                                  where=f"{path}:{line}", hint="give each row a target value")
             expected = str(row[target])
         key = input_hash(variables)
         seen[key] = seen.get(key, 0) + 1

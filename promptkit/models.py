@@ -55,17 +55,33 @@ class ModelRegistry:
     def entries(self) -> dict[str, dict[str, Any]]:
         if not self.path.is_file():
             return {}
-        data, _ = load_yaml(self.path)
+        from promptkit.config import line_of
+        from promptkit.providers import providers
+
+        data, text = load_yaml(self.path)
         if data is None:
             return {}
-        if not isinstance(data, dict) or not all(isinstance(v, dict) and "provider" in v for v in data.values()):
+        if not isinstance(data, dict):
             raise ConfigError("expected 'name: {provider: ..., model: ...}' entries", where=str(self.path))
+        for name, entry in data.items():
+            line = line_of(text, (name,))
+            where = f"{self.path}:{line}" if line else str(self.path)
+            if not isinstance(entry, dict) or "provider" not in entry:
+                raise ConfigError(f"model {name!r} needs 'provider:' and 'model:' keys", where=where)
+            if entry["provider"] not in providers:
+                raise ConfigError(f"model {name!r} names unknown provider {entry['provider']!r}", where=where,
+                                  hint=did_you_mean(str(entry["provider"]), providers.names()))
+            if not isinstance(entry.get("options", {}) or {}, dict):
+                raise ConfigError(f"model {name!r}: 'options' must be a mapping", where=where)
         return data
 
     def add(self, name: str, provider: str, model: str, **info: Any) -> None:
         entries = self.entries()
         entries[name] = {"provider": provider, "model": model, **info}
-        atomic_write(self.path, dump_yaml(entries))
+        try:
+            atomic_write(self.path, dump_yaml(entries))
+        except OSError as e:
+            raise ConfigError(f"cannot write the model registry: {e.strerror or e}", where=str(self.path)) from None
 
 
 def resolve_model(spec: str, registry: ModelRegistry | None = None) -> ModelRef:

@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from promptkit.config import Strict, load_yaml, validate
 from promptkit.errors import ConfigError, NotFoundError, did_you_mean
@@ -37,6 +37,16 @@ class SuiteConfig(Strict):
     scoring: Literal["loglik", "generate"] | None = Field(
         None, description="classification by label log-likelihood (default where supported) or by parsing output"
     )
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, names: list[str] | None) -> list[str] | None:
+        from promptkit.metrics import metrics
+
+        for name in names or []:
+            if name not in metrics:
+                raise ValueError(f"unknown metric {name!r} ({did_you_mean(name, metrics.names())})")
+        return names
 
 
 class Suite:

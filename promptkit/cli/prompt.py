@@ -51,12 +51,17 @@ def show(ctx: click.Context, ref: str, model: str | None, index: int, variables:
     given: dict[str, str] = {}
     for item in variables:
         name, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--var {item!r} is not NAME=VALUE")
+        if not sep or not name:
+            raise ConfigError(f"--var {item!r} is not NAME=VALUE", hint="e.g. --var text='Great food'")
         given[name] = value
+    if given and index != 0:
+        raise ConfigError("--index and --var conflict: --index picks a dataset example, --var gives the values",
+                          hint="use one of them")
+    if index < 0:
+        raise ConfigError(f"--index must be 0 or more, got {index}")
     view = inspect_prompt(project, project.library.resolve(ref), model=model, variables=given or None, index=index)
     console.print(f"[bold]{view.version.ref}[/bold] hash {view.version.hash} · {view.version.spec.style} · "
-                  f"tokens with {view.model}: {view.total_tokens} (window {view.context_window or '?'})")
+                  f"tokens with {view.model}: {view.total_tokens} (window {view.context_window or '?'})", emoji=False)
     table = Table()
     table.add_column("part")
     table.add_column("tokens", justify="right")

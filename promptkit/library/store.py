@@ -93,9 +93,13 @@ class PromptFolder:
 
     def version(self, number: int) -> PromptVersion:
         path = self.versions_dir / f"v{number}.yaml"
+        if path.exists() and not path.is_file():
+            raise ConfigError("a folder where a published version file should be", where=str(path),
+                              hint="remove it; versions are files written by 'promptkit prompt new-version'")
         if not path.is_file():
             known = [f"v{n}" for n in self.version_numbers()]
-            raise NotFoundError(f"prompt {self.name!r} has no version v{number}", hint=did_you_mean(f"v{number}", known))
+            raise NotFoundError(f"prompt {self.name!r} has no version v{number}", where=str(self.versions_dir),
+                                hint=did_you_mean(f"v{number}", known))
         data, text = load_yaml(path)
         if not isinstance(data, dict) or "prompt" not in data or "hash" not in data:
             raise ConfigError("not a published version (needs 'hash' and 'prompt' keys)", where=str(path))
@@ -122,7 +126,7 @@ class PromptFolder:
         if data is None:
             return {}
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-            raise ConfigError("expected 'label: vN' lines", where=str(self.labels_file))
+            raise ConfigError("expected 'label: vN' lines", where=str(self.labels_file), hint="e.g. 'production: v2'")
         return {str(k): v for k, v in data.items()}
 
     def resolve(self, selector: str | None) -> PromptVersion:
@@ -131,7 +135,7 @@ class PromptFolder:
         if selector is None:
             labels = self.labels()
             if "production" in labels:
-                return self.resolve(labels["production"])
+                return self._labelled("production", labels["production"])
             return self.version(numbers[-1]) if numbers else self.working()
         if selector == WORKING:
             return self.working()
@@ -140,7 +144,7 @@ class PromptFolder:
             return self.version(int(match.group(1)))
         labels = self.labels()
         if selector in labels:
-            return self.resolve(labels[selector])
+            return self._labelled(selector, labels[selector])
         if HASH_RE.match(selector):
             found = [v for v in self.versions() if v.hash.startswith(selector)]
             if len(found) == 1:
@@ -148,7 +152,20 @@ class PromptFolder:
             if len(found) > 1:
                 raise NotFoundError(f"hash prefix {selector!r} matches several versions", hint="give more characters")
         known = [f"v{n}" for n in numbers] + list(labels) + [WORKING]
-        raise NotFoundError(f"prompt {self.name!r} has no version {selector!r}", hint=did_you_mean(selector, known))
+        raise NotFoundError(f"prompt {self.name!r} has no version {selector!r}", where=str(self.versions_dir),
+                            hint=did_you_mean(selector, known))
+
+    def _labelled(self, label: str, target: str) -> PromptVersion:
+        match = VERSION_RE.match(target)
+        if not match or int(match.group(1)) not in self.version_numbers():
+            from promptkit.config import line_of
+
+            text = self.labels_file.read_text(encoding="utf-8")
+            line = line_of(text, (label,))
+            raise ConfigError(f"label {label!r} points at {target!r}, which is not a published version",
+                              where=f"{self.labels_file}:{line}" if line else str(self.labels_file),
+                              hint=f"published: {', '.join(f'v{n}' for n in self.version_numbers()) or 'none'}")
+        return self.version(int(match.group(1)))
 
     def publish(self, message: str = "") -> tuple[PromptVersion, bool]:
         """Publish the working copy as the next version; returns (version, created).
@@ -168,17 +185,25 @@ class PromptFolder:
             "prompt": working.spec.model_dump(exclude_defaults=True),
         }
         header = "# Published prompt version: immutable. Edit prompt.yaml and run 'promptkit prompt new-version'.\n"
-        atomic_write(path, header + dump_yaml(record))
+        _write(path, header + dump_yaml(record))
         return self.version(number), True
 
     def set_label(self, label: str, version: PromptVersion) -> None:
         if version.number is None:
-            raise ConfigError("only published versions can be labelled", hint="run 'promptkit prompt new-version' first")
+            raise ConfigError(f"only published versions can be labelled, not {version.ref}", where=str(version.source),
+                              hint="run 'promptkit prompt new-version' first")
         if not NAME_RE.match(label) or VERSION_RE.match(label) or label == WORKING:
             raise ConfigError(f"invalid label name {label!r}", hint="use letters, digits, '-', '_', not 'vN' or 'working'")
         labels = self.labels()
         labels[label] = version.label
-        atomic_write(self.labels_file, dump_yaml(labels))
+        _write(self.labels_file, dump_yaml(labels))
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        atomic_write(path, text)
+    except OSError as e:
+        raise ConfigError(f"cannot write: {e.strerror or e}", where=str(path), hint="check the folder's permissions") from None
 
 
 class Library:
@@ -207,7 +232,7 @@ class Library:
                 candidate = self.root.joinpath(*path.parts[1:])
             if candidate is None or not PromptFolder(candidate).exists():
                 raise NotFoundError(
-                    f"{base!r} is not a prompt folder",
+                    f"prompt reference {base!r} is not a prompt folder",
                     hint=f"a prompt folder holds {PROMPT_FILE}; prompts here: {', '.join(self.names()) or 'none'}",
                 )
             return PromptFolder(candidate), selector or None

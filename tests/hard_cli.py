@@ -1,0 +1,33 @@
+"""`python -m tests.hard_cli ARGS` = `python -m promptkit ARGS` plus a `slowfake:NAME` provider: the fake
+provider sleeping `delay` seconds per batch (provider option), so tests can kill a run mid-way."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from promptkit.providers import providers
+from promptkit.providers.base import Request, Response
+from promptkit.providers.fake import FakeProvider
+
+
+class SlowFakeProvider(FakeProvider):
+    name = "slowfake"
+
+    def __init__(self, model: str, **options: Any):
+        super().__init__(model, **options)
+        self.delay = float(options.get("delay", 0.05))
+
+    def _complete(self, requests: Sequence[Request]) -> list[Response]:
+        time.sleep(self.delay)
+        return super()._complete(requests)
+
+
+if "slowfake" not in providers:
+    providers.register("slowfake", SlowFakeProvider)
+
+if __name__ == "__main__":
+    from promptkit.cli import main
+
+    main(prog_name="promptkit")
