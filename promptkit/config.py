@@ -225,10 +225,32 @@ def atomic_write(path: Path, data: str | bytes) -> None:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_writable(path: Path, option: str = "--output") -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    from promptkit.errors import ConfigError
+
+    folder = path.parent if str(path.parent) else Path(".")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if path.is_dir():
+        raise ConfigError(f"{option} names a folder, not a file", where=str(path), hint="give a file name")
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write {option} here: {existing} is not a writable folder", where=str(path),
+                          hint=f"choose a writable path with {option}")
 
 
 def dump_yaml(data: Any) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from promptkit.data import Example, file_hash, load_examples, select_split
-from promptkit.errors import ConfigError
+from promptkit.errors import ConfigError, NotFoundError
 from promptkit.library import PromptVersion
 from promptkit.metrics import DEFAULT_METRICS, MetricValue, metrics
 from promptkit.models import DEFAULT_MODEL, ModelRef, resolve_model
@@ -125,6 +125,8 @@ def plan_eval(
     task = cfg.task or ("classification" if spec.labels else "generation")
     if task == "classification" and not spec.labels:
         raise ConfigError("classification needs a label set", where=str(version.source), hint="add 'labels: [...]'")
+    if model is not None and not model.strip():
+        raise NotFoundError("empty model name", hint="give a model spec such as --model smollm2")
     model_ref = resolve_model(model or cfg.model or spec.settings.model or DEFAULT_MODEL, project.models)
     model_ref = ModelRef(model_ref.spec, model_ref.provider, model_ref.model, {**cfg.provider_options, **model_ref.options})
 

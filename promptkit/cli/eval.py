@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from promptkit.cli.common import console, err_console, progress_bar, project_of
-from promptkit.config import atomic_write
+from promptkit.config import atomic_write, check_writable
 from promptkit.errors import ConfigError, NotFoundError
 from promptkit.evaluate import EvalPlan, EvalRun, plan_eval, run_eval
 from promptkit.project import Project
@@ -51,6 +51,8 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
 
     Several refs and/or several --model print one side-by-side comparison."""
     project = project_of(ctx)
+    if output is not None:
+        check_writable(output)
     plans: list[EvalPlan] = []
     for ref in refs:
         version = project.library.resolve(ref)
@@ -81,7 +83,7 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
     for plan in plans:
         provider = _provider(plan, batch_size, concurrency, project)
         run_id = _resume_id(store, plan, resume) if store is not None and resume is not None else None
-        err_console.print(f"[dim]{plan.version.ref} ({plan.version.hash}) · suite {plan.suite.name} · "
+        console.print(f"[dim]{plan.version.ref} ({plan.version.hash}) · suite {plan.suite.name} · "
                           f"{len(plan.examples)} examples · {plan.model.spec} · {plan.task} ({plan.scoring})"
                           f"{' · resuming ' + run_id if run_id else ''}[/dim]")
         try:
