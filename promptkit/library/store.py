@@ -227,9 +227,13 @@ class Library:
             raise NotFoundError(f"prompt reference {ref!r} has nothing after '@'", hint="e.g. sentiment@v1")
         path = Path(base)
         if "/" in base or path.is_absolute():
-            candidate = path if path.is_dir() else None
-            if candidate is None and path.parts and path.parts[0] == self.root.name:
+            # A relative path means the project's prompts/ first (--project), then the working directory.
+            candidate = None
+            if not path.is_absolute() and path.parts and path.parts[0] == self.root.name:
                 candidate = self.root.joinpath(*path.parts[1:])
+                candidate = candidate if candidate.is_dir() else None
+            if candidate is None and path.is_dir():
+                candidate = path
             if candidate is None or not PromptFolder(candidate).exists():
                 raise NotFoundError(
                     f"prompt reference {base!r} is not a prompt folder",
