@@ -100,7 +100,7 @@ def mean_metrics(runs: list[EvalRun]) -> dict[str, float]:
     for name in names:
         values = [v for v in (run.metric(name) for run in runs) if v is not None]
         if values:
-            out[name] = _round(sum(values) / len(values))
+            out[name] = float(f"{sum(values) / len(values):.6g}")
     return out
 
 
