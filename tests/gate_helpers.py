@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -42,3 +43,12 @@ def write_prompt(root: Path, task: str) -> None:
     spec = {"description": "toy sentiment", "slots": {"task": task + "\nSentiment:"},
             "labels": ["negative", "positive"], "settings": {"model": "fake:toy", "max_tokens": 3, "stop": ["\n"]}}
     (root / "prompts" / "toy" / "prompt.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+
+
+def cli(root: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    """`promptkit --project ROOT ARGS` in process (fast); the result has exit_code, stdout, stderr."""
+    from click.testing import CliRunner
+
+    from promptkit.cli import main
+
+    return CliRunner().invoke(main, ["--project", str(root), *args], env=env)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import run_cli
-from gate_helpers import fake_project, write_prompt
+from gate_helpers import cli, fake_project, write_prompt
 
 from promptkit.gate.baseline import dumps, load_baseline
 from promptkit.gate.stats import accuracy_test, binom_tail, macro_f1, mcnemar_exact, mean_statistic, paired_bootstrap
@@ -56,9 +56,9 @@ def test_macro_f1() -> None:
 # -- acceptance 2: noise passes, a real drop fails, absolute thresholds fail regardless ----------
 
 def _check(root: Path, *args: str) -> tuple[int, dict]:
-    result = run_cli("check", "--no-store", "--json", "r.json", *args, cwd=root)
-    assert result.returncode in (0, 1, 2), result.stderr
-    return result.returncode, json.loads((root / "r.json").read_text())
+    result = cli(root, "check", "--no-store", "--json", str(root / "r.json"), *args)
+    assert result.exit_code in (0, 1, 2), result.output
+    return result.exit_code, json.loads((root / "r.json").read_text())
 
 
 def test_flipping_two_of_200_passes_and_a_real_drop_fails(tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_flipping_two_of_200_passes_and_a_real_drop_fails(tmp_path: Path) -> Non
                                        {"min_accuracy": 1.0, "max_tokens_per_example": 9.5}])
 def test_absolute_threshold_breach_fails_whatever_the_statistics(tmp_path: Path, threshold: dict) -> None:
     root = fake_project(tmp_path, n=40, thresholds=threshold)
-    assert run_cli("baseline", "bless", "toy", "--no-store", cwd=root).returncode == 0
+    assert cli(root, "baseline", "bless", "toy", "--no-store").exit_code == 0
     code, report = _check(root)  # the prompt is unchanged: no drop at all
     suite = report["suites"][0]
     assert code == 1 and suite["status"] == "fail"
@@ -129,35 +129,35 @@ def test_no_baseline_passes_with_a_note_and_stale_baseline_is_reported(tmp_path:
     root = fake_project(tmp_path, n=20)
     code, report = _check(root)
     assert code == 0 and report["suites"][0]["status"] == "no baseline"
-    assert run_cli("baseline", "bless", "toy", "--no-store", cwd=root).returncode == 0
+    assert cli(root, "baseline", "bless", "toy", "--no-store").exit_code == 0
     data = root / "evals" / "data" / "toy.jsonl"
     data.write_text(data.read_text() + json.dumps({"text": "a great day.", "label": "positive", "split": "test"}) + "\n")
-    result = run_cli("check", "--no-store", cwd=root)
-    assert result.returncode == 2 and "stale baseline: dataset changed" in result.stdout
+    result = cli(root, "check", "--no-store")
+    assert result.exit_code == 2 and "stale baseline: dataset changed" in result.stdout
     # a model change is stale too
-    assert run_cli("baseline", "bless", "toy", "--no-store", cwd=root).returncode == 0
+    assert cli(root, "baseline", "bless", "toy", "--no-store").exit_code == 0
     suite = yaml.safe_load((root / "evals" / "toy.yaml").read_text())
     suite["model"] = "fake:other"
     (root / "evals" / "toy.yaml").write_text(yaml.safe_dump(suite))
-    result = run_cli("check", "--no-store", cwd=root)
-    assert result.returncode == 2 and "model changed: baseline fake:toy, now fake:other" in result.stdout
+    result = cli(root, "check", "--no-store")
+    assert result.exit_code == 2 and "model changed: baseline fake:toy, now fake:other" in result.stdout
 
 
 def test_a_newer_published_version_makes_the_baseline_stale(tmp_path: Path) -> None:
     root = fake_project(tmp_path, n=20)
-    assert run_cli("prompt", "new-version", "toy", "-m", "v1", cwd=root).returncode == 0
-    assert run_cli("baseline", "bless", "prompts/toy", "--no-store", cwd=root).returncode == 0
+    assert cli(root, "prompt", "new-version", "toy", "-m", "v1").exit_code == 0
+    assert cli(root, "baseline", "bless", "prompts/toy", "--no-store").exit_code == 0
     assert json.loads((root / "evals/baselines/toy.json").read_text())["prompt"] == "toy@v1"
     write_prompt(root, FLIP_TWO)  # editing the working copy is what check checks: not stale
     assert _check(root)[0] == 0
-    assert run_cli("prompt", "new-version", "toy", "-m", "v2", cwd=root).returncode == 0
-    result = run_cli("check", "--no-store", cwd=root)
-    assert result.returncode == 2 and "current version is toy@v2" in result.stdout
+    assert cli(root, "prompt", "new-version", "toy", "-m", "v2").exit_code == 0
+    result = cli(root, "check", "--no-store")
+    assert result.exit_code == 2 and "current version is toy@v2" in result.stdout
 
 
 def test_baseline_file_is_sorted_and_one_line_per_example(tmp_path: Path) -> None:
     root = fake_project(tmp_path, n=10)
-    assert run_cli("baseline", "bless", "toy", "--no-store", cwd=root).returncode == 0
+    assert cli(root, "baseline", "bless", "toy", "--no-store").exit_code == 0
     text = (root / "evals/baselines/toy.json").read_text()
     data = json.loads(text)
     assert list(data["outcomes"]) == sorted(data["outcomes"])
@@ -165,20 +165,20 @@ def test_baseline_file_is_sorted_and_one_line_per_example(tmp_path: Path) -> Non
     baseline = load_baseline(root / "evals/baselines/toy.json")
     assert baseline is not None and dumps(baseline) == text
     (root / "evals/baselines/toy.json").write_text("{not json")
-    result = run_cli("check", "--no-store", cwd=root)
-    assert result.returncode == 2 and "baseline is not valid JSON" in result.stdout
+    result = cli(root, "check", "--no-store")
+    assert result.exit_code == 2 and "baseline is not valid JSON" in result.stdout
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     root = fake_project(tmp_path, n=10)
-    result = run_cli("check", "nosuch", cwd=root)
-    assert result.returncode == 2 and "unknown prompt 'nosuch'" in result.stderr
-    assert run_cli("check", "--alpha", "3", cwd=root).returncode == 2
+    result = cli(root, "check", "nosuch")
+    assert result.exit_code == 2 and "unknown prompt 'nosuch'" in result.stderr
+    assert cli(root, "check", "--alpha", "3").exit_code == 2
     suite = yaml.safe_load((root / "evals" / "toy.yaml").read_text())
     suite["thresholds"] = {"min_acuracy": 0.9}
     (root / "evals" / "toy.yaml").write_text(yaml.safe_dump(suite))
-    result = run_cli("check", cwd=root)
-    assert result.returncode == 2 and "min_acuracy" in result.stderr and "min_accuracy" in result.stderr
+    result = cli(root, "check")
+    assert result.exit_code == 2 and "min_acuracy" in result.stderr and "min_accuracy" in result.stderr
 
 
 def test_repeat_reports_flaky_examples(tmp_path: Path) -> None:
@@ -237,7 +237,7 @@ def test_junit_and_markdown_reports(tmp_path: Path) -> None:
 def test_markdown_not_written_without_the_variable(tmp_path: Path) -> None:
     root = fake_project(tmp_path, n=10)
     os.environ.pop("GITHUB_STEP_SUMMARY", None)
-    assert run_cli("check", "--no-store", cwd=root).returncode == 0
+    assert cli(root, "check", "--no-store").exit_code == 0
     assert not list(root.rglob("*.md"))
 
 
@@ -254,5 +254,5 @@ def test_changed_since_selects_suites_whose_inputs_changed(tmp_path: Path) -> No
     write_prompt(root, FLIP_TWO)
     code, report = _check(root, "--changed-since", "HEAD")
     assert [s["suite"] for s in report["suites"]] == ["toy"]
-    result = run_cli("check", "--changed-since", "nosuchref", cwd=root)
-    assert result.returncode == 2 and "nosuchref" in result.stderr
+    result = cli(root, "check", "--changed-since", "nosuchref")
+    assert result.exit_code == 2 and "nosuchref" in result.stderr
