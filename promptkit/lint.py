@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import yaml
 from jinja2 import nodes
 
 from promptkit.config import line_of, read_text
@@ -114,6 +115,23 @@ def token_counter(provider: str, model: str) -> TokenCounter:
 
 # -- checks --------------------------------------------------------------------------------
 
+def _first_line(text: str | None, *loc: str) -> int | None:
+    """1-based line where the string value at key path `loc` starts (its first content line for a block)."""
+    if not text:
+        return None
+    try:
+        node: Any = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    for part in loc:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        node = next((value for key, value in node.value if key.value == part), None)
+        if node is None:
+            return None
+    return int(node.start_mark.line) + (2 if getattr(node, "style", None) in ("|", ">") else 1)
+
+
 def _variable_lines(version: PromptVersion, text: str | None) -> dict[str, str]:
     """variable -> file:line of its first use in a slot."""
     env = environment()
@@ -122,7 +140,8 @@ def _variable_lines(version: PromptVersion, text: str | None) -> dict[str, str]:
         source = getattr(version.spec.slots, slot)
         if source is None:
             continue
-        base = line_of(text, ("slots", slot)) if text else None
+        first = _first_line(text, "slots", slot)
+        base = first - 1 if first else None
         try:
             tree = env.parse(source)
         except jinja2.TemplateSyntaxError:

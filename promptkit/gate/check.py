@@ -313,7 +313,8 @@ def check_suite(project: Project, suite: Suite, selector: str | None, providers:
     check = SuiteCheck(suite.name, repeat=repeat)
     try:
         folder, _ = project.library.folder(suite.config.prompt)
-        version = folder.resolve(selector or "working")
+        # the working copy is what a change edits; a folder with only published versions checks its current one
+        version = folder.resolve(selector or ("working" if folder.working_file.is_file() else None))
         check.prompt, check.prompt_hash = version.ref, version.hash
         thresholds = suite.config.thresholds or Thresholds()
         level = alpha if alpha is not None else thresholds.alpha
