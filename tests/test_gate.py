@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -234,9 +233,9 @@ def test_junit_and_markdown_reports(tmp_path: Path) -> None:
     assert (root / "check.md").read_text() in text
 
 
-def test_markdown_not_written_without_the_variable(tmp_path: Path) -> None:
+def test_markdown_not_written_without_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = fake_project(tmp_path, n=10)
-    os.environ.pop("GITHUB_STEP_SUMMARY", None)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     assert cli(root, "check", "--no-store").exit_code == 0
     assert not list(root.rglob("*.md"))
 
