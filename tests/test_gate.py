@@ -255,3 +255,15 @@ def test_changed_since_selects_suites_whose_inputs_changed(tmp_path: Path) -> No
     assert [s["suite"] for s in report["suites"]] == ["toy"]
     result = cli(root, "check", "--changed-since", "nosuchref")
     assert result.exit_code == 2 and "nosuchref" in result.stderr
+
+
+def test_baseline_show_and_checking_a_published_version(tmp_path: Path) -> None:
+    root = fake_project(tmp_path, n=10)
+    assert "toy: no baseline" in cli(root, "baseline", "show").stdout
+    assert cli(root, "prompt", "new-version", "toy", "-m", "v1").exit_code == 0
+    assert cli(root, "baseline", "bless", "toy@v1", "--no-store").exit_code == 0
+    assert "toy: toy@v1" in cli(root, "baseline", "show").stdout
+    write_prompt(root, FLIP_ALL)
+    code, report = _check(root, "toy@v1")  # checks v1 itself, not the bad working copy
+    assert code == 0 and report["suites"][0]["prompt"] == "toy@v1"
+    assert _check(root, "toy")[0] == 1
