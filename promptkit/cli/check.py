@@ -33,7 +33,7 @@ def print_suite(suite: SuiteCheck) -> None:
     for check in suite.checks:
         mark = "ok  " if check.passed else "FAIL"
         out(f"  {mark} {check.name}: {check.message or check.value}")
-        if not check.passed and check.worse:
+        if not check.passed and check.flipped:
             out(f"       {check.worse} example(s) now wrong, {check.fixed} now right, of {check.paired} paired:")
             for row in check.flipped[:SHOWN]:
                 out(f"       flipped #{row['index']} ({row['id']}): {row['before']} -> {row['after']}, "
