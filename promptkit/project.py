@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 
 from promptkit.config import Strict, load_yaml, validate
 from promptkit.errors import ConfigError, NotFoundError, did_you_mean
+from promptkit.gate.thresholds import Thresholds
 from promptkit.library import Library, PromptVersion
 from promptkit.models import ModelRegistry
 
@@ -37,6 +38,7 @@ class SuiteConfig(Strict):
     scoring: Literal["loglik", "generate"] | None = Field(
         None, description="classification by label log-likelihood (default where supported) or by parsing output"
     )
+    thresholds: Thresholds | None = Field(None, description="what `promptkit check` enforces for this suite")
 
     @field_validator("metrics")
     @classmethod

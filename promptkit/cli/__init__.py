@@ -19,6 +19,9 @@ COMMANDS = {
     "eval": ("promptkit.cli.eval:eval_command", "Score a prompt on its eval suite."),
     "runs": ("promptkit.cli.runs:runs", "Browse the run history."),
     "serve": ("promptkit.cli.serve:serve", "Serve a local model over an OpenAI-compatible HTTP API."),
+    "check": ("promptkit.cli.check:check_command", "CI gate: suites vs thresholds and blessed baselines (exit 1 on regression)."),
+    "baseline": ("promptkit.cli.baseline:baseline", "Bless or show the committed baselines that check compares against."),
+    "lint": ("promptkit.cli.lint:lint_command", "Check prompts and suites without a model: schema, variables, context, labels."),
 }
 
 

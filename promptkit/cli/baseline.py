@@ -1,0 +1,48 @@
+"""promptkit baseline: bless a prompt's suite results as the committed baseline; show baselines."""
+
+from __future__ import annotations
+
+import click
+
+from promptkit.cli.common import console, err_console, project_of
+from promptkit.gate.baseline import baseline_path, load_baseline
+from promptkit.gate.check import bless
+from promptkit.runs import RunStore
+
+
+@click.group("baseline")
+def baseline() -> None:
+    """Blessed baselines under evals/baselines/, compared against by `promptkit check`."""
+
+
+@baseline.command("bless")
+@click.argument("ref")
+@click.option("--suite", help="Eval suite name or YAML file (default: the one naming the prompt).")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Runs per example (sampled decoding).")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N examples.")
+@click.option("--no-store", is_flag=True, help="Do not record the run in .promptkit/runs.db.")
+@click.pass_context
+def bless_command(ctx: click.Context, ref: str, suite: str | None, repeat: int, limit: int | None, no_store: bool) -> None:
+    """Evaluate prompt REF (default version: production, else newest) and write evals/baselines/<suite>.json."""
+    project = project_of(ctx)
+    store = None if no_store else RunStore(project.runs_path)
+    result, path = bless(project, ref, suite, repeat=repeat, store=store, limit=limit)
+    metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items() if k in ("accuracy", "f1_macro", "tokens_per_example"))
+    console.print(f"blessed {result.prompt} ({result.prompt_hash}) on {result.model}: {len(result.outcomes)} examples, "
+                  f"{metrics}", markup=False, soft_wrap=True)
+    err_console.print(f"wrote {path}: commit it", markup=False, soft_wrap=True)
+
+
+@baseline.command("show")
+@click.pass_context
+def show_command(ctx: click.Context) -> None:
+    """List each suite's baseline: prompt, model, metrics (no model is run)."""
+    project = project_of(ctx)
+    for suite in project.suites():
+        found = load_baseline(baseline_path(project, suite))
+        if found is None:
+            console.print(f"{suite.name}: no baseline", markup=False, soft_wrap=True)
+            continue
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in found.metrics.items() if k in ("accuracy", "f1_macro"))
+        console.print(f"{suite.name}: {found.prompt} ({found.prompt_hash}) on {found.model}, {len(found.outcomes)} examples, "
+                      f"{metrics}, blessed {found.blessed}", markup=False, soft_wrap=True)

@@ -1,0 +1,85 @@
+"""promptkit check: the CI gate over eval suites. Exit 0 pass, 1 regression, 2 configuration error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from promptkit.cli.common import console, err_console, project_of
+from promptkit.config import atomic_write
+from promptkit.errors import PromptkitError
+from promptkit.gate.check import SuiteCheck, run_check
+from promptkit.report.junit import write_junit
+from promptkit.report.markdown import write_markdown
+from promptkit.runs import RunStore
+
+SHOWN = 15  # flipped examples printed per failed check
+STYLE = {"pass": "green", "fail": "bold red", "stale": "yellow", "error": "red", "no baseline": "cyan"}
+
+
+def out(text: str) -> None:
+    console.print(text, markup=False, soft_wrap=True, highlight=False)
+
+
+def print_suite(suite: SuiteCheck) -> None:
+    console.print(f"[{STYLE.get(suite.status, '')}]{suite.status.upper()}[/] {suite.suite}: {suite.prompt} "
+                  f"({suite.prompt_hash}) on {suite.model}, {suite.examples} examples", soft_wrap=True)
+    if suite.error:
+        out(f"  error: {suite.error}")
+    for reason in suite.stale:
+        out(f"  stale baseline: {reason}")
+    for check in suite.checks:
+        mark = "ok  " if check.passed else "FAIL"
+        out(f"  {mark} {check.name}: {check.message or check.value}")
+        if not check.passed and check.flipped:
+            out(f"       {check.worse} example(s) now wrong, {check.fixed} now right, of {check.paired} paired:")
+            for row in check.flipped[:SHOWN]:
+                out(f"       flipped #{row['index']} ({row['id']}): {row['before']} -> {row['after']}, "
+                              f"expected {row['expected']}: {row['input']}")
+            if check.worse > SHOWN:
+                out(f"       ... and {check.worse - SHOWN} more (all in --json / --markdown)")
+    if suite.flaky:
+        out(f"  flaky examples: {len(suite.flaky)} of {suite.examples} "
+                      f"(" + ", ".join(f"#{r['index']} {r['correct']:.0%}" for r in suite.flaky[:10]) + ")")
+    for note in suite.notes:
+        out(f"  note: {note}")
+
+
+@click.command("check")
+@click.argument("targets", nargs=-1)
+@click.option("--changed-since", metavar="REF",
+              help="Only suites whose prompt, suite file, dataset or baseline changed since git REF.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here.")
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the full result as JSON.")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Significance level of the paired tests (default: the suite's, else 0.05).")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run each suite N times (seeds 0..N-1) for sampled decoding; reports flaky examples.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N examples of each suite.")
+@click.option("--no-store", is_flag=True, help="Do not record the runs in .promptkit/runs.db.")
+@click.pass_context
+def check_command(ctx: click.Context, targets: tuple[str, ...], changed_since: str | None, junit: Path | None,
+                  markdown: Path | None, json_path: Path | None, alpha: float | None, repeat: int, limit: int | None,
+                  no_store: bool) -> None:
+    """Check suites (all, or TARGETS: suite names or prompt refs) against thresholds and blessed baselines."""
+    project = project_of(ctx)
+    store = None if no_store else RunStore(project.runs_path)
+    report = run_check(project, targets, changed_since=changed_since, alpha=alpha, repeat=repeat, store=store,
+                       limit=limit, on_suite=print_suite)
+    if not report.suites:
+        err_console.print("no suite to check" + (f" (unchanged since {changed_since}: {', '.join(report.skipped)})"
+                                                 if report.skipped else ""))
+    if junit:
+        write_junit(report, junit)
+    write_markdown(report, markdown)
+    if json_path:
+        try:
+            atomic_write(json_path, json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
+        except OSError as e:
+            raise PromptkitError(f"cannot write the JSON report: {e.strerror or e}", where=str(json_path)) from None
+    out(f"check: {report.status} (exit {report.exit_code})")
+    ctx.exit(report.exit_code)

@@ -1,0 +1,181 @@
+"""Blessed baselines: a small, committed JSON file per suite under evals/baselines/.
+
+A baseline holds the suite's metrics and each example's outcome (by example id), plus what
+decides whether it still applies: the prompt hash, the model, the dataset hash and a
+fingerprint of the suite settings that change outcomes. The check evaluates the working copy
+of the prompt, so a different working copy is what is being checked, not staleness; the
+baseline is stale when the model, the dataset or those suite settings changed, or when the
+prompt has since published a newer current version than the one blessed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from promptkit.config import atomic_write
+from promptkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from promptkit.evaluate import EvalPlan, EvalRun
+    from promptkit.project import Project, Suite
+
+FORMAT = 1
+BASELINES_DIR = "baselines"
+
+
+@dataclass
+class Baseline:
+    suite: str
+    prompt: str  # the ref blessed, e.g. sentiment@v1
+    prompt_hash: str
+    model: str
+    dataset: str
+    dataset_hash: str
+    split: str | None
+    suite_hash: str
+    repeat: int
+    metrics: dict[str, float]
+    outcomes: dict[str, dict[str, Any]]  # example id -> {correct, prediction, tokens, cost}
+    blessed: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "suite": self.suite, "prompt": self.prompt, "prompt_hash": self.prompt_hash,
+            "model": self.model, "dataset": self.dataset, "dataset_hash": self.dataset_hash, "split": self.split,
+            "suite_hash": self.suite_hash, "repeat": self.repeat, "blessed": self.blessed,
+            "metrics": dict(sorted(self.metrics.items())), "outcomes": dict(sorted(self.outcomes.items())),
+        }
+
+
+def baseline_path(project: Project, suite: Suite) -> Path:
+    return project.evals_dir / BASELINES_DIR / f"{suite.name}.json"
+
+
+def suite_fingerprint(suite: Suite) -> str:
+    """A hash of the suite settings that change outcomes (not its metrics, thresholds or batch size)."""
+    cfg = suite.config
+    relevant = {
+        "task": cfg.task, "scoring": cfg.scoring, "split": cfg.split,
+        "dataset": cfg.dataset.model_dump(exclude={"path"}),
+        "provider_options": {k: v for k, v in cfg.provider_options.items() if k not in ("batch_size", "threads")},
+    }
+    canonical = json.dumps(relevant, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _round(value: float) -> float | int:
+    rounded = float(f"{value:.6g}")
+    return int(rounded) if rounded.is_integer() and abs(rounded) < 2**53 else rounded
+
+
+def outcomes_of(runs: list[EvalRun]) -> dict[str, dict[str, Any]]:
+    """Each example's outcome over one or more runs of the same plan: the fraction correct
+    (0 or 1 for a single run), the first run's prediction, mean tokens and cost."""
+    outcomes: dict[str, dict[str, Any]] = {}
+    for i, result in enumerate(runs[0].results):
+        repeats = [run.results[i] for run in runs]
+        known = [r.correct for r in repeats if r.correct is not None]
+        correct = _round(sum(bool(c) for c in known) / len(known)) if known else None
+        if correct is not None and correct in (0.0, 1.0):
+            correct = int(correct)
+        prediction = result.prediction if result.prediction is None else str(result.prediction)[:80]
+        outcomes[result.id] = {
+            "correct": correct,
+            "prediction": prediction,
+            "tokens": _round(sum(r.tokens_in + r.tokens_out for r in repeats) / len(repeats)),
+            "cost": _round(sum(r.cost for r in repeats) / len(repeats)),
+        }
+    return outcomes
+
+
+def mean_metrics(runs: list[EvalRun]) -> dict[str, float]:
+    """Each metric averaged over repeated runs."""
+    names = [m.name for m in runs[0].metrics]
+    out = {}
+    for name in names:
+        values = [v for v in (run.metric(name) for run in runs) if v is not None]
+        if values:
+            out[name] = float(f"{sum(values) / len(values):.6g}")
+    return out
+
+
+def relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def make_baseline(project: Project, runs: list[EvalRun]) -> Baseline:
+    plan = runs[0].plan
+    return Baseline(
+        suite=plan.suite.name, prompt=plan.version.ref, prompt_hash=plan.version.hash, model=plan.model.spec,
+        dataset=relative(plan.data_path, project.root), dataset_hash=plan.data_hash, split=plan.split,
+        suite_hash=suite_fingerprint(plan.suite), repeat=len(runs), metrics=mean_metrics(runs),
+        outcomes=outcomes_of(runs), blessed=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def dumps(baseline: Baseline) -> str:
+    """Stable JSON: sorted keys, one line per example, so a re-bless diffs cleanly."""
+    data = baseline.to_dict()
+    outcomes = data.pop("outcomes")
+    head = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+    lines = [f"    {json.dumps(k)}: {json.dumps(v, sort_keys=True, ensure_ascii=False)}" for k, v in outcomes.items()]
+    body = "{\n" + ",\n".join(lines) + "\n  }" if lines else "{}"
+    return head[:-2] + f',\n  "outcomes": {body}\n}}\n'
+
+
+def write_baseline(path: Path, baseline: Baseline) -> None:
+    try:
+        atomic_write(path, dumps(baseline))
+    except OSError as e:
+        raise ConfigError(f"cannot write the baseline: {e.strerror or e}", where=str(path)) from None
+
+
+def load_baseline(path: Path) -> Baseline | None:
+    """The baseline at `path`, or None when there is none. A damaged file is a ConfigError."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") != FORMAT:
+            raise ConfigError(f"unsupported baseline format {data.get('format')!r}", where=str(path),
+                              hint="re-bless with 'promptkit baseline bless'")
+        return Baseline(
+            suite=str(data["suite"]), prompt=str(data["prompt"]), prompt_hash=str(data["prompt_hash"]),
+            model=str(data["model"]), dataset=str(data["dataset"]), dataset_hash=str(data["dataset_hash"]),
+            split=data.get("split"), suite_hash=str(data["suite_hash"]), repeat=int(data.get("repeat", 1)),
+            metrics={str(k): float(v) for k, v in data["metrics"].items()},
+            outcomes={str(k): dict(v) for k, v in data["outcomes"].items()}, blessed=str(data.get("blessed", "")),
+        )
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"baseline is not valid JSON: {e}", where=str(path), hint="re-bless it") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ConfigError(f"baseline is missing or has a bad field: {e}", where=str(path), hint="re-bless it") from None
+
+
+def stale_reasons(project: Project, baseline: Baseline, plan: EvalPlan) -> list[str]:
+    """Why a baseline no longer applies to a suite run; empty when it does."""
+    reasons = []
+    if baseline.model != plan.model.spec:
+        reasons.append(f"model changed: baseline {baseline.model}, now {plan.model.spec}")
+    if baseline.dataset_hash != plan.data_hash:
+        reasons.append(f"dataset changed: baseline {baseline.dataset} {baseline.dataset_hash}, now {plan.data_hash}")
+    if baseline.split != plan.split:
+        reasons.append(f"split changed: baseline {baseline.split}, now {plan.split}")
+    if baseline.suite_hash != suite_fingerprint(plan.suite):
+        reasons.append("suite settings changed (task, scoring, split or dataset mapping)")
+    if "@working" not in baseline.prompt:
+        folder, _ = project.library.folder(plan.version.name)
+        if folder.version_numbers():
+            current = folder.resolve(None)
+            if current.hash != baseline.prompt_hash:
+                reasons.append(f"prompt's current version is {current.ref} ({current.hash}); "
+                               f"the baseline is for {baseline.prompt} ({baseline.prompt_hash})")
+    return reasons

@@ -1,0 +1,373 @@
+"""`promptkit check` as a library: pick suites, evaluate each prompt's working copy, compare it with
+the suite's absolute thresholds and its blessed baseline, and decide: 0 pass, 1 regression, 2 error."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from promptkit.errors import ConfigError, PromptkitError
+from promptkit.gate.baseline import (
+    Baseline,
+    baseline_path,
+    load_baseline,
+    make_baseline,
+    mean_metrics,
+    outcomes_of,
+    stale_reasons,
+    write_baseline,
+)
+from promptkit.gate.stats import accuracy_test, f1_statistic, paired_bootstrap
+from promptkit.gate.thresholds import Thresholds
+
+if TYPE_CHECKING:
+    from promptkit.evaluate import EvalRun
+    from promptkit.library import PromptVersion
+    from promptkit.project import Project, Suite
+    from promptkit.providers import Provider
+
+PASS, FAIL, STALE, ERROR, NEW = "pass", "fail", "stale", "error", "no baseline"
+MAX_FLIPPED = 50  # examples listed per metric in reports
+
+
+@dataclass
+class MetricCheck:
+    metric: str
+    kind: str  # "min" / "max" (absolute threshold) or "baseline" (drop from the baseline)
+    passed: bool
+    value: float | None
+    limit: float | None = None  # the threshold, or the largest allowed drop
+    baseline: float | None = None
+    test: str | None = None
+    p_value: float | None = None
+    low: float | None = None  # interval of new - baseline
+    high: float | None = None
+    paired: int | None = None
+    flipped: list[dict[str, Any]] = field(default_factory=list)  # worse than in the baseline
+    fixed: int = 0  # better than in the baseline
+    worse: int = 0  # worse than in the baseline (flipped lists the first MAX_FLIPPED)
+    message: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.metric} vs baseline" if self.kind == "baseline" else f"{self.kind} {self.metric}"
+
+    @property
+    def drop(self) -> float | None:
+        if self.value is None or self.baseline is None:
+            return None
+        return self.baseline - self.value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "drop": self.drop, **asdict(self)}
+
+
+@dataclass
+class SuiteCheck:
+    suite: str
+    prompt: str = ""
+    prompt_hash: str = ""
+    model: str = ""
+    examples: int = 0
+    repeat: int = 1
+    status: str = PASS
+    checks: list[MetricCheck] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    baseline: dict[str, Any] | None = None  # path, prompt, prompt_hash, blessed
+    stale: list[str] = field(default_factory=list)
+    flaky: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    run_ids: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[MetricCheck]:
+        return [c for c in self.checks if not c.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["checks"] = [c.to_dict() for c in self.checks]
+        return data
+
+
+@dataclass
+class CheckReport:
+    suites: list[SuiteCheck]
+    alpha: float | None = None
+    skipped: list[str] = field(default_factory=list)  # suites not selected by --changed-since
+
+    @property
+    def exit_code(self) -> int:
+        if any(s.status == FAIL for s in self.suites):
+            return 1
+        if any(s.status in (STALE, ERROR) for s in self.suites):
+            return 2
+        return 0
+
+    @property
+    def status(self) -> str:
+        return {0: PASS, 1: FAIL, 2: ERROR}[self.exit_code]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "exit_code": self.exit_code, "alpha": self.alpha, "skipped": self.skipped,
+                "suites": [s.to_dict() for s in self.suites]}
+
+
+# -- selecting suites ---------------------------------------------------------------------------
+
+def changed_files(root: Path, ref: str) -> set[str]:
+    """Paths (relative to `root`) changed since git REF, uncommitted and untracked files included."""
+    def git(*args: str) -> list[str]:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise ConfigError(f"cannot run git: {e}", hint="--changed-since needs git") from None
+        if out.returncode != 0:
+            raise ConfigError(f"git {' '.join(args)} failed: {out.stderr.strip() or out.returncode}",
+                              where=str(root), hint="give a commit, branch or tag that exists (fetch it in CI)")
+        return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+    return set(git("diff", "--name-only", "--relative", ref, "--")) | set(git("ls-files", "--others", "--exclude-standard"))
+
+
+def suite_inputs(project: Project, suite: Suite) -> list[str]:
+    """Files and folders (relative to the project) whose change affects a suite."""
+    root = project.root.resolve()
+    paths = [suite.path, project.library.root / suite.config.prompt, suite.dataset_path(), baseline_path(project, suite)]
+    out = []
+    for p in paths:
+        try:
+            out.append(Path(p).resolve().relative_to(root).as_posix())
+        except ValueError:
+            continue
+    return out
+
+
+def select(project: Project, targets: Sequence[str]) -> list[tuple[Suite, str | None]]:
+    """(suite, prompt selector) for each target: a suite name or file, or a prompt ref
+    (all suites naming it; a ref with @selector checks that version instead of the working copy)."""
+    suites = project.suites()
+    if not targets:
+        return [(s, None) for s in suites]
+    chosen: list[tuple[Suite, str | None]] = []
+    for target in targets:
+        path = Path(target)
+        is_file = path.suffix in (".yaml", ".yml")
+        by_name = [s for s in suites if s.name == target or (is_file and s.path.resolve() == path.resolve())]
+        if by_name:
+            chosen += [(s, None) for s in by_name]
+            continue
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            chosen.append((project.suite(target), None))
+            continue
+        folder, selector = project.library.folder(target)  # NotFoundError names the prompt
+        naming = [s for s in suites if s.config.prompt == folder.name]
+        if not naming:
+            raise ConfigError(f"no eval suite names prompt {folder.name!r}", where=str(project.evals_dir),
+                              hint=f"add evals/{folder.name}.yaml with 'prompt: {folder.name}'")
+        chosen += [(s, selector) for s in naming]
+    unique: dict[str, tuple[Suite, str | None]] = {}
+    for suite, selector in chosen:
+        unique.setdefault(suite.name, (suite, selector))
+    return list(unique.values())
+
+
+# -- running ------------------------------------------------------------------------------------
+
+class Providers:
+    """One provider per model for the whole check, so a local model loads once."""
+
+    def __init__(self, factory: Callable[..., Provider] | None = None):
+        from promptkit.providers import make_provider
+
+        self.factory = factory or make_provider
+        self.cache: dict[str, Provider] = {}
+
+    def get(self, provider: str, model: str, options: dict[str, Any]) -> Provider:
+        key = repr((provider, model, sorted(options.items(), key=str)))
+        if key not in self.cache:
+            self.cache[key] = self.factory(provider, model, **options)
+        return self.cache[key]
+
+    def close(self) -> None:
+        for provider in self.cache.values():
+            provider.close()
+        self.cache.clear()
+
+
+def evaluate(project: Project, version: PromptVersion, suite: Suite, providers: Providers, repeat: int = 1,
+             store: Any | None = None, limit: int | None = None) -> list[EvalRun]:
+    """Run a suite `repeat` times (seeds 0..repeat-1 when repeating, for sampled decoding)."""
+    from promptkit.evaluate import plan_eval, run_eval
+
+    runs = []
+    for i in range(max(1, repeat)):
+        plan = plan_eval(project, version, suite=suite, limit=limit, overrides={"seed": i} if repeat > 1 else None)
+        provider = providers.get(plan.model.provider, plan.model.model, dict(plan.model.options))
+        runs.append(run_eval(plan, provider, store=store))
+    return runs
+
+
+def bless(project: Project, ref: str, suite_name: str | None = None, repeat: int = 1, store: Any | None = None,
+          limit: int | None = None, providers: Providers | None = None) -> tuple[Baseline, Path]:
+    """Evaluate prompt REF (by default its production/newest version) and write its suite's baseline."""
+    version = project.library.resolve(ref)
+    suite = project.suite(suite_name) if suite_name else project.suite_for(version)
+    own = providers is None
+    providers = providers or Providers()
+    try:
+        runs = evaluate(project, version, suite, providers, repeat, store, limit)
+    finally:
+        if own:
+            providers.close()
+    baseline = make_baseline(project, runs)
+    path = baseline_path(project, suite)
+    write_baseline(path, baseline)
+    return baseline, path
+
+
+def _describe(run: EvalRun, example_id: str) -> dict[str, Any]:
+    result = next(r for r in run.results if r.id == example_id)
+    text = " ".join(str(v) for v in result.input.values())
+    return {"id": example_id, "index": result.index, "input": text[:120], "expected": result.expected}
+
+
+def compare(project: Project, runs: list[EvalRun], baseline: Baseline | None, thresholds: Thresholds,
+            alpha: float, check: SuiteCheck) -> None:
+    """Fill `check` with the absolute threshold checks and, with a baseline, the paired comparisons."""
+    metrics = mean_metrics(runs)
+    check.metrics = metrics
+    outcomes = outcomes_of(runs)
+    for name, kind, limit in thresholds.limits():
+        value = metrics.get(name)
+        if value is None:
+            check.checks.append(MetricCheck(name, kind, False, None, limit,
+                                            message=f"{name} is not computed by this suite: add its metric to 'metrics:'"))
+            continue
+        ok = value >= limit if kind == "min" else value <= limit
+        word = "below the minimum" if kind == "min" else "above the maximum"
+        message = f"{name} {value:.4g}" + ("" if ok else f" is {word} {limit:.4g}")
+        check.checks.append(MetricCheck(name, kind, ok, value, limit, message=message))
+    check.flaky = [{"id": k, "correct": v["correct"], **_describe(runs[0], k)} for k, v in outcomes.items()
+                   if v["correct"] is not None and 0 < v["correct"] < 1]
+    if baseline is None:
+        return
+    plan = runs[0].plan
+    ids = [k for k, v in outcomes.items() if k in baseline.outcomes
+           and v["correct"] is not None and baseline.outcomes[k].get("correct") is not None]
+    if not ids:
+        check.notes.append("no example in common with the baseline: nothing to compare")
+        return
+    if len(ids) < len(outcomes):
+        check.notes.append(f"{len(ids)} of {len(outcomes)} examples are in the baseline; compared on those")
+    base = [float(baseline.outcomes[k]["correct"]) for k in ids]
+    new = [float(outcomes[k]["correct"]) for k in ids]
+    worse = [k for k, b, v in zip(ids, base, new, strict=True) if v < b]
+    better = sum(v > b for b, v in zip(base, new, strict=True))
+
+    def flipped() -> list[dict[str, Any]]:
+        rows = []
+        for k in worse[:MAX_FLIPPED]:
+            rows.append({**_describe(runs[0], k), "before": baseline.outcomes[k].get("prediction"),
+                         "after": outcomes[k]["prediction"], "correct_before": baseline.outcomes[k]["correct"],
+                         "correct_now": outcomes[k]["correct"]})
+        return sorted(rows, key=lambda r: r["index"])
+
+    if "accuracy" in metrics:
+        result = accuracy_test(base, new, alpha)
+        check.checks.append(_decide("accuracy", sum(base) / len(base), sum(new) / len(new), result, thresholds, alpha,
+                                    len(ids), flipped(), better, len(worse)))
+    if "f1_macro" in metrics and plan.labels and baseline.repeat == 1 and len(runs) == 1:
+        expected = [next(r.expected for r in runs[0].results if r.id == k) for k in ids]
+        before = [baseline.outcomes[k].get("prediction") for k in ids]
+        after = [outcomes[k]["prediction"] for k in ids]
+        stat = f1_statistic(expected, before, after, plan.labels)
+        result = paired_bootstrap(stat, len(ids), alpha)
+        b_value, n_value = stat(range(len(ids)))
+        check.checks.append(_decide("f1_macro", b_value, n_value, result, thresholds, alpha, len(ids), [], better, len(worse)))
+
+
+def _decide(metric: str, base: float, new: float, result: Any, thresholds: Thresholds, alpha: float, paired: int,
+            flipped: list[dict[str, Any]], better: int, worse: int) -> MetricCheck:
+    drop = base - new
+    allowed = thresholds.drop_allowed(metric)
+    significant = result.p_value < alpha
+    failed = drop > allowed + 1e-12 and significant
+    interval = f"{1 - alpha:.0%} interval of the change [{result.low:+.1%}, {result.high:+.1%}]"
+    stats = f"{result.test} p={result.p_value:.3g}"
+    if failed:
+        message = f"{metric} dropped {drop:.1%} ({base:.1%} -> {new:.1%}), {stats} < {alpha}, {interval}"
+    elif drop > allowed + 1e-12:
+        message = f"{metric} dropped {drop:.1%} ({base:.1%} -> {new:.1%}), not significant: {stats} >= {alpha}, {interval}"
+    else:
+        message = f"{metric} {base:.1%} -> {new:.1%}, {stats}, {interval}"
+    return MetricCheck(metric, "baseline", not failed, new, allowed, base, result.test, result.p_value,
+                       result.low, result.high, paired, flipped, better, worse, message)
+
+
+def check_suite(project: Project, suite: Suite, selector: str | None, providers: Providers, alpha: float | None = None,
+                repeat: int = 1, store: Any | None = None, limit: int | None = None) -> SuiteCheck:
+    check = SuiteCheck(suite.name, repeat=repeat)
+    try:
+        folder, _ = project.library.folder(suite.config.prompt)
+        # the working copy is what a change edits; a folder with only published versions checks its current one
+        version = folder.resolve(selector or ("working" if folder.working_file.is_file() else None))
+        check.prompt, check.prompt_hash = version.ref, version.hash
+        thresholds = suite.config.thresholds or Thresholds()
+        level = alpha if alpha is not None else thresholds.alpha
+        path = baseline_path(project, suite)
+        baseline = load_baseline(path)
+        runs = evaluate(project, version, suite, providers, repeat, store, limit)
+        plan = runs[0].plan
+        check.model, check.examples = plan.model.spec, len(plan.examples)
+        check.run_ids = [r.run_id for r in runs if r.run_id]
+        if repeat > 1 and not plan.decoding.get("temperature"):
+            check.notes.append("--repeat with temperature 0: the repeats decode greedily and agree")
+        if baseline is not None:
+            check.baseline = {"path": str(path), "prompt": baseline.prompt, "prompt_hash": baseline.prompt_hash,
+                              "model": baseline.model, "blessed": baseline.blessed, "metrics": baseline.metrics}
+            check.stale = stale_reasons(project, baseline, plan)
+        compare(project, runs, None if check.stale else baseline, thresholds, level, check)
+        if check.failures:
+            check.status = FAIL
+        elif check.stale:
+            check.status = STALE
+        elif baseline is None:
+            check.status = NEW
+            check.notes.append(f"no baseline: bless one with 'promptkit baseline bless {suite.config.prompt}'")
+    except PromptkitError as e:
+        check.status, check.error = ERROR, str(e)
+    return check
+
+
+def run_check(project: Project, targets: Sequence[str] = (), changed_since: str | None = None, alpha: float | None = None,
+              repeat: int = 1, store: Any | None = None, limit: int | None = None, providers: Providers | None = None,
+              on_suite: Callable[[SuiteCheck], None] | None = None) -> CheckReport:
+    selected = select(project, targets)
+    skipped: list[str] = []
+    if changed_since:
+        changed = changed_files(project.root, changed_since)
+        kept = []
+        for suite, selector in selected:
+            inputs = suite_inputs(project, suite)
+            if any(c == p or c.startswith(p.rstrip("/") + "/") for c in changed for p in inputs):
+                kept.append((suite, selector))
+            else:
+                skipped.append(suite.name)
+        selected = kept
+    own = providers is None
+    providers = providers or Providers()
+    report = CheckReport([], alpha, skipped)
+    try:
+        for suite, selector in selected:
+            result = check_suite(project, suite, selector, providers, alpha, repeat, store, limit)
+            report.suites.append(result)
+            if on_suite:
+                on_suite(result)
+    finally:
+        if own:
+            providers.close()
+    return report

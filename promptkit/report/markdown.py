@@ -1,0 +1,95 @@
+"""A Markdown summary of a check, for pull requests and $GITHUB_STEP_SUMMARY."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from promptkit.config import atomic_write
+from promptkit.errors import PromptkitError
+
+if TYPE_CHECKING:
+    from promptkit.gate.check import CheckReport, MetricCheck, SuiteCheck
+
+ICON = {"pass": "✅", "fail": "❌", "stale": "⚠️", "error": "⛔", "no baseline": "🆕"}
+
+
+def _fmt(value: float | None, metric: str) -> str:
+    if value is None:
+        return "–"
+    if metric.startswith(("accuracy", "f1", "precision", "recall", "error_rate")):
+        return f"{value:.1%}"
+    return f"{value:.4g}"
+
+
+def _row(check: MetricCheck) -> str:
+    if check.kind == "baseline":
+        limit = f"drop ≤ {check.limit:.1%}" if check.limit else "no significant drop"
+        stats = f"{check.test}: p = {check.p_value:.3g}; Δ 95% [{check.low:+.1%}, {check.high:+.1%}]; " \
+                f"{check.worse} worse, {check.fixed} better of {check.paired}"
+        base = _fmt(check.baseline, check.metric)
+    else:
+        limit = f"{'≥' if check.kind == 'min' else '≤'} {_fmt(check.limit, check.metric)}"
+        stats, base = "", "–"
+    return f"| {'✅' if check.passed else '❌'} | {check.name} | {base} | {_fmt(check.value, check.metric)} | {limit} | {stats} |"
+
+
+def _suite(suite: SuiteCheck) -> list[str]:
+    lines = [f"### {ICON.get(suite.status, '')} {suite.suite}: {suite.status}", ""]
+    lines.append(f"`{suite.prompt}` ({suite.prompt_hash}) on `{suite.model}`, {suite.examples} examples"
+                 + (f", {suite.repeat} repeats" if suite.repeat > 1 else ""))
+    if suite.baseline:
+        lines[-1] += f"; baseline `{suite.baseline['prompt']}` ({suite.baseline['prompt_hash']})"
+    lines.append("")
+    if suite.error:
+        lines += [f"**error:** {suite.error}", ""]
+    if suite.stale:
+        lines += ["**stale baseline** (not used; re-bless it):", *[f"- {r}" for r in suite.stale], ""]
+    if suite.checks:
+        lines += ["| | check | baseline | now | limit | statistics |", "|---|---|---|---|---|---|"]
+        lines += [_row(c) for c in suite.checks]
+        lines.append("")
+    for check in suite.checks:
+        if check.flipped and not check.passed:
+            lines += [f"<details><summary>{check.worse} example(s) now wrong ({check.metric})</summary>", "",
+                      "| # | input | expected | before | now |", "|---|---|---|---|---|"]
+            for row in check.flipped:
+                text = str(row["input"]).replace("|", "\\|")
+                lines.append(f"| {row['index']} | {text} | {row['expected']} | {row['before']} | {row['after']} |")
+            lines += ["", "</details>", ""]
+    if suite.flaky:
+        lines.append(f"Flaky over {suite.repeat} repeats: " + ", ".join(
+            f"#{r['index']} ({r['correct']:.0%} right)" for r in suite.flaky[:30]))
+        lines.append("")
+    lines += [f"_{note}_" for note in suite.notes]
+    return lines
+
+
+def markdown_summary(report: CheckReport) -> str:
+    lines = [f"## promptkit check: {ICON.get(report.status, '')} {report.status}", ""]
+    if not report.suites:
+        lines.append("No suite to check.")
+    if report.skipped:
+        lines += [f"Unchanged, not checked: {', '.join(report.skipped)}", ""]
+    for suite in report.suites:
+        lines += _suite(suite)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_markdown(report: CheckReport, path: Path | None = None) -> list[Path]:
+    """Write the summary to `path`, and append it to $GITHUB_STEP_SUMMARY when that is set."""
+    text = markdown_summary(report)
+    written = []
+    try:
+        if path is not None:
+            atomic_write(path, text)
+            written.append(path)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as f:
+                f.write(text + "\n")
+            written.append(Path(summary))
+    except OSError as e:
+        raise PromptkitError(f"cannot write the Markdown summary: {e.strerror or e}", where=str(e.filename or path)) from None
+    return written
