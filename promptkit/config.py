@@ -40,12 +40,17 @@ def read_text(path: Path, limit: int = MAX_CONFIG_BYTES) -> str:
         raise ConfigError("is a folder, not a file", where=str(path)) from None
     except OSError as e:
         raise ConfigError(f"cannot read: {e.strerror or e}", where=str(path)) from None
+    return decode_text(data, path, "utf-8")
+
+
+def decode_text(data: bytes, path: Path, encoding: str = "utf-8") -> str:
+    """Bytes as text, refused with file:line when they are not UTF-8 or hold NUL bytes (a binary file)."""
     try:
-        text = data.decode("utf-8")
+        text = data.decode(encoding)
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise ConfigError(f"not valid UTF-8 (byte {e.start}); binary file?", where=f"{path}:{line}",
-                          hint="save it as UTF-8 text") from None
+                          hint="re-save the file as UTF-8 text") from None
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise ConfigError("contains NUL bytes: a binary file, not text", where=f"{path}:{line}") from None

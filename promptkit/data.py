@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from promptkit.config import decode_text
 from promptkit.errors import ConfigError, NotFoundError
 
 
@@ -64,15 +65,7 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
         raw = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read the dataset: {e.strerror or e}", where=str(path)) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise ConfigError(f"not valid UTF-8 (byte {e.start}); binary file?", where=f"{path}:{line}",
-                          hint="re-save the file as UTF-8") from None
-    if "\x00" in text:
-        line = text[: text.index("\x00")].count("\n") + 1
-        raise ConfigError("contains NUL bytes: a binary file, not text", where=f"{path}:{line}")
+    text = decode_text(raw, path, "utf-8-sig")  # -sig: tolerate a byte-order mark
     rows: list[tuple[int, dict[str, Any]]] = []
     if suffix in (".csv", ".tsv"):
         reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",", strict=True)
