@@ -111,7 +111,7 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 
 
 class HFProvider(Provider):
-    """Options: batch_size (rows per forward, default 16), threads (default: all cores),
+    """Options: batch_size (examples per forward, default 16), threads (default: all cores),
     adapter (a peft adapter folder applied on top of the model)."""
 
     name = "hf"
@@ -119,7 +119,10 @@ class HFProvider(Provider):
 
     def __init__(self, model: str, **options: Any):
         super().__init__(model, **options)
-        self.batch_size = int(options.get("batch_size", 16))
+        self.forward_batch = max(1, int(options.get("batch_size", 16)))
+        # The eval loop hands over `batch_size` requests per call: several forward batches, so that
+        # they can be grouped by length (less padding) before they are cut into forward batches.
+        self.batch_size = self.forward_batch * 4
         self.threads = int(options.get("threads") or os.cpu_count() or 1)
         self._model: Any = None
         self._tokenizer: Any = None
@@ -229,7 +232,13 @@ class HFProvider(Provider):
             return getattr(self._model.config, "max_position_embeddings", None)
         from transformers import AutoConfig
 
-        return getattr(AutoConfig.from_pretrained(str(self._source())), "max_position_embeddings", None)
+        source = self._source()
+        try:
+            config = AutoConfig.from_pretrained(str(source))
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"cannot load the model config: {_first_line(e)}", where=str(source),
+                              hint="check that the folder holds a complete transformers causal LM") from None
+        return getattr(config, "max_position_embeddings", None)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -302,7 +311,7 @@ class HFProvider(Provider):
         return self._prefixes
 
     def _batches(self, order: list[int]) -> list[list[int]]:
-        return [order[s: s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+        return [order[s: s + self.forward_batch] for s in range(0, len(order), self.forward_batch)]
 
     def _isolated(self, items: list[int], run: Any, results: dict[int, Any]) -> None:
         """Run a batch; if it fails, each example alone, so one bad example costs only itself."""
