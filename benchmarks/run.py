@@ -312,7 +312,8 @@ def bench_lmeval(provider: Any, limit: int | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of every figure")
-    parser.add_argument("--scoring-n", type=int, default=500, help="reviews scored in-process (the whole-process eval scores all 1000)")
+    parser.add_argument("--scoring-n", type=int, default=500,
+                        help="reviews scored in-process (the whole-process eval scores all 1000)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results.json")
     args = parser.parse_args()
     if not YELP.is_file():

@@ -123,3 +123,25 @@ def test_one_bad_example_fails_alone(embedded_provider: HFProvider) -> None:
     responses = embedded_provider.complete(requests)
     assert [r.error is None for r in responses] == [True, False, True, True, False]
     assert responses[0].output in {"negative", "positive"}
+
+
+@pytest.mark.model
+def test_peft_adapter_is_applied_on_the_fast_path(embedded_provider: HFProvider, tmp_path: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    source = embedded_provider._source()
+    base = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32)
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM")
+    get_peft_model(base, config).save_pretrained(tmp_path / "adapter")
+    tuned = HFProvider(embedded_provider.model, adapter=str(tmp_path / "adapter"))
+    requests = _requests(["negative", "positive"])[:3]
+    fast, naive = tuned.complete(requests), tuned.score_naive(requests)
+    plain = embedded_provider.complete(requests)
+    assert tuned.identity["adapter"]["hash"]
+    for f, n, p in zip(fast, naive, plain, strict=True):
+        assert f.scores and n.scores and p.scores
+        assert max(abs(f.scores[k] - n.scores[k]) for k in f.scores) < 1e-4
+        assert max(abs(f.scores[k] - p.scores[k]) for k in f.scores) > 1e-3  # the adapter changed the model
+    tuned.close()
