@@ -38,7 +38,7 @@ def common_prefix(seqs: Sequence[Sequence[int]]) -> int:
 class PrefixCache:
     """KV tensors of shared prompt prefixes (batch 1), reused by every batch that starts with them."""
 
-    def __init__(self, size: int = 4, min_new: int = 8):
+    def __init__(self, size: int = 8, min_new: int = 2):
         self.entries: OrderedDict[tuple[int, ...], KV] = OrderedDict()
         self.size = size
         self.min_new = min_new  # fewer new prefix tokens than this are cheaper left in the rows
@@ -229,14 +229,12 @@ def generate_batch(model: Any, tokenizer: Any, contexts: Sequence[Sequence[int]]
     active = list(range(len(contexts)))
     while active:
         lp = model.get_output_embeddings()(last).float()  # [A, V]
-        tokens = []
+        tokens = lp.argmax(dim=-1).tolist()
         for a, r in enumerate(active):
             spec = specs[r]
             if spec.temperature > 0:
                 probs = torch.softmax(lp[a] / spec.temperature, dim=-1)
-                tokens.append(int(torch.multinomial(probs, 1, generator=generators[r])))
-            else:
-                tokens.append(int(lp[a].argmax()))
+                tokens[a] = int(torch.multinomial(probs, 1, generator=generators[r]))
         keep = []
         for a, (r, tok) in enumerate(zip(active, tokens, strict=True)):
             out[r].append(tok)
