@@ -111,7 +111,8 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 
 
 class HFProvider(Provider):
-    """Options: batch_size (examples per forward, default 16), threads (default: all cores),
+    """Options: batch_size (examples per scoring forward, default 16), generate_batch_size (rows decoded
+    together, default 4 x batch_size), threads (default: all cores),
     adapter (a peft adapter folder applied on top of the model)."""
 
     name = "hf"
@@ -123,6 +124,8 @@ class HFProvider(Provider):
         # The eval loop hands over `batch_size` requests per call: several forward batches, so that
         # they can be grouped by length (less padding) before they are cut into forward batches.
         self.batch_size = self.forward_batch * 4
+        # Decoding steps are one token per row: wider batches keep the matrix products efficient.
+        self.generate_batch = max(1, int(options.get("generate_batch_size") or self.batch_size))
         self.threads = int(options.get("threads") or os.cpu_count() or 1)
         self._model: Any = None
         self._tokenizer: Any = None
@@ -310,8 +313,8 @@ class HFProvider(Provider):
             self._prefixes = PrefixCache()
         return self._prefixes
 
-    def _batches(self, order: list[int]) -> list[list[int]]:
-        return [order[s: s + self.forward_batch] for s in range(0, len(order), self.forward_batch)]
+    def _batches(self, order: list[int], size: int) -> list[list[int]]:
+        return [order[s: s + size] for s in range(0, len(order), size)]
 
     def _isolated(self, items: list[int], run: Any, results: dict[int, Any]) -> None:
         """Run a batch; if it fails, each example alone, so one bad example costs only itself."""
@@ -342,7 +345,7 @@ class HFProvider(Provider):
         def run(items: list[int]) -> list[dict[str, float]]:
             return score_batch(model, [prepared[i][0] for i in items], [prepared[i][1] for i in items], pad, prefixes)
 
-        for items in self._batches(sorted(ok, key=size.__getitem__)):
+        for items in self._batches(sorted(ok, key=size.__getitem__), self.forward_batch):
             self._isolated(items, run, results)
         responses = []
         for i in range(len(requests)):
@@ -398,7 +401,7 @@ class HFProvider(Provider):
             return generate_batch(model, tokenizer, [contexts[i] for i in items], specs, eos, tokenizer.pad_token_id,
                                   prefixes)
 
-        for items in self._batches(sorted(ok, key=lambda i: len(contexts[i]))):
+        for items in self._batches(sorted(ok, key=lambda i: len(contexts[i])), self.generate_batch):
             self._isolated(items, run, results)
         responses = []
         for i, request in enumerate(requests):
