@@ -1,8 +1,9 @@
 """Local transformers models: a HF folder, a GGUF file, or the embedded SmolLM2.
 
-Classification scores each whole label by its log-likelihood after the prompt; when every
-label is a single token, one forward pass per example scores all labels at once.
-Generation is batched with left padding and greedy by default."""
+Classification scores each whole label by its log-likelihood after the prompt, one forward pass per
+batch for all labels, with the prompt prefix shared by the batch reused from a KV cache; generation is
+batched with left padding, greedy by default, and stops when every row has stopped (see hf_fast).
+torch and transformers are imported only when a model is used; the model loads on the first call."""
 
 from __future__ import annotations
 
@@ -13,10 +14,6 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
-from transformers.utils import logging as hf_logging
 
 from promptkit.errors import ConfigError
 from promptkit.models import embedded_model_path
@@ -30,7 +27,22 @@ def cache_dir() -> Path:
     return Path(base)
 
 
+def _torch_env() -> None:
+    """Before torch first loads: idle OpenMP threads sleep instead of spinning. On a machine whose cores are
+    shared (CI, several jobs), spinning threads made each forward up to 8x slower with 2 threads."""
+    import sys
+
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+_torch_env()
+
+
 def _quiet() -> None:
+    _torch_env()
+    from transformers.utils import logging as hf_logging
+
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
 
@@ -39,7 +51,10 @@ def _converted_gguf(gguf: Path) -> Path:
     """A GGUF file converted once to a plain HF folder: loading it then takes a fraction of a second
     instead of ~20 s of de-quantizing."""
     stat = gguf.stat()
+    _torch_env()
+    import torch
     import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     key = f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{transformers.__version__}"
     target = cache_dir() / "models" / f"{gguf.stem}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
@@ -72,34 +87,111 @@ def _converted_gguf(gguf: Path) -> Path:
     return target
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _digest(paths: Sequence[Path]) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(path.name.encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _weights_signature(paths: Sequence[Path]) -> list[list[Any]]:
+    """Large weight files by name, size and modification time (hashing 500 MB per run costs seconds)."""
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+
+
 class HFProvider(Provider):
+    """Options: batch_size (examples per scoring forward, default 16), generate_batch_size (rows decoded
+    together, default 4 x batch_size), threads (default: all cores),
+    adapter (a peft adapter folder applied on top of the model)."""
+
     name = "hf"
     supports_scoring = True
 
     def __init__(self, model: str, **options: Any):
         super().__init__(model, **options)
-        self.batch_size = int(options.get("batch_size", 16))
+        self.forward_batch = max(1, int(options.get("batch_size", 16)))
+        # The eval loop hands over `batch_size` requests per call: several forward batches, so that
+        # they can be grouped by length (less padding) before they are cut into forward batches.
+        self.batch_size = self.forward_batch * 4
+        # Decoding steps are one token per row: wider batches keep the matrix products efficient.
+        self.generate_batch = max(1, int(options.get("generate_batch_size") or self.batch_size))
+        self.threads = int(options.get("threads") or os.cpu_count() or 1)
         self._model: Any = None
         self._tokenizer: Any = None
+        self._identity: dict[str, Any] | None = None
+        self._prefixes: Any = None
 
-    # -- loading ------------------------------------------------------------------------
+    # -- identity and loading ---------------------------------------------------------------
+    @property
+    def identity(self) -> dict[str, Any]:
+        """The model, its weights' revision and the adapter, from files only: no model is loaded."""
+        if self._identity is None:
+            ident: dict[str, Any] = {"provider": self.name, "model": self.model}
+            try:
+                if self.model.startswith("embedded:"):
+                    path = embedded_model_path(self.model)
+                    ident["weights"] = _weights_signature([path])
+                else:
+                    path = Path(self.model).expanduser()
+                    if path.is_file():
+                        ident["weights"] = _weights_signature([path])
+                    elif path.is_dir():
+                        small = sorted(p for p in path.iterdir() if p.suffix == ".json" and p.is_file())
+                        ident["config"] = _digest(small)
+                        ident["weights"] = _weights_signature(
+                            sorted(p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES))
+                adapter = self.options.get("adapter")
+                if adapter:
+                    folder = Path(str(adapter)).expanduser()
+                    files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+                    ident["adapter"] = {"path": str(folder), "hash": _digest(files) if files else None}
+            except OSError as e:  # a missing model shows up as a clear error when it is loaded
+                ident["error"] = _first_line(e)
+            self._identity = ident
+        return self._identity
+
     def _source(self) -> Path:
         if self.model.startswith("embedded:"):
-            return _converted_gguf(embedded_model_path(self.model))
-        path = Path(self.model).expanduser()
-        if path.suffix == ".gguf":
+            gguf = embedded_model_path(self.model)
+        else:
+            path = Path(self.model).expanduser()
+            if path.suffix != ".gguf":
+                if not (path / "config.json").is_file():
+                    raise ConfigError("not a transformers model folder (no config.json)", where=str(path),
+                                      hint="give a folder with config.json and weights, a .gguf file, or a model alias")
+                return path
             if not path.is_file():
-                raise ConfigError("GGUF file not found", where=str(path))
-            return _converted_gguf(path)
-        if not (path / "config.json").is_file():
-            raise ConfigError("not a transformers model folder (no config.json)", where=str(path))
-        return path
+                raise ConfigError("GGUF file not found", where=str(path), hint="check the model path")
+            gguf = path
+        try:
+            return _converted_gguf(gguf)
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError(f"cannot read GGUF model: {_first_line(e)}", where=str(gguf),
+                              hint="the file may be truncated or of an unsupported architecture") from None
 
     @property
     def tokenizer(self) -> Any:
         if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
             _quiet()
-            tokenizer = AutoTokenizer.from_pretrained(str(self._source()))
+            source = self._source()
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(str(source))
+            except (OSError, ValueError) as e:
+                raise ConfigError(f"cannot load the tokenizer: {_first_line(e)}", where=str(source),
+                                  hint="the folder needs tokenizer files next to config.json") from None
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
             self._tokenizer = tokenizer
@@ -108,17 +200,34 @@ class HFProvider(Provider):
     @property
     def hf_model(self) -> Any:
         if self._model is None:
+            _torch_env()
+            import torch
+            from transformers import AutoModelForCausalLM
+
             _quiet()
-            torch.set_num_threads(int(self.options.get("threads") or os.cpu_count() or 1))
-            model = AutoModelForCausalLM.from_pretrained(str(self._source()), dtype=torch.float32)
+            source = self._source()
+            torch.set_num_threads(self.threads)
+            try:
+                model: Any = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32)
+            except (OSError, ValueError) as e:
+                raise ConfigError(f"cannot load model: {_first_line(e)}", where=str(source),
+                                  hint="check that the folder holds a complete transformers causal LM") from None
             adapter = self.options.get("adapter")
             if adapter:
                 from peft import PeftModel
 
-                model = PeftModel.from_pretrained(model, str(adapter))  # type: ignore[assignment]
+                try:
+                    model = PeftModel.from_pretrained(model, str(adapter))
+                except (OSError, ValueError) as e:
+                    raise ConfigError(f"cannot load adapter: {_first_line(e)}", where=str(adapter),
+                                      hint="give a folder written by peft (adapter_config.json + weights)") from None
             model.eval()
             self._model = model
         return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
 
     @property
     def context_window(self) -> int | None:
@@ -126,7 +235,13 @@ class HFProvider(Provider):
             return getattr(self._model.config, "max_position_embeddings", None)
         from transformers import AutoConfig
 
-        return getattr(AutoConfig.from_pretrained(str(self._source())), "max_position_embeddings", None)
+        source = self._source()
+        try:
+            config = AutoConfig.from_pretrained(str(source))
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"cannot load the model config: {_first_line(e)}", where=str(source),
+                              hint="check that the folder holds a complete transformers causal LM") from None
+        return getattr(config, "max_position_embeddings", None)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -147,18 +262,6 @@ class HFProvider(Provider):
     def prompt_tokens(self, request: Request) -> int:
         return len(self._encode(request))
 
-    # -- work ---------------------------------------------------------------------------
-    def _complete(self, requests: Sequence[Request]) -> list[Response]:
-        responses: list[Response | None] = [None] * len(requests)
-        scoring = [i for i, r in enumerate(requests) if r.labels]
-        generating = [i for i, r in enumerate(requests) if not r.labels]
-        with torch.inference_mode():
-            for i, response in zip(scoring, self._score([requests[i] for i in scoring]), strict=True):
-                responses[i] = response
-            for i, response in zip(generating, self._generate([requests[i] for i in generating]), strict=True):
-                responses[i] = response
-        return [r for r in responses if r is not None]
-
     def _continuation(self, context: list[int], prompt: str, text: str) -> list[int]:
         """Tokens of `text` as they follow `prompt` (tokenized jointly, as the model would see them)."""
         joint = self.tokenizer(prompt + text, add_special_tokens=False)["input_ids"]
@@ -168,93 +271,168 @@ class HFProvider(Provider):
             return list(joint[len(bare_context):])
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def _forward_last(self, sequences: list[list[int]], keep: int) -> torch.Tensor:
-        """Log-probabilities at the last `keep` positions of left-padded sequences: [B, keep, V]."""
-        pad = self.tokenizer.pad_token_id
-        width = max(len(s) for s in sequences)
-        ids = torch.full((len(sequences), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(sequences), width), dtype=torch.long)
-        for row, seq in enumerate(sequences):
-            ids[row, width - len(seq):] = torch.tensor(seq)
-            mask[row, width - len(seq):] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.hf_model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep)
-        return torch.log_softmax(out.logits[:, -keep:, :].float(), dim=-1)
+    def _label_tokens(self, request: Request) -> tuple[list[int], dict[str, list[int]]]:
+        context = self._encode(request)
+        prompt = self.prompt_text(request)
+        conts = {label: self._continuation(context, prompt, request.label_prefix + label) for label in request.labels or []}
+        if not context:
+            raise ValueError("empty prompt")
+        return context, conts
+
+    @property
+    def _eos(self) -> set[int]:
+        configured = self.hf_model.generation_config.eos_token_id
+        ids = configured if isinstance(configured, list) else [configured]
+        return {int(i) for i in [*ids, self.tokenizer.eos_token_id] if i is not None}
+
+    # -- work -------------------------------------------------------------------------------
+    def complete(self, requests: Sequence[Request]) -> list[Response]:
+        if requests:
+            self.hf_model  # noqa: B018 - a model that cannot load is one config error, not an error per example
+            self.tokenizer  # noqa: B018
+        return super().complete(requests)
+
+    def _complete(self, requests: Sequence[Request]) -> list[Response]:
+        _torch_env()
+        import torch
+
+        responses: list[Response | None] = [None] * len(requests)
+        with torch.inference_mode():
+            scoring = [i for i, r in enumerate(requests) if r.labels]
+            generating = [i for i, r in enumerate(requests) if not r.labels]
+            for i, response in zip(scoring, self._score([requests[i] for i in scoring]), strict=True):
+                responses[i] = response
+            for i, response in zip(generating, self._generate([requests[i] for i in generating]), strict=True):
+                responses[i] = response
+        return [r if r is not None else Response(error="no response") for r in responses]
+
+    def _prefix_cache(self) -> Any:
+        if self._prefixes is None:
+            from promptkit.providers.hf_fast import PrefixCache
+
+            self._prefixes = PrefixCache()
+        return self._prefixes
+
+    def _batches(self, order: list[int], size: int) -> list[list[int]]:
+        return [order[s: s + size] for s in range(0, len(order), size)]
+
+    def _isolated(self, items: list[int], run: Any, results: dict[int, Any]) -> None:
+        """Run a batch; if it fails, each example alone, so one bad example costs only itself."""
+        try:
+            results.update(zip(items, run(items), strict=True))
+            return
+        except Exception as e:  # noqa: BLE001 - failure is data
+            if len(items) == 1:
+                results[items[0]] = e
+                return
+        for i in items:
+            self._isolated([i], run, results)
 
     def _score(self, requests: Sequence[Request]) -> list[Response]:
-        if not requests:
-            return []
-        prompts = [self.prompt_text(r) for r in requests]
-        contexts = [self._encode(r) for r in requests]
-        conts = [
-            {label: self._continuation(ctx, p, r.label_prefix + label) for label in r.labels or []}
-            for r, p, ctx in zip(requests, prompts, contexts, strict=True)
-        ]
-        scores: list[dict[str, float]] = [{} for _ in requests]
-        order = sorted(range(len(requests)), key=lambda i: len(contexts[i]))
-        single = [i for i in order if all(len(c) == 1 for c in conts[i].values())]
-        multi = [i for i in order if i not in set(single)]
-        # Single-token labels: one pass over the prompt scores every label.
-        for start in range(0, len(single), self.batch_size):
-            chunk = single[start: start + self.batch_size]
-            logprobs = self._forward_last([contexts[i] for i in chunk], keep=1)
-            for row, i in enumerate(chunk):
-                scores[i] = {label: float(logprobs[row, 0, ids[0]]) for label, ids in conts[i].items()}
-        # Multi-token labels: one sequence per (example, label).
-        pairs = [(i, label) for i in multi for label in conts[i]]
-        for start in range(0, len(pairs), self.batch_size):
-            chunk_pairs = pairs[start: start + self.batch_size]
-            n_max = max(len(conts[i][label]) for i, label in chunk_pairs)
-            logprobs = self._forward_last([contexts[i] + conts[i][label] for i, label in chunk_pairs], keep=n_max + 1)
-            for row, (i, label) in enumerate(chunk_pairs):
-                cont = conts[i][label]
-                offset = n_max - len(cont)
-                scores[i][label] = float(sum(logprobs[row, offset + j, tok] for j, tok in enumerate(cont)))
+        from promptkit.providers.hf_fast import score_batch
+
+        prepared: dict[int, Any] = {}
+        for i, request in enumerate(requests):
+            try:
+                prepared[i] = self._label_tokens(request)
+            except Exception as e:  # noqa: BLE001
+                prepared[i] = e
+        ok = [i for i in range(len(requests)) if not isinstance(prepared[i], Exception)]
+        size = {i: len(prepared[i][0]) + sum(len(c) - 1 for c in prepared[i][1].values()) for i in ok}
+        model, pad, prefixes = self.hf_model, self.tokenizer.pad_token_id, self._prefix_cache()
+        results: dict[int, Any] = {}
+
+        def run(items: list[int]) -> list[dict[str, float]]:
+            return score_batch(model, [prepared[i][0] for i in items], [prepared[i][1] for i in items], pad, prefixes)
+
+        for items in self._batches(sorted(ok, key=size.__getitem__), self.forward_batch):
+            self._isolated(items, run, results)
         responses = []
         for i in range(len(requests)):
-            best = max(scores[i], key=scores[i].__getitem__)
-            responses.append(Response(output=best, scores=scores[i], tokens_in=len(contexts[i]),
-                                      tokens_out=len(conts[i][best])))
+            outcome = prepared[i] if isinstance(prepared[i], Exception) else results[i]
+            if isinstance(outcome, Exception):
+                responses.append(Response(error=_first_line(outcome)))
+                continue
+            best = max(outcome, key=outcome.__getitem__)
+            responses.append(Response(output=best, scores=outcome, tokens_in=len(prepared[i][0]),
+                                      tokens_out=len(prepared[i][1][best])))
         return responses
 
+    def score_naive(self, requests: Sequence[Request]) -> list[Response]:
+        """The slow reference: one example at a time, one full forward per label (tests, benchmarks)."""
+        import torch
+
+        from promptkit.providers.hf_fast import naive_score
+
+        responses = []
+        with torch.inference_mode():
+            for request in requests:
+                context, conts = self._label_tokens(request)
+                scores = naive_score(self.hf_model, context, conts)
+                best = max(scores, key=scores.__getitem__)
+                responses.append(Response(output=best, scores=scores, tokens_in=len(context), tokens_out=len(conts[best])))
+        return responses
+
+    def _text(self, tokens: list[int], request: Request) -> str:
+        text = str(self.tokenizer.decode(tokens, skip_special_tokens=True))
+        for s in request.stop:
+            if s and s in text:
+                text = text[: text.index(s)]
+        return text.strip()
+
     def _generate(self, requests: Sequence[Request]) -> list[Response]:
-        responses: list[Response] = []
-        tokenizer, model = self.tokenizer, self.hf_model
-        for start in range(0, len(requests), self.batch_size):
-            chunk = requests[start: start + self.batch_size]
-            contexts = [self._encode(r) for r in chunk]
-            width = max(len(c) for c in contexts)
-            pad = tokenizer.pad_token_id
-            ids = torch.tensor([[pad] * (width - len(c)) + c for c in contexts])
-            mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in contexts])
-            first = chunk[0]
-            sample = first.temperature > 0
-            if sample and first.seed is not None:
-                torch.manual_seed(first.seed)
-            stop = sorted({s for r in chunk for s in r.stop})
-            generated = model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                max_new_tokens=max(r.max_tokens for r in chunk),
-                do_sample=sample,
-                temperature=first.temperature if sample else None,
-                top_p=None,
-                top_k=None,
-                stop_strings=stop or None,
-                tokenizer=tokenizer if stop else None,
-                pad_token_id=pad,
-            )
-            eos = set(model.generation_config.eos_token_id if isinstance(model.generation_config.eos_token_id, list)
-                      else [model.generation_config.eos_token_id, tokenizer.eos_token_id])
-            for row, request in enumerate(chunk):
-                new = generated[row, width:].tolist()[: request.max_tokens]
+        from promptkit.providers.hf_fast import GenSpec, generate_batch
+
+        contexts: dict[int, Any] = {}
+        for i, request in enumerate(requests):
+            try:
+                contexts[i] = self._encode(request)
+                if not contexts[i]:
+                    raise ValueError("empty prompt")
+            except Exception as e:  # noqa: BLE001
+                contexts[i] = e
+        ok = [i for i in range(len(requests)) if not isinstance(contexts[i], Exception)]
+        model, tokenizer, eos, prefixes = self.hf_model, self.tokenizer, self._eos, self._prefix_cache()
+        results: dict[int, Any] = {}
+
+        def run(items: list[int]) -> list[list[int]]:
+            specs = [GenSpec(requests[i].max_tokens, requests[i].stop, requests[i].temperature, requests[i].seed)
+                     for i in items]
+            return generate_batch(model, tokenizer, [contexts[i] for i in items], specs, eos, tokenizer.pad_token_id,
+                                  prefixes)
+
+        for items in self._batches(sorted(ok, key=lambda i: len(contexts[i])), self.generate_batch):
+            self._isolated(items, run, results)
+        responses = []
+        for i, request in enumerate(requests):
+            outcome = contexts[i] if isinstance(contexts[i], Exception) else results[i]
+            if isinstance(outcome, Exception):
+                responses.append(Response(error=_first_line(outcome)))
+                continue
+            responses.append(Response(output=self._text(outcome, request), tokens_in=len(contexts[i]),
+                                      tokens_out=len(outcome)))
+        return responses
+
+    def generate_naive(self, requests: Sequence[Request]) -> list[Response]:
+        """The slow reference: transformers' greedy generate, one example at a time (tests, benchmarks)."""
+        import torch
+
+        model, tokenizer = self.hf_model, self.tokenizer
+        eos = self._eos
+        responses = []
+        with torch.inference_mode():
+            for request in requests:
+                context = self._encode(request)
+                generated = model.generate(
+                    input_ids=torch.tensor([context]), attention_mask=torch.ones((1, len(context)), dtype=torch.long),
+                    max_new_tokens=request.max_tokens, do_sample=False, temperature=None, top_p=None, top_k=None,
+                    stop_strings=list(request.stop) or None, tokenizer=tokenizer if request.stop else None,
+                    pad_token_id=tokenizer.pad_token_id)
+                new = generated[0, len(context):].tolist()
                 n_out = next((k + 1 for k, t in enumerate(new) if t in eos), len(new))
-                text = tokenizer.decode(new[:n_out], skip_special_tokens=True)
-                for s in request.stop:
-                    if s in text:
-                        text = text[: text.index(s)]
-                responses.append(Response(output=text.strip(), tokens_in=len(contexts[row]), tokens_out=n_out))
+                responses.append(Response(output=self._text(new[:n_out], request), tokens_in=len(context), tokens_out=n_out))
         return responses
 
     def close(self) -> None:
         self._model = None
+        self._prefixes = None
