@@ -16,6 +16,8 @@ COMMANDS = {
     "prompt": ("promptkit.cli.prompt:prompt", "Manage versioned prompts: list, show, new-version, label, diff."),
     "eval": ("promptkit.cli.eval:eval_command", "Score a prompt on its eval suite."),
     "runs": ("promptkit.cli.runs:runs", "Browse the run history."),
+    "status": ("promptkit.cli.status:status", "A prompt's score per version, plateau, and tuning estimates."),
+    "tune": ("promptkit.cli.tune:tune", "Fine-tune a plateaued prompt's task: --backend lora|openai; status|list|cancel."),
 }
 
 

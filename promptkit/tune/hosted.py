@@ -83,6 +83,9 @@ class OpenAITuner(Tuner):
         return str(job.options.get("base_model") or DEFAULT_BASE)
 
     def estimate(self, job: TuneJob) -> Estimate:
+        if not job.trainset.chat:
+            raise ConfigError(f"{job.version.ref} is a text prompt; OpenAI fine-tuning takes chat examples",
+                              where=str(job.version.source), hint="use a prompt with 'style: chat'")
         base = self.base_model(job)
         epochs = int(job.options.get("epochs") or DEFAULT_EPOCHS)
         records = _records(job)
@@ -100,9 +103,7 @@ class OpenAITuner(Tuner):
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
     def run(self, job: TuneJob) -> TuneResult:
-        if not job.trainset.chat:
-            raise ConfigError(f"{job.version.ref} is a text prompt; OpenAI fine-tuning takes chat examples",
-                              where=str(job.version.source), hint="use a prompt with 'style: chat'")
+        self.estimate(job)  # refuses text prompts
         records = _records(job)
         problems = validate(records)
         if problems:

@@ -156,7 +156,7 @@ def train_lora(
     model = AutoModelForCausalLM.from_pretrained(str(provider._source()), dtype=torch.float32)
     config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                         target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
-    model = get_peft_model(model, config)
+    model = get_peft_model(model, config)  # type: ignore[assignment]
     model.train()
     steps_per_epoch = math.ceil(len(train) / settings.batch_size)
     total = steps_per_epoch * settings.epochs

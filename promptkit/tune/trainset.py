@@ -174,3 +174,17 @@ def load_trainset(path: Path, label_prefix: str = "") -> TrainSet:
             raise ConfigError("expected {\"messages\": [...]} or {\"prompt\": ..., \"completion\": ...}", where=where)
     return TrainSet(rows, {"dataset": str(path), "dataset_hash": file_hash(path), "split": None, "rows": len(rows),
                            "targets": dict(Counter(r.target for r in rows))})
+
+
+def check_prepared_overlap(trainset: TrainSet, plan: EvalPlan) -> None:
+    """Refuse a prepared training file whose prompts equal an eval example's rendered prompt."""
+    rendered = {json.dumps([build_request(plan, e).messages, build_request(plan, e).text], sort_keys=True): e
+                for e in plan.examples}
+    for row in trainset.rows:
+        example = rendered.get(json.dumps([row.request.messages, row.request.text], sort_keys=True))
+        if example is not None:
+            raise ConfigError(
+                f"training row {row.id} is eval example {example.index + 1} of {plan.data_path}",
+                where=trainset.manifest.get("dataset"),
+                hint="remove eval rows from the training file; tuning on them would fake the gain",
+            )
