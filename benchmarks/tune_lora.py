@@ -34,6 +34,8 @@ def main() -> None:
     parser.add_argument("--limit-eval", type=int)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--resume", action="store_true", help="continue a killed run in --out from its checkpoint")
     args = parser.parse_args()
     work = args.out or Path(tempfile.mkdtemp(prefix="tune-bench-"))
     for name in ("prompts", "evals"):
@@ -55,7 +57,7 @@ def main() -> None:
 
     out = work / ".promptkit" / "adapters" / "sentiment-chat-lora"
     job = TuneJob(project, version, suite, trainset, "sentiment-chat-lora", out,
-                  options={"lr": args.lr}, eval_data=yelp, eval_limit=args.limit_eval, progress=progress, notify=print)
+                  options={"lr": args.lr, "threads": args.threads, "overwrite": True}, resume=args.resume, eval_data=yelp, eval_limit=args.limit_eval, progress=progress, notify=print)
     tuner = tuners.get("lora")()
     estimate = tuner.estimate(job)
     print(f"estimate: {estimate}", flush=True)

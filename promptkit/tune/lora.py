@@ -206,11 +206,11 @@ def train_lora(
             state["tokens"] += int(batch["attention_mask"].sum())
             state["seconds"] = time.perf_counter() - start_time
             losses.append(loss.item())
+            if settings.checkpoint_every and step % settings.checkpoint_every == 0 and step < total:
+                _save_checkpoint(out, model, optimizer, scheduler, state)
             if progress:
                 progress(TrainEvent("train", epoch, step, total, losses[-1], None,
                                     state["tokens"] / max(1e-9, state["seconds"])))
-            if settings.checkpoint_every and step % settings.checkpoint_every == 0 and step < total:
-                _save_checkpoint(out, model, optimizer, scheduler, state)
         # end of an epoch (or of max_steps)
         val_loss = _validation_loss(model, val, pad, settings.batch_size) if val else None
         train_loss = sum(losses[-steps_per_epoch:]) / max(1, len(losses[-steps_per_epoch:])) if losses else None
