@@ -57,7 +57,8 @@ def main() -> None:
 
     out = work / ".promptkit" / "adapters" / "sentiment-chat-lora"
     job = TuneJob(project, version, suite, trainset, "sentiment-chat-lora", out,
-                  options={"lr": args.lr, "threads": args.threads, "overwrite": True}, resume=args.resume, eval_data=yelp, eval_limit=args.limit_eval, progress=progress, notify=print)
+                  options={"lr": args.lr, "threads": args.threads, "overwrite": True}, resume=args.resume,
+                  eval_data=yelp, eval_limit=args.limit_eval, progress=progress, notify=print)
     tuner = tuners.get("lora")()
     estimate = tuner.estimate(job)
     print(f"estimate: {estimate}", flush=True)

@@ -141,3 +141,27 @@ def test_eval_of_fine_tuned_model(tmp_path: Path, double: Double) -> None:
     run = RunStore(job.project.runs_path).run(result.comparison.after.run_id)
     assert run.settings["fine_tuned_model"] == result.manifest["fine_tuned_model"]
     assert run.settings["prompt"] == "review@working" and run.settings["dataset_hash"]
+
+
+def test_cli_hosted_tune_list_status_cancel(tmp_path: Path, double: Double) -> None:
+    from tests.conftest import run_cli
+
+    root = write_project(tmp_path)
+    env = {"OPENAI_BASE_URL": double.url, "OPENAI_API_KEY": "sk-test-not-real", "COLUMNS": "200"}
+    result = run_cli("tune", "review", "--backend", "openai", "--force", "--yes", "--no-eval", "--epochs", "2",
+                     "--poll-interval", "0.01", cwd=root, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "billed" not in result.stdout and "openai on gpt-4o-mini" in result.stderr and "$" in result.stderr
+    assert "tuned model: openai:ft:gpt-4o-mini" in result.stdout
+    job_id = next(iter(double.state.jobs))
+    listed = run_cli("tune", "list", cwd=root, env=env)
+    assert listed.returncode == 0 and job_id in listed.stdout and "succeeded" in listed.stdout
+    double.state.behaviour = "fail"
+    failed = run_cli("tune", "review", "--backend", "openai", "--force", "--yes", "--no-eval", "--epochs", "3",
+                     "--poll-interval", "0.01", cwd=root, env=env)
+    assert failed.returncode == 1 and "failed: invalid_training_file" in failed.stderr and "Traceback" not in failed.stderr
+    failed_id = next(j for j in double.state.jobs if j != job_id)
+    status = run_cli("tune", "status", failed_id, cwd=root, env=env)
+    assert status.returncode == 0 and "failed" in status.stdout and "Example 3" in status.stdout
+    cancel = run_cli("tune", "cancel", failed_id, cwd=root, env=env)
+    assert cancel.returncode == 1 and "already failed" in cancel.stderr and "internal error" not in cancel.stderr

@@ -46,7 +46,7 @@ def test_overlap_with_eval_split_is_refused(tmp_path: Path) -> None:
 
     project = Project(write_project(tmp_path, overlap=True))
     version = project.library.resolve("review@working")
-    with pytest.raises(ConfigError, match="1 training row.*also appear in the eval split"):
+    with pytest.raises(ConfigError, match=r"1 training row.*also appear in the eval split"):
         build_trainset(project, version, project.suite("review"))
 
 

@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,20 @@ def client(options: dict[str, Any] | None = None) -> Any:
         raise ConfigError("OPENAI_API_KEY is not set", hint="export OPENAI_API_KEY=... (it is never logged or stored)")
     return openai.OpenAI(api_key=key, base_url=options.get("base_url") or os.environ.get("OPENAI_BASE_URL"),
                          max_retries=int(options.get("max_retries", 2)), timeout=float(options.get("timeout", 60)))
+
+
+@contextmanager
+def api_errors(what: str) -> Iterator[None]:
+    """The API's errors as one-line promptkit errors (the key is never part of them)."""
+    import openai
+
+    try:
+        yield
+    except openai.APIStatusError as e:
+        message = getattr(e, "message", None) or str(e)
+        raise TuneFailed(f"{what}: HTTP {e.status_code}: {message}") from None
+    except openai.APIConnectionError as e:
+        raise TuneFailed(f"{what}: cannot reach the API ({e})", hint="check OPENAI_BASE_URL and the network") from None
 
 
 def jobs_file(project: Project) -> Path:
@@ -110,6 +126,10 @@ class OpenAITuner(Tuner):
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise ConfigError(f"training data breaks the OpenAI fine-tuning rules: {problems[0]}{more}",
                               where=job.trainset.manifest.get("dataset"), hint="fix the rows, or the prompt's render")
+        with api_errors("fine-tuning"):
+            return self._run(job, records)
+
+    def _run(self, job: TuneJob, records: list[dict[str, Any]]) -> TuneResult:
         api = client(job.options)
         key = self.job_key(job)
         known = _jobs(job.project).get(key)
@@ -225,16 +245,19 @@ class OpenAITuner(Tuner):
 
 
 def list_jobs(project: Project, options: dict[str, Any] | None = None, limit: int = 20) -> list[Any]:
-    return list(client(options).fine_tuning.jobs.list(limit=limit).data)
+    with api_errors("listing jobs"):
+        return list(client(options).fine_tuning.jobs.list(limit=limit).data)
 
 
 def job_status(project: Project, job_id: str, options: dict[str, Any] | None = None) -> tuple[Any, list[Any]]:
     api = client(options)
-    return api.fine_tuning.jobs.retrieve(job_id), list(api.fine_tuning.jobs.list_events(job_id, limit=20).data)
+    with api_errors(f"job {job_id}"):
+        return api.fine_tuning.jobs.retrieve(job_id), list(api.fine_tuning.jobs.list_events(job_id, limit=20).data)
 
 
 def cancel_job(project: Project, job_id: str, options: dict[str, Any] | None = None) -> Any:
-    cancelled = client(options).fine_tuning.jobs.cancel(job_id)
+    with api_errors(f"cancelling {job_id}"):
+        cancelled = client(options).fine_tuning.jobs.cancel(job_id)
     for key, entry in _jobs(project).items():
         if entry.get("job_id") == job_id:
             _save_job(project, key, {"status": cancelled.status})
