@@ -52,7 +52,7 @@ def status(ctx: click.Context, ref: str, suite: str | None, window: int, margin:
         console.print(chart(verdict.points, verdict.metric))
     else:
         console.print(f"no finished runs of published versions on this suite yet: run 'promptkit eval {version.name}@vN'")
-    state = "[yellow]plateaued[/yellow]" if verdict.plateaued else "[green]still improving[/green]"
+    state = "[yellow]plateaued[/yellow]" if verdict.plateaued else "[green]not plateaued[/green]"
     console.print(f"{state}: {verdict.reason}")
     if estimate is False or (estimate is None and not verdict.plateaued):
         return
