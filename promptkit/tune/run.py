@@ -15,9 +15,10 @@ from promptkit.project import Project, Suite
 from promptkit.runs import RunStore
 from promptkit.tune.stats import McNemar, mcnemar
 
-# LoRA tokens/s measured on this project's reference run (SmolLM2-135M, 2 CPU cores), used until
-# a project has measured its own (.promptkit/tune/speed.json).
-REFERENCE_TOKENS_PER_S = 190.0
+# LoRA training tokens/s of the reference run (SmolLM2-135M, chat prompt, 1000 amazon rows = 47k tokens
+# in 11.3 min on 2 idle CPU cores), used until a project has measured its own (.promptkit/tune/speed.json,
+# written after every lora run). A loaded machine is far slower.
+REFERENCE_TOKENS_PER_S = 70.0
 
 
 @dataclass
