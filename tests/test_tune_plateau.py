@@ -94,3 +94,14 @@ def test_window_is_configurable(tmp_path: Path, window: int) -> None:
     for v in (1, 2, 3):
         _record(project, v, [True] * 70 + [False] * 30)
     assert plateau(project, "review", project.suite("review"), window=window).plateaued
+
+
+def test_status_chart_without_estimates(tmp_path: Path) -> None:
+    root = write_project(tmp_path)
+    project = Project(root)
+    for v, n in ((1, 60), (2, 75)):
+        _record(project, v, [True] * n + [False] * (100 - n))
+    result = run_cli("status", "review", cwd=root, env={"COLUMNS": "160"})
+    assert result.returncode == 0, result.stderr
+    assert "v1" in result.stdout and "75.0%" in result.stdout and "not plateaued" in result.stdout
+    assert "tuning estimates" not in result.stdout
