@@ -66,3 +66,28 @@ def test_lora_step_resume_register_and_eval(tmp_path: Path) -> None:
     for needle in ("prompt: review@working", f"prompt_hash: {job.version.hash}", "dataset_hash:", "base_model: smollm2",
                    f"adapter: {job.out_dir.resolve()}", "model: review-tuned"):
         assert needle in shown.stdout, (needle, shown.stdout)
+
+
+def test_sigkilled_tune_resumes_from_checkpoint(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = write_project(tmp_path)
+    args = ["tune", "review", "--backend", "lora", "--force", "--no-eval", "--limit", "8", "--batch-size", "2",
+            "--max-steps", "3", "--checkpoint-every", "1", "--r", "2", "--threads", "1"]
+    out = root / ".promptkit" / "adapters" / "review-lora"
+    proc = subprocess.Popen([sys.executable, "-m", "promptkit", *args], cwd=root, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    deadline = time.time() + 600
+    while not (out / "checkpoint" / "state.json").is_file() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (out / "checkpoint" / "state.json").is_file() and not (out / "manifest.json").exists()
+    resumed = run_cli(*args, "--resume", cwd=root)
+    assert resumed.returncode == 0, resumed.stderr
+    metrics = json.loads((out / "manifest.json").read_text())["metrics"]
+    assert metrics["resumed_from_step"] >= 1 and metrics["steps"] == 3

@@ -83,6 +83,7 @@ def comparison_table(comparison: Any) -> Table:
 @click.option("--epochs", type=int, help="Epochs (lora 1; openai auto).")
 @click.option("--patience", type=int, help="Epochs without lower validation loss before stopping (1).")
 @click.option("--max-steps", type=int, help="Stop after N optimizer steps.")
+@click.option("--checkpoint-every", type=int, help="Steps between resumable checkpoints (20).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, help="CPU threads for training.")
 @click.option("--suffix", help="Fine-tuned model suffix (openai).")
@@ -96,7 +97,8 @@ def run_tune(ctx: click.Context, ref: str, backend: str, force: bool, yes: bool,
              eval_limit: int | None, limit: int | None, no_eval: bool, name: str | None, out: Path | None, resume: bool,
              overwrite: bool, base_model: str | None, lora_r: int | None, alpha: int | None, dropout: float | None,
              target_modules: str | None, lr: float | None, batch_size: int | None, epochs: int | None,
-             patience: int | None, max_steps: int | None, seed: int, threads: int | None, suffix: str | None,
+             patience: int | None, max_steps: int | None, checkpoint_every: int | None,
+             seed: int, threads: int | None, suffix: str | None,
              lr_multiplier: float | None, poll_interval: float | None, window: int, margin: float) -> None:
     """Fine-tune prompt REF's task: training data rendered exactly as the evals render it."""
     from promptkit.tune.base import TuneJob, tuners
@@ -120,7 +122,8 @@ def run_tune(ctx: click.Context, ref: str, backend: str, force: bool, yes: bool,
     name = name or f"{version.name}-{backend}"
     options: dict[str, Any] = {
         "base_model": base_model, "r": lora_r, "alpha": alpha, "dropout": dropout, "lr": lr, "batch_size": batch_size,
-        "epochs": epochs, "patience": patience, "max_steps": max_steps, "seed": seed, "threads": threads,
+        "epochs": epochs, "patience": patience, "max_steps": max_steps,
+        "checkpoint_every": checkpoint_every, "seed": seed, "threads": threads,
         "suffix": suffix, "learning_rate_multiplier": lr_multiplier, "overwrite": overwrite,
         "target_modules": [m.strip() for m in target_modules.split(",")] if target_modules else None,
     }
