@@ -90,3 +90,16 @@ def test_shipped_chat_prompt_renders_messages() -> None:
     messages = trainset.rows[0].record()["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant"]
     assert messages[-1]["content"] in ("positive", "negative")
+
+
+def test_holdout_and_order_are_seeded(tmp_path: Path) -> None:
+    from promptkit.tune.lora import _order
+    from promptkit.tune.trainset import build_trainset
+
+    project = Project(write_project(tmp_path))
+    version = project.library.resolve("review@working")
+    trainset = build_trainset(project, version, project.suite("review"))
+    a, b = trainset.split(0.25, seed=1), trainset.split(0.25, seed=1)
+    assert [r.id for r in a[1]] == [r.id for r in b[1]] and len(a[1]) == 4 and len(a[0]) == 12
+    assert not {r.id for r in a[0]} & {r.id for r in a[1]}
+    assert _order(10, 0, 0) == _order(10, 0, 0) and _order(10, 0, 0) != _order(10, 0, 1)
