@@ -5,13 +5,11 @@ finishes with every example exactly once."""
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.hard_helpers import ROOT, cli_env, eval_help, kill_trial, make_slow_project
+from tests.hard_helpers import eval_help, kill_trial, make_slow_project
 
 TRIALS = 4
 ROWS, BATCH = 24, 2
@@ -42,9 +40,5 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Path, has_resum
         assert trial.lost == 0
 
 
-def test_tune_kill_and_resume() -> None:
-    proc = subprocess.run([sys.executable, "-m", "promptkit", "tune", "--help"], capture_output=True, text=True,
-                          cwd=ROOT, env=cli_env(), timeout=120)
-    if proc.returncode != 0 or "--resume" not in proc.stdout:
-        pytest.skip("`promptkit tune --resume` not available yet (tune helper)")
-    pytest.skip("tune has --resume: wire a kill/resume check to its checkpoint option at merge (see README Reliability)")
+# A SIGKILLed LoRA tune resuming from its last checkpoint: tests/test_tune_lora.py
+# (test_sigkilled_tune_resumes_from_checkpoint).

@@ -169,8 +169,20 @@ def secrets_check(tmp: Path, parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
     if "tune" not in parts:
         pass
     elif "tune" in available:
-        cli("tune --help", "tune", "--help")
-        skipped.append("tune hosted run (wire its hosted double at merge)")
+        from tests.openai_finetune_double import Double
+        from tests.tune_helpers import write_project
+
+        tune_root = write_project(project / "tune-project")  # inside the scanned project folder
+        with Double() as double:
+            proc = subprocess.run(
+                [sys.executable, "-m", "promptkit", "tune", "review", "--backend", "openai", "--force", "--yes",
+                 "--no-eval", "--epochs", "2", "--poll-interval", "0.01"],
+                cwd=tune_root, capture_output=True, text=True, timeout=180,
+                env={**env, "OPENAI_BASE_URL": double.url})
+            texts["tune hosted"] = proc.stdout + proc.stderr
+            ran.append("tune hosted")
+            if proc.returncode != 0:
+                problems.append(f"tune hosted failed: {proc.stderr[-500:]}")
     else:
         skipped.append("tune (command missing)")
 

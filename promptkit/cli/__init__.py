@@ -22,6 +22,8 @@ COMMANDS = {
     "check": ("promptkit.cli.check:check_command", "CI gate: suites vs thresholds and blessed baselines (exit 1 on regression)."),
     "baseline": ("promptkit.cli.baseline:baseline", "Bless or show the committed baselines that check compares against."),
     "lint": ("promptkit.cli.lint:lint_command", "Check prompts and suites without a model: schema, variables, context, labels."),
+    "status": ("promptkit.cli.status:status", "A prompt's score per version, plateau, and tuning estimates."),
+    "tune": ("promptkit.cli.tune:tune", "Fine-tune a plateaued prompt's task: --backend lora|openai; status|list|cancel."),
 }
 
 

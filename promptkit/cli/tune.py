@@ -1,0 +1,230 @@
+"""promptkit tune: escalate a plateaued prompt to fine-tuning (local LoRA or hosted OpenAI)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from promptkit.cli.common import console, err_console, project_of
+
+
+class TuneGroup(click.Group):
+    """`promptkit tune PROMPT ...` runs a job; `tune status|list|cancel` manage hosted jobs."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and args[0] not in self.commands:
+            args = ["run", *args]
+        return super().resolve_command(ctx, args)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=TuneGroup)
+def tune() -> None:
+    """Fine-tune when prompt edits stop paying off: `promptkit tune PROMPT --backend lora|openai`."""
+
+
+def _print_estimate(estimate: Any) -> None:
+    parts = [f"{estimate.examples} examples", f"{estimate.tokens:,} tokens x {estimate.epochs} epoch(s)"]
+    if estimate.seconds is not None:
+        parts.append(f"about {estimate.seconds / 60:.1f} min here")
+    if estimate.cost is not None and estimate.backend != "lora":
+        parts.append(f"about ${estimate.cost:.2f}")
+    note = f" ({estimate.note})" if estimate.note else ""
+    err_console.print(f"[bold]{estimate.backend}[/bold] on {estimate.model}: {', '.join(parts)}{note}")
+
+
+def comparison_table(comparison: Any) -> Table:
+    test = comparison.test
+    table = Table(title=f"{comparison.before.plan.version.ref} on {len(comparison.after.results)} eval examples",
+                  title_justify="left")
+    for column in ("", "model", comparison.metric, "run"):
+        table.add_column(column, justify="right" if column == comparison.metric else "left")
+    for label, model, value, run_id in comparison.rows():
+        table.add_row(label, model, f"{value:.1%}" if value is not None else "-", run_id or "-")
+    table.caption = (f"paired McNemar: {test.b_only} fixed, {test.a_only} broken, p={test.p_value:.2g}"
+                     f" ({'significant' if test.significant(0.01) else 'not significant'} at 0.01)")
+    return table
+
+
+@tune.command("run")
+@click.argument("ref")
+@click.option("--backend", type=click.Choice(["lora", "openai"]), default="lora", show_default=True)
+@click.option("--force", is_flag=True, help="Tune even if the prompt has not plateaued.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before spending money (hosted).")
+@click.option("--suite", help="Eval suite name or YAML file.")
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path), help="A prepared chat JSONL training file.")
+@click.option("--train-data", type=click.Path(dir_okay=False, path_type=Path),
+              help="A labelled dataset rendered through the prompt (default: the suite's file, train split).")
+@click.option("--train-split", help="Split of the training data (default: train; all rows of --train-data).")
+@click.option("--eval-data", type=click.Path(dir_okay=False, path_type=Path), help="Evaluate on this file.")
+@click.option("--eval-split", help="Split evaluated (default: the suite's; all rows of --eval-data).")
+@click.option("--eval-limit", type=click.IntRange(min=1), help="Only the first N eval examples.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N training rows.")
+@click.option("--no-eval", is_flag=True, help="Skip the before/after evaluation.")
+@click.option("--name", help="Registered model name (default: PROMPT-BACKEND).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint (lora).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing adapter of the same name.")
+@click.option("--base-model", help="Model to tune (lora: the suite's hf model; openai: gpt-4o-mini-2024-07-18).")
+@click.option("--r", "lora_r", type=int, help="LoRA rank (8).")
+@click.option("--alpha", type=int, help="LoRA alpha (16).")
+@click.option("--dropout", type=float, help="LoRA dropout (0.05).")
+@click.option("--target-modules", help="Comma-separated modules (q_proj,v_proj).")
+@click.option("--lr", type=float, help="Learning rate (3e-4).")
+@click.option("--batch-size", type=int, help="Batch size (lora 8; openai auto).")
+@click.option("--epochs", type=int, help="Epochs (lora 1; openai auto).")
+@click.option("--patience", type=int, help="Epochs without lower validation loss before stopping (1).")
+@click.option("--max-steps", type=int, help="Stop after N optimizer steps.")
+@click.option("--checkpoint-every", type=int, help="Steps between resumable checkpoints (20).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, help="CPU threads for training.")
+@click.option("--suffix", help="Fine-tuned model suffix (openai).")
+@click.option("--lr-multiplier", type=float, help="Learning rate multiplier (openai).")
+@click.option("--poll-interval", type=float, help="Seconds between job polls (openai, 10).")
+@click.option("--window", type=click.IntRange(min=1), default=3, show_default=True, help="Plateau: versions judged.")
+@click.option("--margin", type=float, default=0.01, show_default=True, help="Plateau: minimum gain (0.01 = 1 point).")
+@click.pass_context
+def run_tune(ctx: click.Context, ref: str, backend: str, force: bool, yes: bool, suite: str | None, data: Path | None,
+             train_data: Path | None, train_split: str | None, eval_data: Path | None, eval_split: str | None,
+             eval_limit: int | None, limit: int | None, no_eval: bool, name: str | None, out: Path | None, resume: bool,
+             overwrite: bool, base_model: str | None, lora_r: int | None, alpha: int | None, dropout: float | None,
+             target_modules: str | None, lr: float | None, batch_size: int | None, epochs: int | None,
+             patience: int | None, max_steps: int | None, checkpoint_every: int | None,
+             seed: int, threads: int | None, suffix: str | None,
+             lr_multiplier: float | None, poll_interval: float | None, window: int, margin: float) -> None:
+    """Fine-tune prompt REF's task: training data rendered exactly as the evals render it."""
+    from promptkit.tune.base import TuneJob, tuners
+    from promptkit.tune.plateau import plateau
+    from promptkit.tune.trainset import build_trainset, check_prepared_overlap, eval_plan, load_trainset
+
+    project = project_of(ctx)
+    version = project.library.resolve(ref)
+    the_suite = project.suite(suite) if suite else project.suite_for(version)
+    if not force:
+        verdict = plateau(project, version.name, the_suite, window=window, margin=margin)
+        if not verdict.plateaued:
+            err_console.print(f"{version.name} has not plateaued on suite {the_suite.name}: {verdict.reason}.")
+            err_console.print("Keep improving the prompt (see 'promptkit status'), or pass --force to tune anyway.")
+            ctx.exit(1)
+    if data is not None:
+        trainset = load_trainset(data, version.spec.prefix)
+        check_prepared_overlap(trainset, eval_plan(project, version, the_suite, data=eval_data, split=eval_split))
+    else:
+        trainset = build_trainset(project, version, the_suite, train_data, train_split, eval_data, eval_split, limit)
+    name = name or f"{version.name}-{backend}"
+    options: dict[str, Any] = {
+        "base_model": base_model, "r": lora_r, "alpha": alpha, "dropout": dropout, "lr": lr, "batch_size": batch_size,
+        "epochs": epochs, "patience": patience, "max_steps": max_steps,
+        "checkpoint_every": checkpoint_every, "seed": seed, "threads": threads,
+        "suffix": suffix, "learning_rate_multiplier": lr_multiplier, "overwrite": overwrite,
+        "target_modules": [m.strip() for m in target_modules.split(",")] if target_modules else None,
+    }
+    if poll_interval is not None:
+        options["poll_interval"] = poll_interval
+    options = {k: v for k, v in options.items() if v is not None}
+    job = TuneJob(project, version, the_suite, trainset, name, out or project.state_dir / "adapters" / name, options,
+                  eval_data=eval_data, eval_split=eval_split, eval_limit=eval_limit, evaluate=not no_eval, resume=resume,
+                  confirm=lambda message: yes or click.confirm(message + ". Go on?", err=True, default=False),
+                  notify=lambda message: err_console.print(message))
+    tuner = tuners.get(backend)()
+    err_console.print(f"[dim]{version.ref} ({version.hash}) · {len(trainset.rows)} training rows from "
+                      f"{trainset.manifest.get('dataset')} · dataset {trainset.manifest.get('dataset_hash')}[/dim]")
+    _print_estimate(tuner.estimate(job))
+    with _progress(backend) as progress:
+        job.progress = progress
+        result = tuner.run(job)
+    console.print(f"tuned model: {result.model_spec} (registered as {result.model_name!r})")
+    if result.comparison is not None:
+        console.print(comparison_table(result.comparison))
+
+
+class _progress:
+    """A rich progress bar fed by the tuner's events (a plain line now and then off a terminal)."""
+
+    def __init__(self, backend: str):
+        self.backend = backend
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> Any:
+        if sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console)
+            self.bar.__enter__()
+            self.task = self.bar.add_task(f"tune {self.backend}", total=None, info="")
+        return self.update
+
+    def update(self, event: Any) -> None:
+        if hasattr(event, "total_steps"):
+            info = f"loss {event.loss:.3f}" if event.loss is not None else ""
+            if event.val_loss is not None:
+                info += f" · val {event.val_loss:.3f}"
+            info += f" · {event.tokens_per_s:.0f} tok/s"
+            if self.bar is not None:
+                self.bar.update(self.task, completed=event.step, total=event.total_steps, info=info)
+            elif event.phase != "train" or event.step % 10 == 0:
+                err_console.print(f"epoch {event.epoch + 1} step {event.step}/{event.total_steps}: {info}")
+        elif self.bar is not None:
+            self.bar.update(self.task, info=f"{event.status} {event.message}"[:60])
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def _hosted_options(base_url: str | None) -> dict[str, Any]:
+    return {"base_url": base_url} if base_url else {}
+
+
+@tune.command("status")
+@click.argument("job_id")
+@click.option("--base-url", help="API base URL (default OPENAI_BASE_URL).")
+@click.pass_context
+def status_command(ctx: click.Context, job_id: str, base_url: str | None) -> None:
+    """Show a hosted fine-tuning job and its latest events."""
+    from promptkit.tune.hosted import job_status
+
+    current, events = job_status(project_of(ctx), job_id, _hosted_options(base_url))
+    console.print(f"{current.id}: {current.status} · model {current.model} · fine-tuned {current.fine_tuned_model or '-'}")
+    if current.error and getattr(current.error, "message", None):
+        console.print(f"error: {current.error.code}: {current.error.message}")
+    for event in reversed(events):
+        console.print(f"  {event.message}")
+
+
+@tune.command("list")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--base-url", help="API base URL (default OPENAI_BASE_URL).")
+@click.pass_context
+def list_command(ctx: click.Context, limit: int, base_url: str | None) -> None:
+    """List hosted fine-tuning jobs."""
+    from promptkit.tune.hosted import list_jobs
+
+    table = Table()
+    for column in ("job", "status", "model", "fine-tuned model"):
+        table.add_column(column)
+    for job in list_jobs(project_of(ctx), _hosted_options(base_url), limit):
+        table.add_row(job.id, job.status, job.model, job.fine_tuned_model or "-")
+    console.print(table)
+
+
+@tune.command("cancel")
+@click.argument("job_id")
+@click.option("--base-url", help="API base URL (default OPENAI_BASE_URL).")
+@click.pass_context
+def cancel_command(ctx: click.Context, job_id: str, base_url: str | None) -> None:
+    """Cancel a hosted fine-tuning job."""
+    from promptkit.tune.hosted import cancel_job
+
+    job = cancel_job(project_of(ctx), job_id, _hosted_options(base_url))
+    console.print(f"{job.id}: {job.status}")

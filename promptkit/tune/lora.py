@@ -1,0 +1,349 @@
+"""Local LoRA fine-tuning with peft on the suite's hf model.
+
+The prompt tokens are exactly the ones the hf provider feeds the model at eval time
+(`HFProvider._encode`); the loss covers the answer and the end-of-turn token only.
+Training is seeded, writes a resumable checkpoint every few steps, computes a validation loss
+per epoch with early stopping, and reports progress through a callback."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptkit.config import atomic_write
+from promptkit.tune.trainset import TrainRow
+
+IGNORE = -100
+CHECKPOINT = "checkpoint"
+
+
+@dataclass
+class LoraSettings:
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    lr: float = 3e-4
+    batch_size: int = 8
+    epochs: int = 1
+    patience: int = 1  # epochs without a lower validation loss before stopping
+    warmup: float = 0.05  # fraction of steps with a linear warm-up
+    seed: int = 0
+    val_fraction: float = 0.05
+    max_steps: int | None = None
+    checkpoint_every: int = 20  # steps
+    threads: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainEvent:
+    """What a progress callback receives after each step and each validation."""
+
+    phase: str  # "train" | "validate" | "done"
+    epoch: int
+    step: int
+    total_steps: int
+    loss: float | None = None
+    val_loss: float | None = None
+    tokens_per_s: float = 0.0
+
+
+ProgressCallback = Callable[[TrainEvent], None]
+
+
+def encode_rows(provider: Any, rows: Sequence[TrainRow]) -> list[tuple[list[int], int]]:
+    """(token ids, prompt length) per row: the eval's prompt tokens, the answer, the end-of-turn token."""
+    tokenizer = provider.tokenizer
+    eot = tokenizer.eos_token_id
+    encoded = []
+    for row in rows:
+        context = provider._encode(row.request)
+        answer = provider._continuation(context, provider.prompt_text(row.request), row.request.label_prefix + row.target)
+        encoded.append((context + answer + [eot], len(context)))
+    return encoded
+
+
+def _batch(items: Sequence[tuple[list[int], int]], pad: int) -> dict[str, Any]:
+    import torch
+
+    width = max(len(ids) for ids, _ in items)
+    input_ids = torch.full((len(items), width), pad, dtype=torch.long)
+    labels = torch.full((len(items), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for row, (ids, n_prompt) in enumerate(items):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, n_prompt: len(ids)] = torch.tensor(ids[n_prompt:])
+        mask[row, : len(ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+def _order(n: int, seed: int, epoch: int) -> list[int]:
+    order = list(range(n))
+    random.Random(seed * 1000 + epoch).shuffle(order)
+    return order
+
+
+def _save_checkpoint(out: Path, model: Any, optimizer: Any, scheduler: Any, state: dict[str, Any]) -> None:
+    """Write the checkpoint next to the old one, then swap, so a kill never leaves a torn one."""
+    import torch
+    from peft import get_peft_model_state_dict
+
+    tmp, final, old = out / f".{CHECKPOINT}.tmp", out / CHECKPOINT, out / f".{CHECKPOINT}.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save({"adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state()}, tmp / "state.pt")
+    (tmp / "state.json").write_text(json.dumps(state))
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def has_checkpoint(out: Path) -> bool:
+    return (out / CHECKPOINT / "state.json").is_file()
+
+
+def _validation_loss(model: Any, items: Sequence[tuple[list[int], int]], pad: int, batch_size: int) -> float:
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(items), batch_size):
+            chunk = items[start: start + batch_size]
+            batch = _batch(chunk, pad)
+            n = int((batch["labels"][:, 1:] != IGNORE).sum())
+            total += float(model(**batch).loss) * n
+            count += n
+    model.train()
+    return total / max(1, count)
+
+
+def train_lora(
+    provider: Any,
+    train_rows: Sequence[TrainRow],
+    val_rows: Sequence[TrainRow],
+    out: Path,
+    settings: LoraSettings,
+    progress: ProgressCallback | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Train a LoRA adapter on the provider's base model and save it to OUT (save_pretrained).
+    With RESUME and a checkpoint in OUT, training continues from it. Returns metrics."""
+    import torch
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from transformers import AutoModelForCausalLM
+
+    torch.set_num_threads(int(settings.threads or os.cpu_count() or 1))
+    torch.manual_seed(settings.seed)
+    random.seed(settings.seed)
+    pad = provider.tokenizer.pad_token_id
+    train = encode_rows(provider, train_rows)
+    val = encode_rows(provider, val_rows)
+    model = AutoModelForCausalLM.from_pretrained(str(provider._source()), dtype=torch.float32)
+    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                        target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
+    model = get_peft_model(model, config)  # type: ignore[assignment]
+    model.train()
+    steps_per_epoch = math.ceil(len(train) / settings.batch_size)
+    total = steps_per_epoch * settings.epochs
+    if settings.max_steps is not None:
+        total = min(total, settings.max_steps)
+    warmup = int(total * settings.warmup)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.lr, weight_decay=0.0)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "best_val": None, "bad_epochs": 0, "history": [],
+                             "tokens": 0, "seconds": 0.0, "resumed_from": None}
+    out.mkdir(parents=True, exist_ok=True)
+    if resume and has_checkpoint(out):
+        saved = torch.load(out / CHECKPOINT / "state.pt", weights_only=False)
+        set_peft_model_state_dict(model, saved["adapter"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"])
+        state = json.loads((out / CHECKPOINT / "state.json").read_text())
+        state["resumed_from"] = state["step"]
+    start_time = time.perf_counter() - float(state["seconds"])
+    step = int(state["step"])
+    stopped_early = False
+    losses: list[float] = []
+    while step < total and state["epoch"] < settings.epochs:
+        epoch = int(state["epoch"])
+        order = _order(len(train), settings.seed, epoch)
+        first = step - epoch * steps_per_epoch
+        for index in range(first, steps_per_epoch):
+            if step >= total:
+                break
+            chunk = [train[i] for i in order[index * settings.batch_size: (index + 1) * settings.batch_size]]
+            batch = _batch(chunk, pad)
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            state["step"] = step
+            state["tokens"] += int(batch["attention_mask"].sum())
+            state["seconds"] = time.perf_counter() - start_time
+            losses.append(loss.item())
+            if settings.checkpoint_every and step % settings.checkpoint_every == 0 and step < total:
+                _save_checkpoint(out, model, optimizer, scheduler, state)
+            if progress:
+                progress(TrainEvent("train", epoch, step, total, losses[-1], None,
+                                    state["tokens"] / max(1e-9, state["seconds"])))
+        # end of an epoch (or of max_steps)
+        val_loss = _validation_loss(model, val, pad, settings.batch_size) if val else None
+        train_loss = sum(losses[-steps_per_epoch:]) / max(1, len(losses[-steps_per_epoch:])) if losses else None
+        state["history"].append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "step": step})
+        if progress:
+            progress(TrainEvent("validate", epoch, step, total, train_loss, val_loss,
+                                state["tokens"] / max(1e-9, state["seconds"])))
+        state["epoch"] = epoch + 1
+        if val_loss is None or state["best_val"] is None or val_loss < state["best_val"] - 1e-4:
+            state["best_val"] = val_loss
+            state["bad_epochs"] = 0
+            model.save_pretrained(str(out))  # the best adapter so far
+        else:
+            state["bad_epochs"] += 1
+            if state["bad_epochs"] >= settings.patience:
+                stopped_early = True
+                break
+        if state["epoch"] < settings.epochs and step < total:
+            _save_checkpoint(out, model, optimizer, scheduler, state)
+    if not (out / "adapter_config.json").is_file():
+        model.save_pretrained(str(out))
+    seconds = time.perf_counter() - start_time
+    shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
+    metrics = {
+        "steps": step,
+        "epochs": state["epoch"],
+        "train_rows": len(train),
+        "val_rows": len(val),
+        "history": state["history"],
+        "best_val_loss": state["best_val"],
+        "final_train_loss": state["history"][-1]["train_loss"] if state["history"] else None,
+        "stopped_early": stopped_early,
+        "tokens": state["tokens"],
+        "seconds": round(seconds, 2),
+        "tokens_per_s": round(state["tokens"] / max(1e-9, seconds), 1),
+        "resumed_from_step": state.get("resumed_from"),
+    }
+    if progress:
+        progress(TrainEvent("done", state["epoch"], step, total, metrics["final_train_loss"], state["best_val"],
+                            metrics["tokens_per_s"]))
+    atomic_write(out / "training.json", json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def base_model_of(job: Any) -> tuple[str, Any]:
+    """(spec, ModelRef) of the suite's model, which must be a local hf model."""
+    from promptkit.errors import ConfigError
+    from promptkit.models import DEFAULT_MODEL, resolve_model
+
+    spec = job.options.get("base_model") or job.suite.config.model or job.version.spec.settings.model or DEFAULT_MODEL
+    ref = resolve_model(spec, job.project.models)
+    if ref.provider != "hf" or ref.options.get("adapter"):
+        raise ConfigError(f"the lora backend trains local hf models; {spec!r} is provider {ref.provider}"
+                          + (" with an adapter" if ref.options.get("adapter") else ""),
+                          where=str(job.suite.path), hint="set the suite's model to smollm2 or hf:PATH, or use --base-model")
+    return spec, ref
+
+
+def settings_of(options: dict[str, Any]) -> LoraSettings:
+    known = set(LoraSettings.__dataclass_fields__)
+    return LoraSettings(**{k: v for k, v in options.items() if k in known and v is not None})
+
+
+class LoraTuner:
+    """peft LoRA on the suite's hf model; registers the adapter and evaluates before/after."""
+
+    name = "lora"
+
+    def estimate(self, job: Any) -> Any:
+        from promptkit.providers import make_provider
+        from promptkit.tune.base import Estimate
+        from promptkit.tune.run import measured_speed
+
+        spec, ref = base_model_of(job)
+        settings = settings_of(job.options)
+        provider = make_provider(ref.provider, ref.model)
+        tokens = sum(len(ids) for ids, _ in encode_rows(provider, job.trainset.rows))
+        speed, source = measured_speed(job.project)
+        return Estimate("lora", len(job.trainset.rows), tokens, settings.epochs, seconds=tokens * settings.epochs / speed,
+                        cost=0.0, model=spec, note=f"{speed:.0f} tokens/s ({source})")
+
+    def run(self, job: Any) -> Any:
+        from datetime import datetime, timezone
+
+        from promptkit.errors import ConfigError
+        from promptkit.providers import make_provider
+        from promptkit.tune.base import TuneResult
+        from promptkit.tune.run import before_after, record_speed
+
+        spec, ref = base_model_of(job)
+        settings = settings_of(job.options)
+        if not job.trainset.rows:
+            raise ConfigError("the training set is empty")
+        out = job.out_dir
+        if (out / "manifest.json").is_file() and not job.resume and not job.options.get("overwrite"):
+            raise ConfigError(f"an adapter already exists in {out}", hint="choose another --name, or pass --overwrite")
+        if job.resume and not has_checkpoint(out):
+            job.notify(f"no checkpoint in {out}; starting from the beginning")
+        job.trainset.write(out / "data")
+        train_rows, val_rows = job.trainset.split(settings.val_fraction, settings.seed)
+        provider = make_provider(ref.provider, ref.model)
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        metrics = train_lora(provider, train_rows, val_rows, out, settings, progress=job.progress, resume=job.resume)
+        record_speed(job.project, metrics["tokens_per_s"], started)
+        manifest = {
+            "backend": "lora",
+            "name": job.name,
+            "base_model": spec,
+            "base_model_path": ref.model,
+            "adapter": str(out.resolve()),
+            "prompt": job.version.ref,
+            "prompt_hash": job.version.hash,
+            "dataset": job.trainset.manifest.get("dataset"),
+            "dataset_hash": job.trainset.manifest.get("dataset_hash"),
+            "trainset_hash": job.trainset.manifest.get("trainset_hash"),
+            "split": job.trainset.manifest.get("split"),
+            "rows": len(job.trainset.rows),
+            "hyperparameters": settings.to_dict(),
+            "metrics": metrics,
+            "duration_s": metrics["seconds"],
+            "started": started,
+        }
+        atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+        job.project.models.add(job.name, "hf", ref.model, adapter=str(out.resolve()), base_model=spec,
+                               prompt=job.version.ref, prompt_hash=job.version.hash,
+                               dataset_hash=manifest["dataset_hash"], backend="lora")
+        job.notify(f"adapter saved to {out} and registered as model {job.name!r}")
+        comparison = None
+        if job.evaluate:
+            tuned = {"base_model": spec, "adapter": str(out.resolve()), "train_dataset_hash": manifest["dataset_hash"],
+                     "trainset_hash": manifest["trainset_hash"], "tuned_prompt_hash": job.version.hash}
+            comparison = before_after(job.project, job.version, job.suite, spec, job.name, tuned,
+                                      job.eval_data, job.eval_split, job.eval_limit)
+            manifest["comparison"] = comparison.to_dict()
+            atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+        return TuneResult("lora", job.name, job.name, manifest, comparison)
