@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 
 # Options that change how fast or how safely a model answers, never what it answers.
 NEUTRAL_OPTIONS = frozenset({
-    "batch_size", "concurrency", "threads", "timeout", "max_retries", "retries", "retry", "delay",
+    "batch_size", "generate_batch_size", "concurrency", "threads", "timeout", "max_retries", "retries", "retry", "delay",
     "api_key", "api_key_env", "headers", "price", "prices", "project_root", "backoff", "max_backoff",
 })
 
