@@ -323,13 +323,14 @@ def compare_scores(runs: list[EvalRun], baseline: Baseline, outcomes: dict[str, 
                  "score_before": _scores(baseline.outcomes[k])[name], "score_now": _scores(outcomes[k])[name]}
                 for _, k in drops[:MAX_FLIPPED]]
         check.checks.append(_decide(name, sum(base) / len(base), sum(new) / len(new), result, thresholds, alpha, len(ids),
-                                    rows, better, len(drops), percent=name == "exact_match"))
+                                    rows, better, len(drops), percent=name == "exact_match",
+                                    label="bleu (mean sentence BLEU)" if name == "bleu" else ""))
     if unscored:
         check.notes.append(f"the baseline has no per-example {', '.join(unscored)}: re-bless it to compare them")
 
 
 def _decide(metric: str, base: float, new: float, result: Any, thresholds: Thresholds, alpha: float, paired: int,
-            flipped: list[dict[str, Any]], better: int, worse: int, percent: bool = True) -> MetricCheck:
+            flipped: list[dict[str, Any]], better: int, worse: int, percent: bool = True, label: str = "") -> MetricCheck:
     """Fail when the drop is larger than the allowed one and significant. Proportions print as
     percentages, continuous scores (relevance, bleu, rouge_l) as numbers."""
     drop = base - new
@@ -341,13 +342,14 @@ def _decide(metric: str, base: float, new: float, result: Any, thresholds: Thres
     interval = f"{1 - alpha:.0%} interval of the change [{d.format(result.low)}, {d.format(result.high)}]"
     stats = f"{result.test} p={result.p_value:.3g}"
     change = f"({f.format(base)} -> {f.format(new)})"
+    metric_name, metric = metric, label or metric
     if failed:
         message = f"{metric} dropped {f.format(drop)} {change}, {stats} < {alpha}, {interval}"
     elif drop > allowed + 1e-12:
         message = f"{metric} dropped {f.format(drop)} {change}, not significant: {stats} >= {alpha}, {interval}"
     else:
         message = f"{metric} {f.format(base)} -> {f.format(new)}, {stats}, {interval}"
-    return MetricCheck(metric, "baseline", not failed, new, allowed, base, result.test, result.p_value,
+    return MetricCheck(metric_name, "baseline", not failed, new, allowed, base, result.test, result.p_value,
                        result.low, result.high, paired, flipped, better, worse, message)
 
 
