@@ -23,8 +23,11 @@ if TYPE_CHECKING:
     from promptkit.evaluate import EvalPlan, EvalRun
     from promptkit.project import Project, Suite
 
-FORMAT = 1
+FORMAT = 1  # format 1 files without per-example "scores" (older baselines) still load; they compare accuracy/F1 only
 BASELINES_DIR = "baselines"
+# metrics with a per-example value compared by paired test (accuracy has its own McNemar check)
+CONTINUOUS = ("exact_match", "relevance", "answer_relevance", "bleu", "rouge_l")
+SCORE_DIGITS = 4
 
 
 @dataclass
@@ -39,7 +42,7 @@ class Baseline:
     suite_hash: str
     repeat: int
     metrics: dict[str, float]
-    outcomes: dict[str, dict[str, Any]]  # example id -> {correct, prediction, tokens, cost}
+    outcomes: dict[str, dict[str, Any]]  # example id -> {correct, prediction, tokens, cost[, scores]}
     blessed: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -73,10 +76,35 @@ def _round(value: float) -> float | int:
     return int(rounded) if rounded.is_integer() and abs(rounded) < 2**53 else rounded
 
 
+def score(value: float) -> float:
+    """A per-example metric value as stored in a baseline (and compared): 4 decimals."""
+    return round(float(value), SCORE_DIGITS) + 0.0
+
+
+def example_scores(runs: list[EvalRun]) -> dict[str, list[float | None]]:
+    """Per-example values of the suite's continuous metrics (CONTINUOUS), aligned with
+    runs[0].results, averaged over repeated runs and rounded; None where an example does not count."""
+    out: dict[str, list[float | None]] = {}
+    for name in CONTINUOUS:
+        series = [next((m.per_example for m in run.metrics if m.name == name and m.per_example is not None), None)
+                  for run in runs]
+        if any(s is None or len(s) != len(run.results) for s, run in zip(series, runs, strict=True)):
+            continue
+        values: list[float | None] = []
+        for i in range(len(runs[0].results)):
+            known = [v for s in series if s is not None and (v := s[i]) is not None]
+            values.append(score(sum(known) / len(known)) if known else None)
+        out[name] = values
+    return out
+
+
 def outcomes_of(runs: list[EvalRun]) -> dict[str, dict[str, Any]]:
     """Each example's outcome over one or more runs of the same plan: the fraction correct
-    (0 or 1 for a single run), the first run's prediction, mean tokens and cost."""
+    (0 or 1 for a single run), the first run's prediction, mean tokens and cost, and for the
+    continuous metrics the suite computes (generation: relevance, bleu, rouge_l, ...) their
+    per-example values under "scores"."""
     outcomes: dict[str, dict[str, Any]] = {}
+    scores = example_scores(runs)
     for i, result in enumerate(runs[0].results):
         repeats = [run.results[i] for run in runs]
         known = [r.correct for r in repeats if r.correct is not None]
@@ -90,6 +118,9 @@ def outcomes_of(runs: list[EvalRun]) -> dict[str, dict[str, Any]]:
             "tokens": _round(sum(r.tokens_in + r.tokens_out for r in repeats) / len(repeats)),
             "cost": _round(sum(r.cost for r in repeats) / len(repeats)),
         }
+        per_example = {name: values[i] for name, values in scores.items() if values[i] is not None}
+        if per_example:
+            outcomes[result.id]["scores"] = per_example
     return outcomes
 
 

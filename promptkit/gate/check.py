@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from promptkit.errors import ConfigError, PromptkitError
 from promptkit.gate.baseline import (
+    CONTINUOUS,
     Baseline,
     baseline_path,
     load_baseline,
@@ -20,7 +21,7 @@ from promptkit.gate.baseline import (
     stale_reasons,
     write_baseline,
 )
-from promptkit.gate.stats import accuracy_test, f1_statistic, paired_bootstrap
+from promptkit.gate.stats import accuracy_test, f1_statistic, paired_bootstrap, score_test
 from promptkit.gate.thresholds import Thresholds
 
 if TYPE_CHECKING:
@@ -259,7 +260,10 @@ def compare(project: Project, runs: list[EvalRun], baseline: Baseline | None, th
     ids = [k for k, v in outcomes.items() if k in baseline.outcomes
            and v["correct"] is not None and baseline.outcomes[k].get("correct") is not None]
     if not ids:
-        check.notes.append("no example in common with the baseline: nothing to compare")
+        count = len(check.checks)
+        compare_scores(runs, baseline, outcomes, thresholds, alpha, check)
+        if len(check.checks) == count:
+            check.notes.append("no example in common with the baseline: nothing to compare")
         return
     if len(ids) < len(outcomes):
         check.notes.append(f"{len(ids)} of {len(outcomes)} examples are in the baseline; compared on those")
@@ -288,23 +292,64 @@ def compare(project: Project, runs: list[EvalRun], baseline: Baseline | None, th
         result = paired_bootstrap(stat, len(ids), alpha)
         b_value, n_value = stat(range(len(ids)))
         check.checks.append(_decide("f1_macro", b_value, n_value, result, thresholds, alpha, len(ids), [], better, len(worse)))
+    compare_scores(runs, baseline, outcomes, thresholds, alpha, check)
+
+
+def _scores(outcome: dict[str, Any] | None) -> dict[str, Any]:
+    scores = (outcome or {}).get("scores")
+    return scores if isinstance(scores, dict) else {}
+
+
+def compare_scores(runs: list[EvalRun], baseline: Baseline, outcomes: dict[str, dict[str, Any]], thresholds: Thresholds,
+                   alpha: float, check: SuiteCheck) -> None:
+    """Paired comparisons of the continuous per-example metrics (CONTINUOUS) the suite computes and
+    the baseline holds: the mean over the examples both have, tested by paired bootstrap
+    (exact McNemar for exact_match); the examples whose score fell most are listed."""
+    unscored = []
+    for name in CONTINUOUS:
+        if name not in check.metrics:
+            continue
+        ids = [k for k, v in outcomes.items() if isinstance(_scores(v).get(name), (int, float))
+               and isinstance(_scores(baseline.outcomes.get(k)).get(name), (int, float))]
+        if not ids:
+            unscored.append(name)
+            continue
+        base = [float(_scores(baseline.outcomes[k])[name]) for k in ids]
+        new = [float(_scores(outcomes[k])[name]) for k in ids]
+        result = score_test(name, base, new, alpha)
+        drops = sorted(((b - v, k) for k, b, v in zip(ids, base, new, strict=True) if v < b), key=lambda d: (-d[0], d[1]))
+        better = sum(v > b for b, v in zip(base, new, strict=True))
+        rows = [{**_describe(runs[0], k), "before": baseline.outcomes[k].get("prediction"), "after": outcomes[k]["prediction"],
+                 "score_before": _scores(baseline.outcomes[k])[name], "score_now": _scores(outcomes[k])[name]}
+                for _, k in drops[:MAX_FLIPPED]]
+        check.checks.append(_decide(name, sum(base) / len(base), sum(new) / len(new), result, thresholds, alpha, len(ids),
+                                    rows, better, len(drops), percent=name == "exact_match",
+                                    label="bleu (mean sentence BLEU)" if name == "bleu" else ""))
+    if unscored:
+        check.notes.append(f"the baseline has no per-example {', '.join(unscored)}: re-bless it to compare them")
 
 
 def _decide(metric: str, base: float, new: float, result: Any, thresholds: Thresholds, alpha: float, paired: int,
-            flipped: list[dict[str, Any]], better: int, worse: int) -> MetricCheck:
+            flipped: list[dict[str, Any]], better: int, worse: int, percent: bool = True, label: str = "") -> MetricCheck:
+    """Fail when the drop is larger than the allowed one and significant. Proportions print as
+    percentages, continuous scores (relevance, bleu, rouge_l) as numbers."""
     drop = base - new
     allowed = thresholds.drop_allowed(metric)
     significant = result.p_value < alpha
     failed = drop > allowed + 1e-12 and significant
-    interval = f"{1 - alpha:.0%} interval of the change [{result.low:+.1%}, {result.high:+.1%}]"
+    f = "{:.1%}" if percent else "{:.4f}"
+    d = "{:+.1%}" if percent else "{:+.4f}"
+    interval = f"{1 - alpha:.0%} interval of the change [{d.format(result.low)}, {d.format(result.high)}]"
     stats = f"{result.test} p={result.p_value:.3g}"
+    change = f"({f.format(base)} -> {f.format(new)})"
+    metric_name, metric = metric, label or metric
     if failed:
-        message = f"{metric} dropped {drop:.1%} ({base:.1%} -> {new:.1%}), {stats} < {alpha}, {interval}"
+        message = f"{metric} dropped {f.format(drop)} {change}, {stats} < {alpha}, {interval}"
     elif drop > allowed + 1e-12:
-        message = f"{metric} dropped {drop:.1%} ({base:.1%} -> {new:.1%}), not significant: {stats} >= {alpha}, {interval}"
+        message = f"{metric} dropped {f.format(drop)} {change}, not significant: {stats} >= {alpha}, {interval}"
     else:
-        message = f"{metric} {base:.1%} -> {new:.1%}, {stats}, {interval}"
-    return MetricCheck(metric, "baseline", not failed, new, allowed, base, result.test, result.p_value,
+        message = f"{metric} {f.format(base)} -> {f.format(new)}, {stats}, {interval}"
+    return MetricCheck(metric_name, "baseline", not failed, new, allowed, base, result.test, result.p_value,
                        result.low, result.high, paired, flipped, better, worse, message)
 
 

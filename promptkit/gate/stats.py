@@ -117,3 +117,12 @@ def accuracy_test(base: Sequence[float], new: Sequence[float], alpha: float, see
     worse = sum(b == 1.0 and v == 0.0 for b, v in zip(base, new, strict=True))
     better = sum(b == 0.0 and v == 1.0 for b, v in zip(base, new, strict=True))
     return TestResult("exact McNemar (one-sided)", boot.delta, mcnemar_exact(worse, better), boot.low, boot.high)
+
+
+def score_test(metric: str, base: Sequence[float], new: Sequence[float], alpha: float, seed: int = 0) -> TestResult:
+    """Paired test of a per-example metric (generation: relevance, answer_relevance, bleu, rouge_l,
+    exact_match): a one-sided paired bootstrap on the mean; exact_match's 0/1 outcomes take exact
+    McNemar as accuracy does."""
+    if metric == "exact_match":
+        return accuracy_test(base, new, alpha, seed)
+    return paired_bootstrap(mean_statistic(base, new), len(base), alpha, seed=seed)
