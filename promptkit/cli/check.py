@@ -34,7 +34,8 @@ def print_suite(suite: SuiteCheck) -> None:
         mark = "ok  " if check.passed else "FAIL"
         out(f"  {mark} {check.name}: {check.message or check.value}")
         if not check.passed and check.flipped:
-            out(f"       {check.worse} example(s) now wrong, {check.fixed} now right, of {check.paired} paired:")
+            worse, better = ("now wrong", "now right") if check.metric in ("accuracy", "exact_match") else ("lower", "higher")
+            out(f"       {check.worse} example(s) {worse}, {check.fixed} {better}, of {check.paired} paired:")
             for row in check.flipped[:SHOWN]:
                 out(f"       flipped #{row['index']} ({row['id']}): {row['before']} -> {row['after']}, "
                               f"expected {row['expected']}: {row['input']}")

@@ -18,15 +18,20 @@ ICON = {"pass": "✅", "fail": "❌", "stale": "⚠️", "error": "⛔", "no bas
 def _fmt(value: float | None, metric: str) -> str:
     if value is None:
         return "–"
-    if metric.startswith(("accuracy", "f1", "precision", "recall", "error_rate")):
+    if _is_share(metric):
         return f"{value:.1%}"
     return f"{value:.4g}"
 
 
+def _is_share(metric: str) -> bool:
+    return metric.startswith(("accuracy", "f1", "precision", "recall", "error_rate", "exact_match"))
+
+
 def _row(check: MetricCheck) -> str:
     if check.kind == "baseline":
-        limit = f"drop ≤ {check.limit:.1%}" if check.limit else "no significant drop"
-        stats = f"{check.test}: p = {check.p_value:.3g}; Δ 95% [{check.low:+.1%}, {check.high:+.1%}]; " \
+        d = "{:+.1%}" if _is_share(check.metric) else "{:+.4f}"
+        limit = f"drop ≤ {_fmt(check.limit, check.metric)}" if check.limit else "no significant drop"
+        stats = f"{check.test}: p = {check.p_value:.3g}; Δ 95% [{d.format(check.low)}, {d.format(check.high)}]; " \
                 f"{check.worse} worse, {check.fixed} better of {check.paired}"
         base = _fmt(check.baseline, check.metric)
     else:
@@ -52,7 +57,8 @@ def _suite(suite: SuiteCheck) -> list[str]:
         lines.append("")
     for check in suite.checks:
         if check.flipped and not check.passed:
-            lines += [f"<details><summary>{check.worse} example(s) now wrong ({check.metric})</summary>", "",
+            what = "now wrong" if _is_share(check.metric) else "scored lower"
+            lines += [f"<details><summary>{check.worse} example(s) {what} ({check.metric})</summary>", "",
                       "| # | input | expected | before | now |", "|---|---|---|---|---|"]
             for row in check.flipped:
                 text = str(row["input"]).replace("|", "\\|")
