@@ -67,6 +67,41 @@ def test_lora_step_resume_register_and_eval(tmp_path: Path) -> None:
                    f"adapter: {job.out_dir.resolve()}", "model: review-tuned"):
         assert needle in shown.stdout, (needle, shown.stdout)
 
+    _serve_adapter(root, job.name)
+
+
+def _serve_adapter(root: Path, name: str) -> None:
+    """`promptkit serve --model <registered adapter>` answers over real HTTP."""
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.conftest import ROOT
+
+    process = subprocess.Popen([sys.executable, "-m", "promptkit", "serve", "--model", name, "--port", "0"],
+                               cwd=root, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        url = None
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if "promptkit serve: model" in line:
+                url = line.split(" at ")[1].split()[0]
+                break
+        assert url, "".join(seen)
+        body = json.dumps({"model": name, "max_tokens": 3,
+                           "messages": [{"role": "user", "content": "Great food!"}]}).encode()
+        request = urllib.request.Request(url + "/chat/completions" if url.endswith("/v1") else url + "/v1/chat/completions",
+                                         data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            answer = json.loads(response.read())
+        assert answer["model"] == name and answer["choices"][0]["message"]["role"] == "assistant"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
 
 def test_sigkilled_tune_resumes_from_checkpoint(tmp_path: Path) -> None:
     import os
