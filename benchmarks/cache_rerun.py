@@ -5,7 +5,7 @@ Runs the embedded SmolLM2 on N examples of the sentiment suite in a scratch proj
 separate processes, and prints both wall times and their ratio. The model's one-time GGUF conversion
 is done beforehand (untimed), so the first run is an ordinary uncached run.
 
-    python benchmarks/cache_rerun.py [--examples 30]
+    python benchmarks/cache_rerun.py [--examples 30] [--data ../shared/data/sentiment/yelp.jsonl]
 """
 
 from __future__ import annotations
@@ -48,12 +48,15 @@ def run(project: Path, *args: str) -> tuple[float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=30)
+    parser.add_argument("--data", type=Path, help="score this file (e.g. ../shared/data/sentiment/yelp.jsonl)")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
         for name in ("prompts", "evals"):
             shutil.copytree(ROOT / name, project / name)
-        args = ("eval", "sentiment", "--limit", str(options.examples))
+        args: tuple[str, ...] = ("eval", "sentiment", "--limit", str(options.examples))
+        if options.data:
+            args += ("--data", str(options.data.resolve()))
         run(project, "eval", "sentiment", "--limit", "1", "--no-cache", "--no-store")  # one-time model conversion
         first, first_log = run(project, *args)
         second, second_log = run(project, *args)

@@ -230,12 +230,12 @@ def bench_cached_rerun(limit: int) -> None:
     print("cached re-run:")
     cache_bench = ROOT / "benchmarks" / "cache_rerun.py"
     if cache_bench.is_file():
-        res = subprocess.run([sys.executable, str(cache_bench), "--examples", str(limit)], cwd=ROOT, capture_output=True,
-                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        res = subprocess.run([sys.executable, str(cache_bench), "--examples", str(limit), "--data", str(YELP)], cwd=ROOT,
+                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         found = re.search(r"speedup: ([\d.]+)x", res.stdout)
         if found:
             report("cached_rerun_speedup", float(found.group(1)), ">= 20x (cache_rerun.py)", "x",
-                   f"whole process, {limit} examples")
+                   f"whole process, {limit} yelp examples")
         else:
             report("cached_rerun_speedup", "failed", "", note=(res.stderr or res.stdout).strip()[-200:])
         return
@@ -328,7 +328,7 @@ def main() -> None:
     ref = resolve_model("smollm2")
     bench_eval_process(eval_limit)
     bench_lmeval(make_provider(ref.provider, ref.model), eval_limit)
-    bench_cached_rerun(16 if q else 30)
+    bench_cached_rerun(16 if q else 1000)
     provider: Any = make_provider(ref.provider, ref.model, batch_size=16)
     bench_scoring(provider, scoring_n, naive_n)
     bench_generation(provider, gen_n, gen_naive_n)
