@@ -316,7 +316,7 @@ def main() -> None:
         sys.exit(f"benchmark data not found: {YELP}")
     q = args.quick
     scoring_n, naive_n = (48, 8) if q else (args.scoring_n, 40)
-    gen_n, gen_naive_n = (16, 4) if q else (64, 12)
+    gen_n, gen_naive_n = (16, 4) if q else (256, 12)  # 4 interleaved rounds of 64: what the eval loop hands over
     eval_limit = 48 if q else None
 
     from promptkit.models import resolve_model
