@@ -7,11 +7,12 @@ torch and transformers are imported only when a model is used; the model loads o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,19 @@ def _converted_gguf(gguf: Path) -> Path:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+INCOMPLETE_MODEL = "check that the folder holds a complete transformers causal LM"
+
+
+@contextlib.contextmanager
+def _loading(what: str, where: Path | str, hint: str, errors: tuple[type[BaseException], ...] = (OSError, ValueError)
+             ) -> Iterator[None]:
+    """Turn a loader's exception (transformers, peft, gguf) into one ConfigError line naming the path."""
+    try:
+        yield
+    except errors as e:
+        raise ConfigError(f"cannot load {what}: {_first_line(e)}", where=str(where), hint=hint) from None
 
 
 def _digest(paths: Sequence[Path]) -> str:
@@ -174,11 +188,9 @@ class HFProvider(Provider):
             if not path.is_file():
                 raise ConfigError("GGUF file not found", where=str(path), hint="check the model path")
             gguf = path
-        try:
+        with _loading("the GGUF model", gguf, "the file may be truncated or of an unsupported architecture",
+                      (OSError, ValueError, KeyError)):
             return _converted_gguf(gguf)
-        except (OSError, ValueError, KeyError) as e:
-            raise ConfigError(f"cannot read GGUF model: {_first_line(e)}", where=str(gguf),
-                              hint="the file may be truncated or of an unsupported architecture") from None
 
     @property
     def tokenizer(self) -> Any:
@@ -187,11 +199,8 @@ class HFProvider(Provider):
 
             _quiet()
             source = self._source()
-            try:
+            with _loading("the tokenizer", source, "the folder needs tokenizer files next to config.json"):
                 tokenizer = AutoTokenizer.from_pretrained(str(source))
-            except (OSError, ValueError) as e:
-                raise ConfigError(f"cannot load the tokenizer: {_first_line(e)}", where=str(source),
-                                  hint="the folder needs tokenizer files next to config.json") from None
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
             self._tokenizer = tokenizer
@@ -207,20 +216,14 @@ class HFProvider(Provider):
             _quiet()
             source = self._source()
             torch.set_num_threads(self.threads)
-            try:
+            with _loading("the model", source, INCOMPLETE_MODEL):
                 model: Any = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32)
-            except (OSError, ValueError) as e:
-                raise ConfigError(f"cannot load model: {_first_line(e)}", where=str(source),
-                                  hint="check that the folder holds a complete transformers causal LM") from None
             adapter = self.options.get("adapter")
             if adapter:
                 from peft import PeftModel
 
-                try:
+                with _loading("the adapter", adapter, "give a folder written by peft (adapter_config.json + weights)"):
                     model = PeftModel.from_pretrained(model, str(adapter))
-                except (OSError, ValueError) as e:
-                    raise ConfigError(f"cannot load adapter: {_first_line(e)}", where=str(adapter),
-                                      hint="give a folder written by peft (adapter_config.json + weights)") from None
             model.eval()
             self._model = model
         return self._model
@@ -236,11 +239,8 @@ class HFProvider(Provider):
         from transformers import AutoConfig
 
         source = self._source()
-        try:
+        with _loading("the model config", source, INCOMPLETE_MODEL):
             config = AutoConfig.from_pretrained(str(source))
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot load the model config: {_first_line(e)}", where=str(source),
-                              hint="check that the folder holds a complete transformers causal LM") from None
         return getattr(config, "max_position_embeddings", None)
 
     def count_tokens(self, text: str) -> int:
