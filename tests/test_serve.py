@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -18,6 +17,7 @@ from conftest import ROOT, run_cli
 
 from promptkit.evaluate import plan_eval, run_eval
 from promptkit.project import Project
+from tests.serve_helpers import start_serve
 
 KEY = "sk-serve-test-key-0123"
 pytestmark = pytest.mark.model
@@ -45,18 +45,7 @@ def served(embedded_provider: Any) -> Iterator[Served]:
     """`promptkit serve --port 0` in a subprocess; the key comes from the environment."""
     _ = embedded_provider.hf_model  # converts the GGUF once into the session cache the server then reuses
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PROMPTKIT_SERVE_API_KEY": KEY}
-    process = subprocess.Popen([sys.executable, "-m", "promptkit", "serve", "--port", "0", "--max-tokens", "8",
-                                "--max-body", "4096"],
-                               cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    assert process.stderr is not None
-    log: list[str] = []
-    url = None
-    for line in process.stderr:
-        log.append(line)
-        if "promptkit serve: model" in line:
-            url = line.split(" at ")[1].split()[0]
-            break
-    assert url, "".join(log)
+    process, url, log = start_serve("--max-tokens", "8", "--max-body", "4096", cwd=ROOT, env=env)
     drain = threading.Thread(target=lambda: log.extend(process.stderr or []), daemon=True)
     drain.start()
     yield Served(process, url, log)

@@ -73,24 +73,13 @@ def test_lora_step_resume_register_and_eval(tmp_path: Path) -> None:
 def _serve_adapter(root: Path, name: str) -> None:
     """`promptkit serve --model <registered adapter>` answers over real HTTP."""
     import os
-    import subprocess
-    import sys
     import urllib.request
 
     from tests.conftest import ROOT
+    from tests.serve_helpers import start_serve
 
-    process = subprocess.Popen([sys.executable, "-m", "promptkit", "serve", "--model", name, "--port", "0"],
-                               cwd=root, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True)
+    process, url, _ = start_serve("--model", name, cwd=root, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
-        assert process.stderr is not None
-        url = None
-        seen = []
-        for line in process.stderr:
-            seen.append(line)
-            if "promptkit serve: model" in line:
-                url = line.split(" at ")[1].split()[0]
-                break
-        assert url, "".join(seen)
         body = json.dumps({"model": name, "max_tokens": 3,
                            "messages": [{"role": "user", "content": "Great food!"}]}).encode()
         request = urllib.request.Request(url + "/chat/completions" if url.endswith("/v1") else url + "/v1/chat/completions",
