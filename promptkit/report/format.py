@@ -15,7 +15,7 @@ def fmt(name: str, value: float | None, unit: str = "") -> str:
         return f"${value:.6f}" if value else "$0"
     if name in ("tokens_in", "tokens_out"):
         return f"{int(value):,}"
-    if name in PERCENT:
+    if name in PERCENT or name == "assertions" or name.startswith("assert:"):  # pass rates
         return f"{value:.1%}"
     return f"{value:.3f}" if abs(value) < 10 else f"{value:,.1f}"
 

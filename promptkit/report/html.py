@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from promptkit.metrics.base import percentile
 from promptkit.report.data import example_metrics
@@ -141,9 +141,16 @@ def _status(correct: bool | None, error: str | None) -> str:
     return "n/a" if correct is None else "correct" if correct else "wrong"
 
 
+def assertion_lines(outcomes: list[dict[str, Any]] | None) -> str:
+    """One line per assertion: ✓/✗ (? for a judge error), its metric name and the reason."""
+    marks = {True: "✓", False: "✗", None: "?"}
+    return "\n".join(f"{marks[o.get('pass')]} {o['metric']}: {o.get('reason', '')}" for o in outcomes or [])
+
+
 def examples_section(run: EvalRun) -> str:
     scores = [{k: v for k, v in row.items() if k != "accuracy"} for row in example_metrics(run)]
     with_metrics = any(scores)
+    with_asserts = any(r.assertions for r in run.results)
     rows = []
     for r, row in zip(run.results, scores, strict=True):
         status = _status(r.correct, r.error)
@@ -153,11 +160,12 @@ def examples_section(run: EvalRun) -> str:
         metric_cells = f'<td class="small">{esc(" ".join(f"{k} {fmt(k, v)}" for k, v in row.items()))}</td>' \
             if with_metrics else ""
         mark = {"correct": "✓", "wrong": "✗", "error": "error", "n/a": ""}[status]
+        assert_cell = f'<td class="small text">{esc(assertion_lines(r.assertions))}</td>' if with_asserts else ""
         rows.append(
             f'<tr data-status="{status}" data-cached="{int(r.cached)}"><td class="num">{r.index + 1}</td>'
             f'<td class="text">{esc(text_in)}</td><td class="text">{esc(r.expected)}</td>'
             f'<td class="text">{esc(answer)}</td><td class="status {status}">{esc(mark)}</td>'
-            f'{metric_cells}<td class="num">{esc(fmt("latency", r.latency, "s"))}'
+            f'{metric_cells}{assert_cell}<td class="num">{esc(fmt("latency", r.latency, "s"))}'
             f'{" (cached)" if r.cached else ""}</td><td class="num">{r.tokens_in}+{r.tokens_out}</td>'
             f'<td class="num">{esc(fmt("cost", r.cost, "$"))}</td><td class="text err">{esc(r.error)}</td></tr>')
     return ('<section><h2>Examples</h2><div class="filters">'
@@ -166,7 +174,8 @@ def examples_section(run: EvalRun) -> str:
             '<option value="wrong">wrong</option><option value="error">failed</option><option value="cached">cached</option>'
             f'</select> <span id="shown">{len(rows)}</span> of {len(rows)} shown</div>'
             '<table id="examples"><thead><tr><th>#</th><th>input</th><th>expected</th><th>output</th><th></th>'
-            f'{"<th>metrics</th>" if with_metrics else ""}<th>latency</th><th>tokens</th><th>cost</th><th>error</th></tr></thead>'
+            f'{"<th>metrics</th>" if with_metrics else ""}{"<th>assertions</th>" if with_asserts else ""}'
+            '<th>latency</th><th>tokens</th><th>cost</th><th>error</th></tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></section>')
 
 
