@@ -2,7 +2,8 @@
 `assert` field, as promptfoo users write them.
 
 Each example gets an outcome per assertion (pass/fail, score, reason), stored with its result.
-The suite reports, with Wilson intervals: `assertions` (share of examples passing all of theirs)
+The suite reports, with Wilson intervals: `assertions` (share of examples passing all of theirs
+of weight > 0), `assert_score` (mean weighted score, bootstrap interval)
 and one `assert:NAME` metric per assertion name (its `metric:`, else its type; assertions sharing
 a name form one group, passed when all of them pass). Per-example 0/1 values ride along so the
 gate compares them pairwise with the baseline. Judged types (llm-rubric, factuality) go through
@@ -197,9 +198,16 @@ def build_checks(project: Project, suite: Suite, examples: Sequence[Example], da
     return SuiteChecks(common, per_row, rows, folder, judge_obj)
 
 
+def weighted_score(entries: list[dict[str, Any]]) -> float | None:
+    """An example's assertion score: the weighted mean of its judged assertions' scores (0..1)."""
+    counted = [(e["weight"], e["score"]) for e in entries if e.get("score") is not None and e["weight"] > 0]
+    total = sum(w for w, _ in counted)
+    return sum(w * s for w, s in counted) / total if total else None
+
+
 def assertion_metrics(results: Sequence[ExampleResult]) -> list[MetricValue]:
     """`assertions`, one `assert:NAME` per name, and `judge_errors`, from the results' outcomes."""
-    from promptkit.metrics import MetricValue, wilson
+    from promptkit.metrics import MetricValue, bootstrap_mean, wilson
 
     labels: list[str] = []
     for r in results:
@@ -222,11 +230,18 @@ def assertion_metrics(results: Sequence[ExampleResult]) -> list[MetricValue]:
             return None  # no assertion of this example counts (none, or judge errors only)
         return float(all(counted))
 
-    out = [value("assertions", [passed(r.assertions or []) for r in results])]
+    # weight 0 (as in promptfoo): reported under its own name, not counted in the example's pass or score
+    out = [value("assertions", [passed([e for e in r.assertions or [] if e["weight"] > 0]) for r in results])]
+    scores = [weighted_score(r.assertions or []) for r in results]
+    counted = [v for v in scores if v is not None]
+    if counted:
+        low, high = bootstrap_mean(counted)
+        out.append(MetricValue("assert_score", sum(counted) / len(counted), True, low, high, interval="bootstrap",
+                               n=len(counted), per_example=scores))
     for label in labels:
-        out.append(value(PREFIX + label, [passed([e for e in r.assertions or [] if e["metric"] == label])
-                                          if any(e["metric"] == label for e in r.assertions or []) else None
-                                          for r in results]))
+        per_example = [passed([e for e in r.assertions or [] if e["metric"] == label]) for r in results]
+        if any(v is not None for v in per_example):  # a group judged on no example (all judge errors) has no rate
+            out.append(value(PREFIX + label, per_example))
     errors = sum(bool(e.get("judge_error")) for r in results for e in r.assertions or [])
     if any("judge_cost" in e or e.get("judge_error") for r in results for e in r.assertions or []):
         out.append(MetricValue("judge_errors", float(errors), None, n=len(results)))
