@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from promptkit.errors import ConfigError, PromptkitError
 from promptkit.gate.baseline import (
-    CONTINUOUS,
     Baseline,
     baseline_path,
+    compared_metrics,
     load_baseline,
     make_baseline,
     mean_metrics,
@@ -306,7 +306,7 @@ def compare_scores(runs: list[EvalRun], baseline: Baseline, outcomes: dict[str, 
     the baseline holds: the mean over the examples both have, tested by paired bootstrap
     (exact McNemar for exact_match); the examples whose score fell most are listed."""
     unscored = []
-    for name in CONTINUOUS:
+    for name in compared_metrics(check.metrics):  # CONTINUOUS and the suite's assertion pass rates
         if name not in check.metrics:
             continue
         ids = [k for k, v in outcomes.items() if isinstance(_scores(v).get(name), (int, float))
