@@ -272,7 +272,51 @@ def test_gate_compares_assertion_pass_rates(tmp_path: Path) -> None:
     assert baseline["metrics"]["assert:says_good"] == 1
     assert all(o["scores"]["assert:says_good"] == 1 for o in baseline["outcomes"].values())
     assert run_cli("check", "--no-store", cwd=project).returncode == 0
-    (project / "prompts" / "echo" / "prompt.yaml").write_text(ECHO_PROMPT.replace('"{{ text }}"', '"{{ text | replace(\'good\', \'ok\') }}"'))
+    changed = ECHO_PROMPT.replace('"{{ text }}"', '"{{ text | replace(\'good\', \'ok\') }}"')
+    (project / "prompts" / "echo" / "prompt.yaml").write_text(changed)
     result = run_cli("check", "--no-store", cwd=project)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "assert:says_good" in result.stdout
+
+
+@pytest.mark.model
+def test_acceptance_judges_against_promptkit_serve(tmp_path: Path, embedded_provider: Any) -> None:
+    """Acceptance 2: llm-rubric and pairwise judging end to end with `promptkit serve` (the embedded
+    model) as the judge, through the openai provider: every judgment is a score or a judge error."""
+    import os
+    import threading
+
+    from tests.conftest import ROOT
+    from tests.serve_helpers import start_serve
+
+    _ = embedded_provider.hf_model  # converts the GGUF once into the session cache the server reuses
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PROMPTKIT_SERVE_API_KEY": "judge-key"}
+    process, url, log = start_serve("--max-tokens", "64", cwd=ROOT, env=env)
+    threading.Thread(target=lambda: log.extend(process.stderr or []), daemon=True).start()
+    try:
+        rows = [{"text": t, "ref": "x"} for t in ("The soup was cold.", "Great staff, lovely room.", "It broke.")]
+        project = _project(tmp_path, "judge: served\nassert:\n  - {type: llm-rubric, value: 'Names a feeling.', "
+                                     "metric: rubric}\n", rows=rows)
+        (project / ".promptkit").mkdir()
+        (project / ".promptkit" / "models.yaml").write_text(
+            f"served: {{provider: openai, model: smollm2, options: {{base_url: '{url}', api_key: judge-key}}}}\n")
+        result = run_cli("eval", "echo", "--no-store", "-o", "r.json", cwd=project, timeout=300)
+        assert result.returncode == 0, result.stderr
+        report = json.loads((project / "r.json").read_text())
+        outcomes = [e["assertions"][0] for e in report["examples"]]
+        assert all((o["pass"] is None) == bool(o.get("judge_error")) for o in outcomes)
+        assert all(o["reason"] for o in outcomes)
+        judged = sum(o["pass"] is not None for o in outcomes)
+        assert report["metrics"]["judge_errors"]["value"] == len(outcomes) - judged
+
+        (project / "prompts" / "echo2").mkdir()
+        (project / "prompts" / "echo2" / "prompt.yaml").write_text(ECHO_PROMPT.replace('"{{ text }}"', '"Note: {{ text }}"'))
+        result = run_cli("eval", "echo", "echo2", "--suite", "echo", "--no-store", "-o", "c.json", "--judge", "served",
+                         cwd=project, timeout=300)
+        assert result.returncode == 0, result.stderr
+        pairwise = json.loads((project / "c.json").read_text())["pairwise"]
+        assert pairwise["a_wins"] + pairwise["b_wins"] + pairwise["ties"] + pairwise["judge_errors"] == 3
+        assert 0 <= pairwise["sign_test_p"] <= 1
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
