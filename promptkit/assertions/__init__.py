@@ -132,7 +132,9 @@ class SuiteChecks:
         before = self.judge.spent
         requests = [check.judge_request(output, ctx, self.judge) for _, check, output, ctx in judged]
         answers = self.judge.ask(requests, cache)
-        for (entry, check, _, _), answer in zip(judged, answers, strict=True):
+        for (entry, check, _, ctx), answer in zip(judged, answers, strict=True):
+            if not answer.cached:
+                ctx.result.cost += answer.cost  # the run's spending (and --max-cost) includes its judging
             if answer.error is not None:
                 outcome = Outcome(None, f"judge call failed: {answer.error}", judge_error=True)
             else:
