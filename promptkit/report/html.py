@@ -8,6 +8,7 @@ exactly these functions (`run_body`) and the static report and the app never dri
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -196,16 +197,18 @@ LINEAGE = ("prompt", "prompt_hash", "suite", "task", "scoring", "model", "provid
            "dataset", "dataset_hash", "split", "examples", "labels", "decoding")
 
 
-def _plain(value: object) -> str:
+def plain(value: object) -> str:
     """Settings as people read them: no Python reprs."""
     if value is None:
         return "-"
     if isinstance(value, dict):
-        return ", ".join(f"{k}={_plain(v)}" for k, v in value.items()) or "-"
+        return ", ".join(f"{k}={plain(v)}" for k, v in value.items()) or "-"
     if isinstance(value, (list, tuple)):
-        return ", ".join(_plain(v) for v in value) or "-"
+        return ", ".join(plain(v) for v in value) or "-"
     if isinstance(value, float):
         return f"{value:g}"
+    if (isinstance(value, str) and any(c in value for c in "\n\r\t")) or value == "":
+        return json.dumps(value)  # a stop sequence such as "\n" stays visible
     return str(value)
 
 
@@ -214,7 +217,7 @@ def settings_section(run: RunView) -> str:
     rows = [(k, run.settings[k]) for k in keys]
     rows += [("run", run.run_id or "not stored"), ("status", run.status), ("created", run.created), ("finished", run.finished)]
     rows += list(run.extra.items())
-    body = "".join(f'<tr><th>{esc(k)}</th><td class="text">{esc(_plain(v))}</td></tr>' for k, v in rows if v is not None)
+    body = "".join(f'<tr><th>{esc(k)}</th><td class="text">{esc(plain(v))}</td></tr>' for k, v in rows if v is not None)
     return f'<section><h2>Settings and lineage</h2><table class="settings">{body}</table></section>'
 
 
