@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hmac
+import inspect
 import itertools
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
@@ -146,7 +147,7 @@ def create_app(config: ViewConfig) -> Starlette:
 
     async def prompt_page(request: Request) -> Response:
         from promptkit.library.diff import diff_versions
-        from promptkit.tune.plateau import plateau
+        from promptkit.tune.plateau import plateau, primary_metric
 
         name = request.path_params["name"]
         if name not in project.library.names():
@@ -158,27 +159,23 @@ def create_app(config: ViewConfig) -> Starlette:
             labels.setdefault(str(target), []).append(label)
         diffs = [(old, new, diff_versions(old, new)) for old, new in itertools.pairwise(versions)]
         verdict, chart, note = None, "", ""
+        runs = queries.runs_of_prompt(name)
+        models = list(dict.fromkeys(str(r.settings.get("model")) for r in runs))
+        model = request.query_params.get("model") or (models[0] if models else "")
         try:
             suite = project.suite_for(versions[-1] if versions else folder.working())
-            verdict = plateau(project, name, suite)
-            s = store()
-            try:
-                points = []
-                for p in verdict.points:
-                    entry = next((m for m in s.run(p.run_id).metrics if m["name"] == verdict.metric), None)
-                    m = metric_of(entry) if entry else None
-                    points.append(ChartPoint(p.label, p.value, m.low if m else None, m.high if m else None,
-                                             f"/runs/{p.run_id}"))
-            finally:
-                s.close()
-            chart = version_chart(points, verdict.metric)
+            metric = primary_metric(suite)
+            chart = version_chart(version_points(runs, suite, model, metric), f"{metric} · {model}")
+            # plateau detection is tune/plateau.py's; newer versions of it take the model to judge.
+            options = {"model": model} if model and "model" in inspect.signature(plateau).parameters else {}
+            verdict = plateau(project, name, suite, **options)
         except PromptkitError as e:
             note = str(e)
         derived = {model: entry for model, entry in project.models.entries().items()
                    if str(entry.get("prompt", "")).split("@")[0] == name}
-        runs = queries.runs_of_prompt(name)[:50]
-        return page(request, "prompt.html", name=name, versions=versions, labels=labels, diffs=diffs, verdict=verdict,
-                    chart=Markup(chart), note=note, derived=derived, runs=runs, title=f"Prompt {name}")
+        return page(request, "prompt.html", name=name, models=models, model=model,
+                    versions=versions, labels=labels, diffs=diffs, verdict=verdict,
+                    chart=Markup(chart), note=note, derived=derived, runs=runs[:50], title=f"Prompt {name}")
 
     async def review_page(request: Request) -> Response:
         q = request.query_params
@@ -210,7 +207,8 @@ def create_app(config: ViewConfig) -> Starlette:
     async def review_submit(request: Request) -> Response:
         if config.read_only:
             raise HTTPException(403, "the view runs --read-only: reviews are off")
-        form = await request.form()
+        # Forms post urlencoded; parsed here so starlette's form support (python-multipart) is not needed.
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
         if not _authorised(request, config) or not hmac.compare_digest(str(form.get("token", "")), config.token):
             raise HTTPException(403, "reviews need the token printed when `promptkit view` started (open its URL)")
         a, b = str(form.get("a", "")), str(form.get("b", "")) or None
@@ -251,6 +249,24 @@ def create_app(config: ViewConfig) -> Starlette:
         Route("/export/{kind}", export), Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: not_found, PromptkitError: promptkit_error})
+
+
+def version_points(runs: list[Any], suite: Any, model: str, metric: str) -> list[ChartPoint]:
+    """Per published version, the newest finished run on the suite's split with this model: its score and interval."""
+    chosen: dict[int, Any] = {}
+    for run in runs:  # newest first
+        s = run.settings
+        ref = str(s.get("prompt", ""))
+        number = ref.rsplit("@v", 1)[-1] if "@v" in ref else ""
+        if (run.status != "finished" or not number.isdigit() or s.get("suite") != suite.name or s.get("model") != model
+                or s.get("split") != suite.config.split or run.metric(metric) is None):
+            continue
+        chosen.setdefault(int(number), run)
+    points = []
+    for number, run in sorted(chosen.items()):
+        m = metric_of(next(e for e in run.metrics if e["name"] == metric))
+        points.append(ChartPoint(f"v{number}", m.value, m.low, m.high, f"/runs/{run.id}"))
+    return points
 
 
 def _authorised(request: Request, config: ViewConfig) -> bool:
