@@ -171,12 +171,15 @@ def examples_section(run: RunView, q: str = "", outcome: str = "all") -> str:
             "\n".join(f"{k}: {v}" for k, v in r.input.items())
         answer = r.output if r.prediction in (None, r.output) else f"{r.prediction}  ({r.output})"
         rendered = run.render_prompt(r) if run.render_prompt is not None else None
+        more = f' <a class="example-link" href="{esc(run.example_link(r))}">rendered prompt</a>' \
+            if run.example_link is not None else ""
         mark = {"correct": "✓", "wrong": "✗", "error": "error", "n/a": ""}[status]
         anchor = f"ex-{r.index + 1}"
         rows.append(
             f'<tr id="{anchor}" data-status="{status}" data-cached="{int(r.cached)}">'
             f'<td class="num"><a href="#{anchor}" title="{esc(r.id)}">{r.index + 1}</a></td>'
-            f'<td class="text">{esc(text_in)}{_details("rendered prompt", rendered)}</td><td class="text">{esc(r.expected)}</td>'
+            f'<td class="text">{esc(text_in)}{_details("rendered prompt", rendered)}{more}</td>'
+            f'<td class="text">{esc(r.expected)}</td>'
             f'<td class="text">{esc(answer)}</td><td class="status {status}">{esc(mark)}</td>'
             f'<td class="small">{esc(_scores(r, row))}</td><td class="num">{esc(fmt("latency", r.latency, "s"))}'
             f'{" (cached)" if r.cached else ""}</td><td class="num">{r.tokens_in}+{r.tokens_out}</td>'

@@ -28,6 +28,7 @@ class RunView:
     created: str | None = None
     finished: str | None = None
     render_prompt: RenderFn | None = None  # the rendered prompt of an example, where the version is known
+    example_link: Callable[[ExampleResult], str] | None = None  # else a link to a page that shows it (the app)
 
     @property
     def title(self) -> str:

@@ -34,6 +34,7 @@ from promptkit.view.queries import Queries, RunFilter, main_metric
 from promptkit.view.reviews import ReviewStore, jsonl, label_records, preference_records
 
 COOKIE = "promptkit_view_token"
+INLINE_PROMPTS = 300  # runs up to this size show every rendered prompt inline
 STATIC = Path(__file__).parent / "static"
 CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -115,7 +116,10 @@ def create_app(config: ViewConfig) -> Starlette:
             results = s.results(record.id)
         finally:
             s.close()
-        view = view_of_record(record, results, prompt_renderer(project, record.settings))
+        render = prompt_renderer(project, record.settings)
+        view = view_of_record(record, results, render if len(results) <= INLINE_PROMPTS else None)
+        if len(results) > INLINE_PROMPTS:  # rendering every prompt would slow a big run's page: one page per example
+            view.example_link = lambda r: f"/runs/{record.id}/examples/{r.index + 1}"
         view.status = _status(record)
         q = request.query_params
         body = Markup(run_body(view, q.get("q", ""), q.get("outcome", "all")))  # escaped by the report layer
@@ -123,6 +127,21 @@ def create_app(config: ViewConfig) -> Starlette:
                   if r.id != record.id][:20]
         return page(request, "run.html", record=record, meta=Markup(run_meta(view)), body=body, title=view.title,
                     others=others)
+
+    async def example_page(request: Request) -> Response:
+        s = store()
+        try:
+            record = s.run(request.path_params["run_id"])
+            results = s.results(record.id)
+        finally:
+            s.close()
+        number = int(request.path_params["number"])
+        result = next((r for r in results if r.index + 1 == number), None)
+        if result is None:
+            raise HTTPException(404, f"run {record.id} has no example {number}")
+        render = prompt_renderer(project, record.settings)
+        return page(request, "example.html", record=record, r=result, prompt=render(result) if render else None,
+                    title=f"Example {number} of {record.id}")
 
     async def compare_page(request: Request) -> Response:
         run_ids = request.query_params.getlist("run")
@@ -167,7 +186,7 @@ def create_app(config: ViewConfig) -> Starlette:
             metric = primary_metric(suite)
             chart = version_chart(version_points(runs, suite, model, metric), f"{metric} · {model}")
             # plateau detection is tune/plateau.py's; newer versions of it take the model to judge.
-            options = {"model": model} if model and "model" in inspect.signature(plateau).parameters else {}
+            options: dict[str, Any] = {"model": model} if model and "model" in inspect.signature(plateau).parameters else {}
             verdict = plateau(project, name, suite, **options)
         except PromptkitError as e:
             note = str(e)
@@ -243,7 +262,8 @@ def create_app(config: ViewConfig) -> Starlette:
         return page(request, "message.html", 404, title="Not found", message=str(exc))
 
     routes = [
-        Route("/", runs_page), Route("/runs/{run_id}", run_page), Route("/compare", compare_page),
+        Route("/", runs_page), Route("/runs/{run_id}", run_page),
+        Route("/runs/{run_id}/examples/{number:int}", example_page), Route("/compare", compare_page),
         Route("/prompts", prompts_page), Route("/prompts/{name}", prompt_page),
         Route("/review", review_page), Route("/review", review_submit, methods=["POST"]),
         Route("/export/{kind}", export), Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -263,9 +283,9 @@ def version_points(runs: list[Any], suite: Any, model: str, metric: str) -> list
             continue
         chosen.setdefault(int(number), run)
     points = []
-    for number, run in sorted(chosen.items()):
+    for n, run in sorted(chosen.items()):
         m = metric_of(next(e for e in run.metrics if e["name"] == metric))
-        points.append(ChartPoint(f"v{number}", m.value, m.low, m.high, f"/runs/{run.id}"))
+        points.append(ChartPoint(f"v{n}", m.value, m.low, m.high, f"/runs/{run.id}"))
     return points
 
 
