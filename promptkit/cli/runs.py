@@ -55,6 +55,9 @@ def show_run(ctx: click.Context, run_id: str, output: Path | None) -> None:
     from promptkit.report.format import fmt, fmt_interval
     from promptkit.report.html import plain
 
+    if output is not None and output.suffix.lower() not in (".html", ".htm"):
+        raise PromptkitError(f"runs show writes an HTML report, not {output.suffix or '(no suffix)'!r}",
+                             where=str(output), hint="name the file .html")
     project = project_of(ctx)
     store = RunStore(project.runs_path)
     run = store.run(run_id)
@@ -76,9 +79,6 @@ def show_run(ctx: click.Context, run_id: str, output: Path | None) -> None:
         from promptkit.report.html import html_report
         from promptkit.report.run_view import prompt_renderer, view_of_record
 
-        if output.suffix.lower() not in (".html", ".htm"):
-            raise PromptkitError(f"runs show writes an HTML report, not {output.suffix or '(no suffix)'!r}",
-                                 where=str(output), hint="name the file .html (or use 'promptkit runs compare -o' for JSON)")
         _write(output, html_report(view_of_record(run, store.results(run.id), prompt_renderer(project, run.settings))))
         err_console.print(f"report: {output}")
 
