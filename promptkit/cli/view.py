@@ -25,6 +25,7 @@ def view(ctx: click.Context, port: int, host: str, open_browser: bool, read_only
 
     from promptkit.view.app import ViewConfig, create_app, new_token
 
+    _check_free(host, port)
     project = project_of(ctx)
     token = new_token()
     app = create_app(ViewConfig(project, token, read_only))
@@ -39,10 +40,21 @@ def view(ctx: click.Context, port: int, host: str, open_browser: bool, read_only
         import webbrowser
 
         threading.Timer(0.8, webbrowser.open, (link,)).start()
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _check_free(host: str, port: int) -> None:
+    """A busy port or an unknown host is one line and exit 2, before uvicorn logs and exits 1."""
+    import socket
+
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
     except OSError as e:
-        raise PromptkitError(f"cannot listen on {host}:{port}: {e.strerror or e}", hint="pick another --port") from None
+        raise PromptkitError(f"cannot listen on {host}:{port}: {e.strerror or e}", where="--host/--port",
+                             hint="pick another --port or --host") from None
 
 
 def _export(ctx: click.Context, output: Path | None, which: str) -> None:
