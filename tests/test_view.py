@@ -68,7 +68,8 @@ def test_run_list_filters_and_pages(project: Path) -> None:
 
     store = RunStore(project / ".promptkit" / "runs.db")
     for i in range(120):
-        run_id = store.create_run({"prompt": f"p{i % 2}@v{i % 3 + 1}", "model": f"fake:m{i % 4}", "suite": "s"})
+        run_id = store.create_run({"prompt": f"p{i % 2}@v{i % 3 + 1}", "model": f"fake:m{i % 4}", "suite": "s",
+                                   "dataset": f"/data/d{i % 5}.jsonl"})
         store.finish_run(run_id, [MetricValue("accuracy", 0.5)])
     store.close()
     queries = Queries(project / ".promptkit" / "runs.db")
@@ -79,6 +80,7 @@ def test_run_list_filters_and_pages(project: Path) -> None:
     assert queries.list_runs(RunFilter(prompt="p0")).total == 60
     assert queries.list_runs(RunFilter(prompt="p0@v1")).total == 20
     assert queries.list_runs(RunFilter(prompt="p0", model="fake:m0")).total == 30
+    assert queries.list_runs(RunFilter(dataset="/data/d1.jsonl")).total == 24
     assert "p1" in first.choices["prompt"] and "p1@v2" in first.choices["prompt"]
     queries.close()
 

@@ -30,7 +30,7 @@ from promptkit.report.run_view import metric_of, prompt_renderer, view_of_record
 from promptkit.runs import RunStore, process_alive
 from promptkit.view import compare_view
 from promptkit.view.charts import ChartPoint, version_chart
-from promptkit.view.queries import Queries, RunFilter, main_metric
+from promptkit.view.queries import FILTERS, Queries, RunFilter, main_metric
 from promptkit.view.reviews import ReviewStore, jsonl, label_records, preference_records
 
 COOKIE = "promptkit_view_token"
@@ -88,7 +88,8 @@ def create_app(config: ViewConfig) -> Starlette:
             number = int(q.get("page", "1"))
         except ValueError:
             number = 1
-        f = RunFilter(q.get("prompt", ""), q.get("model", ""), q.get("suite", ""), q.get("status", ""), number)
+        f = RunFilter(q.get("prompt", ""), q.get("model", ""), q.get("suite", ""), q.get("status", ""), number,
+                      q.get("dataset", ""))
         result = queries.list_runs(f)
         counts = queries.counts([r.id for r in result.runs])
         rows = []
@@ -102,12 +103,12 @@ def create_app(config: ViewConfig) -> Starlette:
                          "cost": fmt("cost_total", cost, "$") if cost is not None else "-",
                          "examples": f"{counts.get(run.id, 0)}/{s.get('examples')}",
                          "created": run.created.replace("T", " ")[:19]})
-        filters = {k: getattr(f, k) for k in ("prompt", "model", "suite", "status")}
+        filters = {k: getattr(f, k) for k in FILTERS}
 
         def link(page_number: int) -> str:
             return "?" + urlencode({**{k: v for k, v in filters.items() if v}, "page": page_number})
 
-        return page(request, "runs.html", rows=rows, result=result, filters=filters, link=link, title="Runs")
+        return page(request, "runs.html", keys=FILTERS, rows=rows, result=result, filters=filters, link=link, title="Runs")
 
     async def run_page(request: Request) -> Response:
         s = store()

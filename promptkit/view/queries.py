@@ -10,7 +10,10 @@ from typing import Any
 from promptkit.runs import COLUMNS, RunRecord, _record
 
 PAGE_SIZE = 50
-FILTERS = ("prompt", "model", "suite", "status")
+FILTERS = ("prompt", "model", "suite", "dataset", "status")
+# The dataset path is only in the settings JSON; the others are columns of their own.
+COLUMN = {"prompt": "prompt", "model": "model", "suite": "suite", "status": "status",
+          "dataset": "json_extract(settings, '$.dataset')"}
 
 
 @dataclass
@@ -20,6 +23,7 @@ class RunFilter:
     suite: str = ""
     status: str = ""
     page: int = 1
+    dataset: str = ""
 
     def where(self) -> tuple[str, list[Any]]:
         clauses, args = [], []
@@ -30,10 +34,10 @@ class RunFilter:
             else:
                 clauses.append("(prompt = ? OR prompt LIKE ?)")
                 args += [self.prompt, f"{self.prompt}@%"]
-        for column in ("model", "suite", "status"):
+        for column in ("model", "suite", "dataset", "status"):
             value = getattr(self, column)
             if value:
-                clauses.append(f"{column} = ?")
+                clauses.append(f"{COLUMN[column]} = ?")
                 args.append(value)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
@@ -63,8 +67,9 @@ class Queries:
         rows = self._db.execute(f"SELECT {COLUMNS} FROM runs{where} ORDER BY created DESC, rowid DESC LIMIT ? OFFSET ?",
                                 [*args, page_size, (page - 1) * page_size])
         choices = {}
-        for column in ("prompt", "model", "suite", "status"):
-            values = [str(v) for (v,) in self._db.execute(f"SELECT DISTINCT {column} FROM runs WHERE {column} IS NOT NULL")]
+        for column in FILTERS:
+            expr = COLUMN[column]
+            values = [str(v) for (v,) in self._db.execute(f"SELECT DISTINCT {expr} FROM runs WHERE {expr} IS NOT NULL")]
             if column == "prompt":
                 values += list({v.split("@")[0] for v in values})
             choices[column] = sorted(set(values))
