@@ -117,7 +117,7 @@ def main() -> None:
             port = s.getsockname()[1]
         serve(project, port)
         base = f"http://127.0.0.1:{port}"
-        pages = {"runs list (page 1)": "/", "runs list (page 60, filtered by prompt)": "/?prompt=sentiment&page=50",
+        pages = {"runs list (page 1)": "/", "runs list (page 50, filtered by prompt)": "/?prompt=sentiment&page=50",
                  f"run page ({args.examples:,} examples)": f"/runs/{big}"}
         print(f"{'page':44} {'median':>9} {'max':>9} {'size':>9}")
         for name, path in pages.items():

@@ -58,6 +58,7 @@ class Queries:
         self.path = path
         self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout=30000")
+        self._choices: tuple[int, dict[str, list[str]]] | None = None
 
     def list_runs(self, f: RunFilter, page_size: int = PAGE_SIZE) -> RunPage:
         where, args = f.where()
@@ -66,14 +67,21 @@ class Queries:
         page = min(max(1, f.page), pages)
         rows = self._db.execute(f"SELECT {COLUMNS} FROM runs{where} ORDER BY created DESC, rowid DESC LIMIT ? OFFSET ?",
                                 [*args, page_size, (page - 1) * page_size])
-        choices = {}
-        for column in FILTERS:
-            expr = COLUMN[column]
-            values = [str(v) for (v,) in self._db.execute(f"SELECT DISTINCT {expr} FROM runs WHERE {expr} IS NOT NULL")]
-            if column == "prompt":
-                values += list({v.split("@")[0] for v in values})
-            choices[column] = sorted(set(values))
-        return RunPage([_record(row) for row in rows], total, page, pages, choices)
+        return RunPage([_record(row) for row in rows], total, page, pages, self.choices())
+
+    def choices(self) -> dict[str, list[str]]:
+        """Distinct values per filter; recomputed only when another connection has written the store."""
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if self._choices is None or self._choices[0] != version:
+            choices = {}
+            for column in FILTERS:
+                expr = COLUMN[column]
+                values = [str(v) for (v,) in self._db.execute(f"SELECT DISTINCT {expr} FROM runs WHERE {expr} IS NOT NULL")]
+                if column == "prompt":
+                    values += list({v.split("@")[0] for v in values})
+                choices[column] = sorted(set(values))
+            self._choices = (version, choices)
+        return self._choices[1]
 
     def counts(self, run_ids: list[str]) -> dict[str, int]:
         if not run_ids:
