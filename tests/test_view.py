@@ -136,3 +136,14 @@ def test_safe_defaults_over_http(project: Path) -> None:
         assert missing.value.code == 404
     finally:
         stop(process)
+
+
+def test_a_busy_port_is_one_line_and_exit_2(project: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        done = cli(project, "view", "--port", str(busy.getsockname()[1]))
+    assert done.exit_code == 2 and done.output.startswith("error: --host/--port: cannot listen on 127.0.0.1:")
+    assert len(done.output.strip().splitlines()) == 1
