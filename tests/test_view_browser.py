@@ -114,6 +114,16 @@ def test_browse_filter_compare_review_export(app, browser, project: Path, tmp_pa
     download = page.request.get(base + "/export/preferences.jsonl").text()
     assert json.loads(download.splitlines()[0])["example_id"] == example
 
+    # Mark one output of a run wrong with the keyboard: it comes out as a label record.
+    page.goto(base + "/runs/" + records[0]["chosen_run"])
+    page.click("text=review outputs (right / wrong)")
+    marked = page.locator("#review").get_attribute("data-example")
+    with page.expect_navigation():
+        page.keyboard.press("n")
+    labels = run_cli("--project", str(project), "view", "export-labels")
+    assert labels.returncode == 0, labels.stderr
+    assert [(r["id"], r["verdict"]) for r in map(json.loads, labels.stdout.splitlines())] == [(marked, "wrong")]
+
     # Prompt: both versions on the chart and a plateau verdict.
     page.goto(base + "/prompts/sentiment")
     assert page.locator("svg.chart circle.point").count() == 2
