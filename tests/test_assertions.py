@@ -320,3 +320,23 @@ def test_acceptance_judges_against_promptkit_serve(tmp_path: Path, embedded_prov
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_factuality_verdicts_and_judge_requests(tmp_path: Path) -> None:
+    from promptkit.judges import Judge
+    from promptkit.models import ModelRef
+    from promptkit.project import Project
+
+    spec = AssertionSpec(type="factuality")
+    check = assertion_types.get("factuality")(spec, tmp_path, tmp_path)
+    assert check.parse('{"verdict": "C", "reason": "same"}').passed is True
+    assert check.parse('{"verdict": "d", "reason": "contradicts"}').passed is False
+    with pytest.raises(JudgeError):
+        check.parse('{"verdict": "F", "reason": "?"}')
+    judge = Judge(ModelRef("fake:j", "fake", "j"), Project(tmp_path))
+    result = ExampleResult("id", 0, {"text": "Who wrote it?"}, "Ann wrote it.", "Bob", "Bob", None)
+    request = check.judge_request("Bob", Context({}, result, tmp_path), judge)
+    prompt = "\n".join(m["content"] for m in request.messages or [])
+    assert "Reference:\nAnn wrote it." in prompt and "Submission:\nBob" in prompt and "Question:\nWho wrote it?" in prompt
+    answers = judge.ask([request])
+    assert answers[0].error is None and judge.calls == 1
