@@ -6,7 +6,7 @@ import pytest
 
 from promptkit.evaluate import ExampleResult
 from promptkit.metrics import metrics
-from promptkit.metrics.base import percentile, wilson
+from promptkit.stats import percentile, wilson
 from promptkit.metrics.classification import confusion
 
 LABELS = ["neg", "pos"]

@@ -21,7 +21,7 @@ from promptkit.gate.baseline import (
     stale_reasons,
     write_baseline,
 )
-from promptkit.gate.stats import accuracy_test, f1_statistic, paired_bootstrap, score_test
+from promptkit.gate.decide import MAX_FLIPPED, MetricCheck, compare_outcomes, decide
 from promptkit.gate.thresholds import Thresholds
 
 if TYPE_CHECKING:
@@ -31,39 +31,8 @@ if TYPE_CHECKING:
     from promptkit.providers import Provider
 
 PASS, FAIL, STALE, ERROR, NEW = "pass", "fail", "stale", "error", "no baseline"
-MAX_FLIPPED = 50  # examples listed per metric in reports
 
-
-@dataclass
-class MetricCheck:
-    metric: str
-    kind: str  # "min" / "max" (absolute threshold) or "baseline" (drop from the baseline)
-    passed: bool
-    value: float | None
-    limit: float | None = None  # the threshold, or the largest allowed drop
-    baseline: float | None = None
-    test: str | None = None
-    p_value: float | None = None
-    low: float | None = None  # interval of new - baseline
-    high: float | None = None
-    paired: int | None = None
-    flipped: list[dict[str, Any]] = field(default_factory=list)  # worse than in the baseline
-    fixed: int = 0  # better than in the baseline
-    worse: int = 0  # worse than in the baseline (flipped lists the first MAX_FLIPPED)
-    message: str = ""
-
-    @property
-    def name(self) -> str:
-        return f"{self.metric} vs baseline" if self.kind == "baseline" else f"{self.kind} {self.metric}"
-
-    @property
-    def drop(self) -> float | None:
-        if self.value is None or self.baseline is None:
-            return None
-        return self.baseline - self.value
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "drop": self.drop, **asdict(self)}
+__all__ = ["CheckReport", "MetricCheck", "SuiteCheck", "bless", "run_check"]
 
 
 @dataclass
@@ -257,100 +226,30 @@ def compare(project: Project, runs: list[EvalRun], baseline: Baseline | None, th
     if baseline is None:
         return
     plan = runs[0].plan
-    ids = [k for k, v in outcomes.items() if k in baseline.outcomes
-           and v["correct"] is not None and baseline.outcomes[k].get("correct") is not None]
-    if not ids:
-        count = len(check.checks)
-        compare_scores(runs, baseline, outcomes, thresholds, alpha, check)
-        if len(check.checks) == count:
-            check.notes.append("no example in common with the baseline: nothing to compare")
-        return
-    if len(ids) < len(outcomes):
-        check.notes.append(f"{len(ids)} of {len(outcomes)} examples are in the baseline; compared on those")
-    base = [float(baseline.outcomes[k]["correct"]) for k in ids]
-    new = [float(outcomes[k]["correct"]) for k in ids]
-    worse = [k for k, b, v in zip(ids, base, new, strict=True) if v < b]
-    better = sum(v > b for b, v in zip(base, new, strict=True))
-
-    def flipped() -> list[dict[str, Any]]:
-        rows = []
-        for k in worse[:MAX_FLIPPED]:
-            rows.append({**_describe(runs[0], k), "before": baseline.outcomes[k].get("prediction"),
-                         "after": outcomes[k]["prediction"], "correct_before": baseline.outcomes[k]["correct"],
-                         "correct_now": outcomes[k]["correct"]})
-        return sorted(rows, key=lambda r: r["index"])
-
-    if "accuracy" in metrics:
-        result = accuracy_test(base, new, alpha)
-        check.checks.append(_decide("accuracy", sum(base) / len(base), sum(new) / len(new), result, thresholds, alpha,
-                                    len(ids), flipped(), better, len(worse)))
-    if "f1_macro" in metrics and plan.labels and baseline.repeat == 1 and len(runs) == 1:
-        expected = [next(r.expected for r in runs[0].results if r.id == k) for k in ids]
-        before = [baseline.outcomes[k].get("prediction") for k in ids]
-        after = [outcomes[k]["prediction"] for k in ids]
-        stat = f1_statistic(expected, before, after, plan.labels)
-        result = paired_bootstrap(stat, len(ids), alpha)
-        b_value, n_value = stat(range(len(ids)))
-        check.checks.append(_decide("f1_macro", b_value, n_value, result, thresholds, alpha, len(ids), [], better, len(worse)))
-    compare_scores(runs, baseline, outcomes, thresholds, alpha, check)
+    by_id = {r.id: r for r in runs[0].results}
+    directions = {m.name: m.higher_is_better is not False for m in runs[0].metrics}
+    comparisons, notes = compare_outcomes(
+        baseline.outcomes, outcomes, list(metrics), CONTINUOUS, plan.labels,
+        {k: r.expected for k, r in by_id.items()},
+        f1_comparable=baseline.repeat == 1 and len(runs) == 1,
+        direction=lambda name: directions.get(name, True))
+    for c in comparisons:
+        c.flipped = sorted((_flipped_row(runs[0], baseline, outcomes, k, c.metric) for k in c.worse_ids[:MAX_FLIPPED]),
+                           key=lambda r: r["index"])
+    check.checks += decide(comparisons, thresholds, alpha)
+    check.notes += notes
 
 
-def _scores(outcome: dict[str, Any] | None) -> dict[str, Any]:
-    scores = (outcome or {}).get("scores")
-    return scores if isinstance(scores, dict) else {}
-
-
-def compare_scores(runs: list[EvalRun], baseline: Baseline, outcomes: dict[str, dict[str, Any]], thresholds: Thresholds,
-                   alpha: float, check: SuiteCheck) -> None:
-    """Paired comparisons of the continuous per-example metrics (CONTINUOUS) the suite computes and
-    the baseline holds: the mean over the examples both have, tested by paired bootstrap
-    (exact McNemar for exact_match); the examples whose score fell most are listed."""
-    unscored = []
-    for name in CONTINUOUS:
-        if name not in check.metrics:
-            continue
-        ids = [k for k, v in outcomes.items() if isinstance(_scores(v).get(name), (int, float))
-               and isinstance(_scores(baseline.outcomes.get(k)).get(name), (int, float))]
-        if not ids:
-            unscored.append(name)
-            continue
-        base = [float(_scores(baseline.outcomes[k])[name]) for k in ids]
-        new = [float(_scores(outcomes[k])[name]) for k in ids]
-        result = score_test(name, base, new, alpha)
-        drops = sorted(((b - v, k) for k, b, v in zip(ids, base, new, strict=True) if v < b), key=lambda d: (-d[0], d[1]))
-        better = sum(v > b for b, v in zip(base, new, strict=True))
-        rows = [{**_describe(runs[0], k), "before": baseline.outcomes[k].get("prediction"), "after": outcomes[k]["prediction"],
-                 "score_before": _scores(baseline.outcomes[k])[name], "score_now": _scores(outcomes[k])[name]}
-                for _, k in drops[:MAX_FLIPPED]]
-        check.checks.append(_decide(name, sum(base) / len(base), sum(new) / len(new), result, thresholds, alpha, len(ids),
-                                    rows, better, len(drops), percent=name == "exact_match",
-                                    label="bleu (mean sentence BLEU)" if name == "bleu" else ""))
-    if unscored:
-        check.notes.append(f"the baseline has no per-example {', '.join(unscored)}: re-bless it to compare them")
-
-
-def _decide(metric: str, base: float, new: float, result: Any, thresholds: Thresholds, alpha: float, paired: int,
-            flipped: list[dict[str, Any]], better: int, worse: int, percent: bool = True, label: str = "") -> MetricCheck:
-    """Fail when the drop is larger than the allowed one and significant. Proportions print as
-    percentages, continuous scores (relevance, bleu, rouge_l) as numbers."""
-    drop = base - new
-    allowed = thresholds.drop_allowed(metric)
-    significant = result.p_value < alpha
-    failed = drop > allowed + 1e-12 and significant
-    f = "{:.1%}" if percent else "{:.4f}"
-    d = "{:+.1%}" if percent else "{:+.4f}"
-    interval = f"{1 - alpha:.0%} interval of the change [{d.format(result.low)}, {d.format(result.high)}]"
-    stats = f"{result.test} p={result.p_value:.3g}"
-    change = f"({f.format(base)} -> {f.format(new)})"
-    metric_name, metric = metric, label or metric
-    if failed:
-        message = f"{metric} dropped {f.format(drop)} {change}, {stats} < {alpha}, {interval}"
-    elif drop > allowed + 1e-12:
-        message = f"{metric} dropped {f.format(drop)} {change}, not significant: {stats} >= {alpha}, {interval}"
+def _flipped_row(run: EvalRun, baseline: Baseline, outcomes: dict[str, dict[str, Any]], example_id: str,
+                 metric: str) -> dict[str, Any]:
+    before, now = baseline.outcomes[example_id], outcomes[example_id]
+    row = {**_describe(run, example_id), "before": before.get("prediction"), "after": now.get("prediction")}
+    if metric in CONTINUOUS and metric != "exact_match":
+        row["score_before"] = (before.get("scores") or {}).get(metric)
+        row["score_now"] = (now.get("scores") or {}).get(metric)
     else:
-        message = f"{metric} {f.format(base)} -> {f.format(new)}, {stats}, {interval}"
-    return MetricCheck(metric_name, "baseline", not failed, new, allowed, base, result.test, result.p_value,
-                       result.low, result.high, paired, flipped, better, worse, message)
+        row["correct_before"], row["correct_now"] = before.get("correct"), now.get("correct")
+    return row
 
 
 def check_suite(project: Project, suite: Suite, selector: str | None, providers: Providers, alpha: float | None = None,

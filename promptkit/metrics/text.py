@@ -13,7 +13,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from promptkit.metrics.base import MeanMetric, Metric, MetricValue, ProportionMetric, interval_of, resampled_sums
+from promptkit.metrics.base import MeanMetric, Metric, MetricValue, ProportionMetric
+from promptkit.stats import interval_of, resampled_sums
 
 if TYPE_CHECKING:
     from promptkit.evaluate import ExampleResult

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from promptkit.metrics.base import Metric, MetricValue, bootstrap_mean, bootstrap_percentile, percentile, wilson
+from promptkit.metrics.base import Metric, MetricValue
+from promptkit.stats import bootstrap_mean, bootstrap_percentile, percentile, wilson
 
 if TYPE_CHECKING:
     from promptkit.evaluate import ExampleResult

@@ -8,9 +8,9 @@ import html
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from promptkit.metrics.base import percentile
 from promptkit.report.data import example_metrics
 from promptkit.report.format import fmt, fmt_interval
+from promptkit.stats import percentile
 
 if TYPE_CHECKING:
     from promptkit.evaluate import EvalRun
