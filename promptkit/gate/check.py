@@ -21,11 +21,11 @@ from promptkit.gate.baseline import (
     stale_reasons,
     write_baseline,
 )
-from promptkit.gate.decide import MAX_FLIPPED, MetricCheck, compare_outcomes, decide
+from promptkit.gate.decide import MAX_FLIPPED, SHARE_KINDS, MetricCheck, compare_outcomes, decide
 from promptkit.gate.thresholds import Thresholds
 
 if TYPE_CHECKING:
-    from promptkit.evaluate import EvalRun
+    from promptkit.evaluate import EvalPlan, EvalRun
     from promptkit.library import PromptVersion
     from promptkit.project import Project, Suite
     from promptkit.providers import Provider
@@ -168,16 +168,22 @@ class Providers:
         self.cache.clear()
 
 
+def deterministic(plan: EvalPlan) -> bool:
+    """Whether the same request always gets the same answer: label log-likelihood scoring or greedy decoding."""
+    return plan.scoring == "loglik" or not plan.decoding.get("temperature")
+
+
 def evaluate(project: Project, version: PromptVersion, suite: Suite, providers: Providers, repeat: int = 1,
-             store: Any | None = None, limit: int | None = None) -> list[EvalRun]:
-    """Run a suite `repeat` times (seeds 0..repeat-1 when repeating, for sampled decoding)."""
+             store: Any | None = None, limit: int | None = None, cache: Any | None = None) -> list[EvalRun]:
+    """Run a suite `repeat` times (seeds 0..repeat-1 when repeating, for sampled decoding). The
+    response cache is used only where decoding is deterministic, so a cached answer is the answer."""
     from promptkit.evaluate import plan_eval, run_eval
 
     runs = []
     for i in range(max(1, repeat)):
         plan = plan_eval(project, version, suite=suite, limit=limit, overrides={"seed": i} if repeat > 1 else None)
         provider = providers.get(plan.model.provider, plan.model.model, dict(plan.model.options))
-        runs.append(run_eval(plan, provider, store=store))
+        runs.append(run_eval(plan, provider, store=store, cache=cache if deterministic(plan) else None))
     return runs
 
 
@@ -211,28 +217,36 @@ def compare(project: Project, runs: list[EvalRun], baseline: Baseline | None, th
     metrics = mean_metrics(runs)
     check.metrics = metrics
     outcomes = outcomes_of(runs)
+    # direction and kind come from the metric classes, carried on the run's values
+    directions = {m.name: m.higher_is_better is not False for m in runs[0].metrics}
+    kinds = {m.name: m.kind for m in runs[0].metrics}
     for name, kind, limit in thresholds.limits():
         value = metrics.get(name)
+        if value is None and name.startswith("latency_") and "latency" in runs[0].plan.metric_names:
+            # every example came from the cache: nothing was timed, so there is nothing to hold to the limit
+            check.notes.append(f"{name} not checked: every example came from the response cache, so latency was not "
+                               "measured (--no-cache to time the model)")
+            continue
         if value is None:
             check.checks.append(MetricCheck(name, kind, False, None, limit,
                                             message=f"{name} is not computed by this suite: add its metric to 'metrics:'"))
             continue
         ok = value >= limit if kind == "min" else value <= limit
         word = "below the minimum" if kind == "min" else "above the maximum"
-        message = f"{name} {value:.4g}" + ("" if ok else f" is {word} {limit:.4g}")
-        check.checks.append(MetricCheck(name, kind, ok, value, limit, message=message))
+        measured = next((m.note for m in runs[0].metrics if m.name == name and m.note), None)
+        message = f"{name} {value:.4g}" + ("" if ok else f" is {word} {limit:.4g}") + (f" ({measured})" if measured else "")
+        check.checks.append(MetricCheck(name, kind, ok, value, limit, message=message, percent=kinds.get(name) in SHARE_KINDS))
     check.flaky = [{"id": k, "correct": v["correct"], **_describe(runs[0], k)} for k, v in outcomes.items()
                    if v["correct"] is not None and 0 < v["correct"] < 1]
     if baseline is None:
         return
     plan = runs[0].plan
     by_id = {r.id: r for r in runs[0].results}
-    directions = {m.name: m.higher_is_better is not False for m in runs[0].metrics}
     comparisons, notes = compare_outcomes(
         baseline.outcomes, outcomes, list(metrics), CONTINUOUS, plan.labels,
         {k: r.expected for k, r in by_id.items()},
         f1_comparable=baseline.repeat == 1 and len(runs) == 1,
-        direction=lambda name: directions.get(name, True))
+        direction=lambda name: directions.get(name, True), kind=kinds.get)
     for c in comparisons:
         c.flipped = sorted((_flipped_row(runs[0], baseline, outcomes, k, c.metric) for k in c.worse_ids[:MAX_FLIPPED]),
                            key=lambda r: r["index"])
@@ -253,7 +267,8 @@ def _flipped_row(run: EvalRun, baseline: Baseline, outcomes: dict[str, dict[str,
 
 
 def check_suite(project: Project, suite: Suite, selector: str | None, providers: Providers, alpha: float | None = None,
-                repeat: int = 1, store: Any | None = None, limit: int | None = None) -> SuiteCheck:
+                repeat: int = 1, store: Any | None = None, limit: int | None = None,
+                cache: Any | None = None) -> SuiteCheck:
     check = SuiteCheck(suite.name, repeat=repeat)
     try:
         folder, _ = project.library.folder(suite.config.prompt)
@@ -264,8 +279,15 @@ def check_suite(project: Project, suite: Suite, selector: str | None, providers:
         level = alpha if alpha is not None else thresholds.alpha
         path = baseline_path(project, suite)
         baseline = load_baseline(path)
-        runs = evaluate(project, version, suite, providers, repeat, store, limit)
+        runs = evaluate(project, version, suite, providers, repeat, store, limit, cache)
         plan = runs[0].plan
+        hits = sum(r.cached for run in runs for r in run.results)
+        if hits:
+            total = sum(len(run.results) for run in runs)
+            check.notes.append(f"{hits} of {total} examples from the response cache (decoding is deterministic; "
+                               "--no-cache to call the model for all)")
+        elif cache is not None and not deterministic(plan):
+            check.notes.append("sampled decoding (temperature > 0): the response cache is not used")
         check.model, check.examples = plan.model.spec, len(plan.examples)
         check.run_ids = [r.run_id for r in runs if r.run_id]
         if repeat > 1 and not plan.decoding.get("temperature"):
@@ -289,7 +311,7 @@ def check_suite(project: Project, suite: Suite, selector: str | None, providers:
 
 def run_check(project: Project, targets: Sequence[str] = (), changed_since: str | None = None, alpha: float | None = None,
               repeat: int = 1, store: Any | None = None, limit: int | None = None, providers: Providers | None = None,
-              on_suite: Callable[[SuiteCheck], None] | None = None) -> CheckReport:
+              cache: Any | None = None, on_suite: Callable[[SuiteCheck], None] | None = None) -> CheckReport:
     selected = select(project, targets)
     skipped: list[str] = []
     if changed_since:
@@ -307,7 +329,7 @@ def run_check(project: Project, targets: Sequence[str] = (), changed_since: str 
     report = CheckReport([], alpha, skipped)
     try:
         for suite, selector in selected:
-            result = check_suite(project, suite, selector, providers, alpha, repeat, store, limit)
+            result = check_suite(project, suite, selector, providers, alpha, repeat, store, limit, cache)
             report.suites.append(result)
             if on_suite:
                 on_suite(result)

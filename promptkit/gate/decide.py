@@ -27,7 +27,7 @@ from promptkit.stats import (
 )
 
 MAX_FLIPPED = 50  # examples listed per metric in reports
-PERCENT = {"accuracy", "f1_macro", "exact_match"}  # shares of examples: printed as %, drops in points
+SHARE_KINDS = ("proportion", "macro")  # metric aggregates that are shares of examples: printed as %, drops in points
 
 
 @dataclass
@@ -152,11 +152,12 @@ def _scores(outcome: dict[str, Any] | None) -> dict[str, Any]:
 
 def compare_outcomes(baseline: dict[str, dict[str, Any]], outcomes: dict[str, dict[str, Any]], metrics: Sequence[str],
                      continuous: Sequence[str], labels: Sequence[str] | None, expected: dict[str, str | None],
-                     f1_comparable: bool = True,
-                     direction: Callable[[str], bool] = lambda name: True) -> tuple[list[Comparison], list[str]]:
+                     f1_comparable: bool = True, direction: Callable[[str], bool] = lambda name: True,
+                     kind: Callable[[str], str | None] = lambda name: None) -> tuple[list[Comparison], list[str]]:
     """Paired comparisons of a working copy's per-example outcomes with the baseline's (both keyed
     by example id: {"correct", "prediction"[, "scores"]}); returns them and notes for the report.
-    `metrics` are the value names the suite computes, `direction(name)` whether higher is better."""
+    `metrics` are the value names the suite computes; `direction(name)` (higher is better?) and
+    `kind(name)` (the metric's aggregate) come from the metric classes via the run's MetricValues."""
     comparisons: list[Comparison] = []
     notes: list[str] = []
     ids = [k for k, v in outcomes.items() if k in baseline
@@ -194,7 +195,7 @@ def compare_outcomes(baseline: dict[str, dict[str, Any]], outcomes: dict[str, di
                         and v != b), key=lambda d: (-d[0], d[1]))
         better = sum((v > b) == up and v != b for b, v in zip(base, new, strict=True))
         comparisons.append(Comparison(name, sum(base) / len(base), sum(new) / len(new), outcome_test(base, new, up),
-                                      len(scored), [k for _, k in drops], better, name in PERCENT,
+                                      len(scored), [k for _, k in drops], better, kind(name) in SHARE_KINDS,
                                       "bleu (mean sentence BLEU)" if name == "bleu" else ""))
     if unscored:
         notes.append(f"the baseline has no per-example {', '.join(unscored)}: re-bless it to compare them")
@@ -206,8 +207,32 @@ def compare_outcomes(baseline: dict[str, dict[str, Any]], outcomes: dict[str, di
 def baseline_checks(baseline: dict[str, dict[str, Any]], outcomes: dict[str, dict[str, Any]], metrics: Sequence[str],
                     continuous: Sequence[str], labels: Sequence[str] | None, expected: dict[str, str | None],
                     thresholds: Thresholds, alpha: float, f1_comparable: bool = True,
-                    direction: Callable[[str], bool] = lambda name: True) -> tuple[list[MetricCheck], list[str]]:
+                    direction: Callable[[str], bool] = lambda name: True,
+                    kind: Callable[[str], str | None] = lambda name: None) -> tuple[list[MetricCheck], list[str]]:
     """The decision function of `check` against a baseline: paired tests, Holm, drop limits."""
     comparisons, notes = compare_outcomes(baseline, outcomes, metrics, continuous, labels, expected, f1_comparable,
-                                          direction)
+                                          direction, kind)
     return decide(comparisons, thresholds, alpha), notes
+
+
+def _change(row: dict[str, Any], percent: bool) -> str:
+    if "score_before" in row:
+        return f"{row['score_before']:.3g} -> {row['score_now']:.3g}"
+    before, now = row.get("correct_before"), row.get("correct_now")
+    if before in (0, 1) and now in (0, 1):
+        return f"{'right' if before else 'wrong'} -> {'right' if now else 'wrong'}"
+    return f"{before} -> {now}"
+
+
+def worse_examples(checks: Sequence[MetricCheck], failed_only: bool = True) -> list[dict[str, Any]]:
+    """The examples that got worse in the (failed) baseline checks, each listed once with what fell
+    in each metric: {id, index, input, expected, before, after, metrics: {metric: "0.81 -> 0.42"}}."""
+    rows: dict[str, dict[str, Any]] = {}
+    for check in checks:
+        if check.kind != "baseline" or (failed_only and check.passed):
+            continue
+        for row in check.flipped:
+            entry = rows.setdefault(row["id"], {k: row.get(k) for k in ("id", "index", "input", "expected", "before",
+                                                                          "after")} | {"metrics": {}})
+            entry["metrics"][check.metric] = _change(row, check.percent)
+    return sorted(rows.values(), key=lambda r: (r["index"] is None, r["index"]))

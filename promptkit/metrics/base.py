@@ -29,11 +29,12 @@ class MetricValue:
     unit: str = ""
     interval: str | None = None  # how low/high were computed: "wilson" or "bootstrap"
     n: int | None = None  # examples (or, for amortised batch latency, batches) the value is computed over
+    kind: str | None = None  # the metric class's `aggregate`: proportion, macro, mean, corpus, percentile, sum
     note: str | None = None  # what was measured, where it is not obvious (e.g. latency per batch)
     per_example: list[float | None] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if k != "per_example" and not (k == "note" and v is None)}
+        return {k: v for k, v in self.__dict__.items() if k != "per_example" and not (k in ("note", "kind") and v is None)}
 
 
 class Metric(ABC):
@@ -75,7 +76,7 @@ class ProportionMetric(Metric):
         low, high = wilson(yes, n)
         per_example: list[float | None] = [None if j is None else float(j) for j in judged]
         return [MetricValue(self.name, yes / n if n else 0.0, self.higher_is_better, low, high, interval="wilson", n=n,
-                            per_example=per_example)]
+                            kind=self.aggregate, per_example=per_example)]
 
 
 class MeanMetric(Metric):
@@ -96,4 +97,4 @@ class MeanMetric(Metric):
             return []
         low, high = bootstrap_mean(values)
         return [MetricValue(self.name, sum(values) / len(values), self.higher_is_better, low, high, self.unit,
-                            interval="bootstrap", n=len(values), per_example=per_example)]
+                            interval="bootstrap", n=len(values), kind=self.aggregate, per_example=per_example)]

@@ -52,7 +52,8 @@ class MacroPRF(Metric):
     def compute(self, results: Sequence[ExampleResult], labels: Sequence[str] | None) -> list[MetricValue]:
         labels = list(labels or sorted({r.expected for r in results if r.expected}))
         if not results or not labels:
-            return [MetricValue(f"{kind}_macro", 0.0, True, n=len(results)) for kind in ("precision", "recall", "f1")]
+            return [MetricValue(f"{kind}_macro", 0.0, True, n=len(results), kind=self.aggregate)
+                    for kind in ("precision", "recall", "f1")]
         counts = label_counts([r.expected for r in results], [r.prediction for r in results], labels)
         point = macro_prf(counts.sum(axis=0))
         resampled = macro_prf(resampled_sums(counts.reshape(len(results), -1)).reshape(-1, len(labels), 3))
@@ -60,5 +61,5 @@ class MacroPRF(Metric):
         for k, kind in enumerate(("precision", "recall", "f1")):
             low, high = interval_of(resampled[:, k])
             values.append(MetricValue(f"{kind}_macro", float(point[k]), True, low, high, interval="bootstrap",
-                                      n=len(results)))
+                                      n=len(results), kind=self.aggregate))
         return values

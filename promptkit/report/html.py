@@ -8,6 +8,7 @@ import html
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from promptkit.metrics.usage import latency_samples
 from promptkit.report.data import example_metrics
 from promptkit.report.format import fmt, fmt_interval
 from promptkit.stats import percentile
@@ -130,8 +131,12 @@ def histogram_svg(values: Sequence[float], bins: int = 20, width: int = 640, hei
 
 
 def latency_section(run: EvalRun) -> str:
-    times = [r.latency for r in run.results if not r.cached]  # the same examples as the latency metric
-    body = histogram_svg(times) if times else '<p class="note">every example came from the cache: no latencies</p>'
+    times, kind = latency_samples(run.results)  # the same samples as the latency metric
+    if not times:
+        body = '<p class="note">latency n/a: every example came from the cache, nothing was timed</p>'
+    else:
+        unit = "batches" if kind.startswith("per batch") else "calls"
+        body = f'<p class="note">{esc(kind)}: {len(times)} {unit} timed</p>' + histogram_svg(times)
     return f'<section><h2>Latency</h2>{body}</section>'
 
 
