@@ -107,3 +107,18 @@ def test_check_reads_the_cache_by_default(tmp_path: Path) -> None:
     assert "10 of 10 examples from the response cache" in second.output
     third = cli(root, "check", "--no-store", "--no-cache")
     assert "from the response cache" not in third.output
+
+
+def _flip(indices: range) -> str:
+    return "Review: {{ text" + "".join(f' | replace("great place #{i}.", "awful place #{i}.")' for i in indices) + " }}"
+
+
+def test_cli_60_examples_90_to_80_fails_and_an_equal_copy_passes(tmp_path: Path) -> None:
+    root = fake_project(tmp_path, n=60)
+    write_prompt(root, _flip(range(0, 12, 2)))  # 6 of 60 wrong: 90%
+    assert cli(root, "baseline", "bless", "toy", "--no-store").exit_code == 0
+    write_prompt(root, _flip(range(0, 12, 2)) + " ")  # a whitespace edit: equal quality
+    assert cli(root, "check", "--no-store").exit_code == 0
+    write_prompt(root, _flip(range(0, 24, 2)))  # 12 wrong: 80%
+    result = cli(root, "check", "--no-store")
+    assert result.exit_code == 1 and "accuracy dropped 10.0 pt (90.0% -> 80.0%)" in result.output
