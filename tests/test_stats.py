@@ -157,3 +157,29 @@ def test_a_drop_from_90_to_80_percent_on_60_examples_fails() -> None:
     assert "dropped 10.0 pt" in accuracy.message and "Holm" in accuracy.message
     assert accuracy.raw_p_value == pytest.approx(1 / 64) and accuracy.p_value == pytest.approx(2 / 64)
     assert detections() >= 120  # power, in README: 127 of 200 random 90% -> 80% drops fail
+
+
+def test_direction_and_kind_come_from_the_metric_not_its_name() -> None:
+    """A lower-is-better score that rose got worse; a proportion metric's drop is in points."""
+    from promptkit.gate.decide import compare_outcomes
+
+    base = {f"e{i}": {"correct": None, "prediction": "x", "scores": {"toxicity": 0.1, "judge_pass": 1.0}}
+            for i in range(20)}
+    new = {f"e{i}": {"correct": None, "prediction": "y", "scores": {"toxicity": 0.9, "judge_pass": 0.0 if i < 10 else 1.0}}
+           for i in range(20)}
+    kinds = {"toxicity": "mean", "judge_pass": "proportion"}
+    comparisons, _ = compare_outcomes(base, new, ["toxicity", "judge_pass"], ["toxicity", "judge_pass"], None, {},
+                                      direction=lambda name: name != "toxicity", kind=kinds.get)
+    by_name = {c.metric: c for c in comparisons}
+    assert len(by_name["toxicity"].worse_ids) == 20 and by_name["toxicity"].result.p_value < 1e-3
+    assert by_name["judge_pass"].percent and not by_name["toxicity"].percent
+    assert by_name["judge_pass"].result.test.startswith("exact McNemar")
+
+
+def test_values_format_by_their_kind() -> None:
+    from promptkit.report.format import fmt
+
+    assert fmt("judge_pass", 0.9, kind="proportion") == "90.0%"
+    assert fmt("accuracy", 0.9) == "90.0%"  # a stored value without a kind
+    assert fmt("tokens_in", 12345.0, kind="sum") == "12,345"
+    assert fmt("relevance", 0.9, kind="mean") == "0.900"

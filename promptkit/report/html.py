@@ -33,7 +33,7 @@ def interval_svg(m: MetricValue, width: int = 160, height: int = 16) -> str:
         return 4 + (width - 8) * (v - bottom) / span
 
     return (f'<svg class="ci" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
-            f'<title>{esc(fmt(m.name, m.low, m.unit))} – {esc(fmt(m.name, m.high, m.unit))}</title>'
+            f'<title>{esc(fmt(m.name, m.low, m.unit, m.kind))} – {esc(fmt(m.name, m.high, m.unit, m.kind))}</title>'
             f'<line x1="4" x2="{width - 4}" y1="8" y2="8" stroke="#e2e8f0" stroke-width="4"/>'
             f'<line x1="{x(m.low):.1f}" x2="{x(m.high):.1f}" y1="8" y2="8" stroke="#93c5fd" stroke-width="6"/>'
             f'<circle cx="{x(m.value):.1f}" cy="8" r="4" fill="#1d4ed8"/></svg>')
@@ -43,8 +43,10 @@ def metrics_section(run: EvalRun) -> str:
     rows = []
     for m in run.metrics:
         arrow = "" if m.higher_is_better is None else "↑ higher is better" if m.higher_is_better else "↓ lower is better"
-        interval = fmt_interval(m.name, m.low, m.high, m.unit)
-        rows.append(f'<tr><td class="name">{esc(m.name)}</td><td class="num value">{esc(fmt(m.name, m.value, m.unit))}</td>'
+        interval = fmt_interval(m.name, m.low, m.high, m.unit, m.kind)
+        note = f'<div class="note">{esc(m.note)}</div>' if m.note else ""
+        value = fmt(m.name, m.value, m.unit, m.kind)
+        rows.append(f'<tr><td class="name">{esc(m.name)}{note}</td><td class="num value">{esc(value)}</td>'
                     f'<td class="num">{esc(interval)}</td><td>{interval_svg(m)}</td><td>{esc(m.interval or "")}</td>'
                     f'<td class="num">{esc(m.n if m.n is not None else "")}</td><td class="dir">{esc(arrow)}</td></tr>')
     return ('<section><h2>Metrics</h2><table class="metrics"><thead><tr><th>metric</th><th>value</th>'
