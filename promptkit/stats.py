@@ -15,7 +15,6 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from itertools import product
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -246,7 +245,7 @@ def paired_permutation_test(base_rows: Any, new_rows: Any, statistic: Callable[[
     same = base[~differs].sum(0)
     b, v = base[differs], new[differs]
     if d <= PERMUTATION_EXACT_LIMIT:
-        swaps = np.array(list(product((0.0, 1.0), repeat=d)))
+        swaps = ((np.arange(2**d)[:, None] >> np.arange(d)) & 1).astype(float)  # every subset of the d examples
         extra = 0
     else:
         swaps = np.random.default_rng(seed).integers(0, 2, size=(resamples, d)).astype(float)
