@@ -258,7 +258,7 @@ def _flipped_row(run: EvalRun, baseline: Baseline, outcomes: dict[str, dict[str,
                  metric: str) -> dict[str, Any]:
     before, now = baseline.outcomes[example_id], outcomes[example_id]
     row = {**_describe(run, example_id), "before": before.get("prediction"), "after": now.get("prediction")}
-    if metric in CONTINUOUS and metric != "exact_match":
+    if metric in CONTINUOUS:  # the per-example value compared (exact_match's own 0/1, not `correct`)
         row["score_before"] = (before.get("scores") or {}).get(metric)
         row["score_now"] = (now.get("scores") or {}).get(metric)
     else:
