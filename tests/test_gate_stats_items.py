@@ -96,7 +96,7 @@ def test_check_output_lists_f1_flips_once_in_points(tmp_path: Path) -> None:
     assert "accuracy right -> wrong; f1_macro right -> wrong" in result.output
     markdown = (root / "c.md").read_text()
     assert markdown.count("| 4 |") == 1 and "6 example(s) got worse (accuracy, f1_macro)" in markdown
-    assert "Δ 95% [-18.3 pt, -3.3 pt]" in markdown and "raw 0.0156, Holm-adjusted" in markdown
+    assert "Δ 95% [-16.7 pt, -3.3 pt]" in markdown and "raw 0.0156, Holm-adjusted" in markdown
 
 
 def test_check_reads_the_cache_by_default(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from promptkit.stats import (
     mcnemar_one_sided,
     mcnemar_two_sided,
     mean_of,
+    paired_bootstrap_interval,
     paired_permutation_test,
     percentile,
 )
@@ -67,13 +68,30 @@ def test_holm() -> None:
 def test_permutation_test_is_exact_mcnemar_on_outcomes_and_seeded_beyond_16() -> None:
     base = [1.0] * 57 + [0.0] * 3
     new = [0.0] * 3 + [1.0] * 54 + [0.0] * 3
-    delta, p, d = paired_permutation_test(base, new, mean_of(60))
-    assert (d, p) == (3, 0.125) and delta == pytest.approx(-3 / 60)
+    perm = paired_permutation_test(base, new, mean_of(60))
+    assert (perm.discordant, perm.p_value) == (3, 0.125) and perm.delta == pytest.approx(-3 / 60)
     worse = [0.0] * 20 + [1.0] * 40
     big = paired_permutation_test([1.0] * 60, worse, mean_of(60))
     assert big == paired_permutation_test([1.0] * 60, worse, mean_of(60))  # seeded
-    assert big[1] < 1e-4 and big[2] == 20
-    assert paired_permutation_test(base, base, mean_of(60))[1] == 1.0
+    assert big.p_value < 1e-4 and big.discordant == 20
+    same = paired_permutation_test(base, base, mean_of(60))
+    assert same.p_value == 1.0 and same.low == same.high == 0.0
+
+
+def test_the_interval_agrees_with_the_test() -> None:
+    """3 worse, 0 better: not significant, and the interval reaches 0; 6 worse: significant, it does not."""
+    base = [1.0] * 60
+    three = paired_permutation_test(base, [0.0] * 3 + [1.0] * 57, mean_of(60))
+    assert three.high == 0.0 and three.low == pytest.approx(-6 / 60)
+    six = paired_permutation_test(base, [0.0] * 6 + [1.0] * 54, mean_of(60))
+    assert six.p_value == pytest.approx(1 / 64) and six.high < 0
+
+
+def test_paired_bootstrap_interval_is_seeded_and_covers_the_change() -> None:
+    base, new = [1.0] * 50 + [0.0] * 10, [1.0] * 30 + [0.0] * 30
+    low, high = paired_bootstrap_interval(base, new, mean_of(60))
+    assert (low, high) == paired_bootstrap_interval(base, new, mean_of(60))
+    assert low < -20 / 60 < high < 0
 
 
 def _predictions(expected: list[str], correct: list[bool]) -> list[str]:

@@ -246,7 +246,7 @@ def compare(project: Project, runs: list[EvalRun], baseline: Baseline | None, th
         baseline.outcomes, outcomes, list(metrics), CONTINUOUS, plan.labels,
         {k: r.expected for k, r in by_id.items()},
         f1_comparable=baseline.repeat == 1 and len(runs) == 1,
-        direction=lambda name: directions.get(name, True), kind=kinds.get)
+        direction=lambda name: directions.get(name, True), kind=kinds.get, level=1 - alpha)
     for c in comparisons:
         c.flipped = sorted((_flipped_row(runs[0], baseline, outcomes, k, c.metric) for k in c.worse_ids[:MAX_FLIPPED]),
                            key=lambda r: r["index"])

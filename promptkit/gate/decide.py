@@ -22,7 +22,6 @@ from promptkit.stats import (
     macro_f1_of,
     mcnemar_one_sided,
     mean_of,
-    paired_bootstrap_interval,
     paired_permutation_test,
 )
 
@@ -49,6 +48,7 @@ class MetricCheck:
     message: str = ""
     raw_p_value: float | None = None  # before the Holm adjustment
     percent: bool = False  # a share of examples: printed as %, its drop in points
+    level: float = 0.95  # of the interval low-high (1 - alpha)
 
     @property
     def name(self) -> str:
@@ -68,31 +68,32 @@ def _binary(values: Sequence[float]) -> bool:
     return all(v in (0.0, 1.0) for v in values)
 
 
-def outcome_test(base: Sequence[float], new: Sequence[float], higher_is_better: bool = True) -> TestResult:
+def outcome_test(base: Sequence[float], new: Sequence[float], higher_is_better: bool = True,
+                 level: float = 0.95) -> TestResult:
     """Paired test of a per-example value (0/1 outcome, fraction correct over repeats, or a score):
-    exact one-sided McNemar for 0/1 outcomes, else the paired permutation test of the mean."""
+    exact one-sided McNemar for 0/1 outcomes, else the paired permutation test of the mean. The
+    interval inverts the permutation test either way (for 0/1 outcomes the two tests are one)."""
     n = len(base)
-    low, high = paired_bootstrap_interval(base, new, mean_of(n))
+    perm = paired_permutation_test(base, new, mean_of(n), higher_is_better, level)
     if _binary(base) and _binary(new) and higher_is_better:
         worse = sum(b > v for b, v in zip(base, new, strict=True))
         better = sum(b < v for b, v in zip(base, new, strict=True))
-        return TestResult("exact McNemar (one-sided)", (sum(new) - sum(base)) / max(1, n),
-                          mcnemar_one_sided(worse, better), low, high, worse + better)
-    delta, p, d = paired_permutation_test(base, new, mean_of(n), higher_is_better)
-    return TestResult("paired permutation", delta, p, low, high, d)
+        return TestResult("exact McNemar (one-sided)", perm.delta, mcnemar_one_sided(worse, better), perm.low, perm.high,
+                          worse + better)
+    return TestResult("paired permutation", perm.delta, perm.p_value, perm.low, perm.high, perm.discordant)
 
 
 def f1_test(expected: Sequence[str | None], before: Sequence[str | None], after: Sequence[str | None],
-            labels: Sequence[str]) -> tuple[float, float, TestResult]:
+            labels: Sequence[str], level: float = 0.95) -> tuple[float, float, TestResult]:
     """(baseline F1, new F1, test): macro-F1 by paired permutation over the examples whose prediction changed."""
     base_rows = label_counts(expected, before, labels).reshape(len(expected), -1)
     new_rows = label_counts(expected, after, labels).reshape(len(expected), -1)
     statistic = macro_f1_of(len(labels))
     b_value = float(statistic(base_rows.sum(0)[None])[0])
     n_value = float(statistic(new_rows.sum(0)[None])[0])
-    delta, p, d = paired_permutation_test(base_rows, new_rows, statistic)
-    low, high = paired_bootstrap_interval(base_rows, new_rows, statistic)
-    return b_value, n_value, TestResult("paired permutation", delta, p, low, high, d)
+    perm = paired_permutation_test(base_rows, new_rows, statistic, level=level)
+    return b_value, n_value, TestResult("paired permutation", perm.delta, perm.p_value, perm.low, perm.high,
+                                        perm.discordant)
 
 
 @dataclass
@@ -141,7 +142,7 @@ def decide(comparisons: Sequence[Comparison], thresholds: Thresholds, alpha: flo
             message = f"{name} {f.format(c.base)} -> {f.format(c.new)}, {stats}{interval}"
         checks.append(MetricCheck(c.metric, "baseline", not failed, c.new, allowed, c.base, c.result.test, p,
                                   c.result.low, c.result.high, c.paired, c.flipped, c.better, len(c.worse_ids),
-                                  message, c.result.p_value, c.percent))
+                                  message, c.result.p_value, c.percent, 1 - alpha))
     return checks
 
 
@@ -153,7 +154,8 @@ def _scores(outcome: dict[str, Any] | None) -> dict[str, Any]:
 def compare_outcomes(baseline: dict[str, dict[str, Any]], outcomes: dict[str, dict[str, Any]], metrics: Sequence[str],
                      continuous: Sequence[str], labels: Sequence[str] | None, expected: dict[str, str | None],
                      f1_comparable: bool = True, direction: Callable[[str], bool] = lambda name: True,
-                     kind: Callable[[str], str | None] = lambda name: None) -> tuple[list[Comparison], list[str]]:
+                     kind: Callable[[str], str | None] = lambda name: None,
+                     level: float = 0.95) -> tuple[list[Comparison], list[str]]:
     """Paired comparisons of a working copy's per-example outcomes with the baseline's (both keyed
     by example id: {"correct", "prediction"[, "scores"]}); returns them and notes for the report.
     `metrics` are the value names the suite computes; `direction(name)` (higher is better?) and
@@ -171,11 +173,11 @@ def compare_outcomes(baseline: dict[str, dict[str, Any]], outcomes: dict[str, di
         better = sum(v > b for b, v in zip(base, new, strict=True))
         if "accuracy" in metrics:
             comparisons.append(Comparison("accuracy", sum(base) / len(base), sum(new) / len(new),
-                                          outcome_test(base, new), len(ids), worse, better, True))
+                                          outcome_test(base, new, level=level), len(ids), worse, better, True))
         if "f1_macro" in metrics and labels and f1_comparable:
             before = [baseline[k].get("prediction") for k in ids]
             after = [outcomes[k].get("prediction") for k in ids]
-            b_value, n_value, result = f1_test([expected.get(k) for k in ids], before, after, labels)
+            b_value, n_value, result = f1_test([expected.get(k) for k in ids], before, after, labels, level)
             changed = [k for k, b, a in zip(ids, before, after, strict=True) if b != a]
             f1_worse = [k for k in changed if float(outcomes[k]["correct"]) < 1]  # the prediction changed to a wrong one
             comparisons.append(Comparison("f1_macro", b_value, n_value, result, len(ids), f1_worse, better, True))
@@ -194,7 +196,7 @@ def compare_outcomes(baseline: dict[str, dict[str, Any]], outcomes: dict[str, di
         drops = sorted(((b - v if up else v - b, k) for k, b, v in zip(scored, base, new, strict=True) if (v < b) == up
                         and v != b), key=lambda d: (-d[0], d[1]))
         better = sum((v > b) == up and v != b for b, v in zip(base, new, strict=True))
-        comparisons.append(Comparison(name, sum(base) / len(base), sum(new) / len(new), outcome_test(base, new, up),
+        comparisons.append(Comparison(name, sum(base) / len(base), sum(new) / len(new), outcome_test(base, new, up, level),
                                       len(scored), [k for _, k in drops], better, kind(name) in SHARE_KINDS,
                                       "bleu (mean sentence BLEU)" if name == "bleu" else ""))
     if unscored:
@@ -211,7 +213,7 @@ def baseline_checks(baseline: dict[str, dict[str, Any]], outcomes: dict[str, dic
                     kind: Callable[[str], str | None] = lambda name: None) -> tuple[list[MetricCheck], list[str]]:
     """The decision function of `check` against a baseline: paired tests, Holm, drop limits."""
     comparisons, notes = compare_outcomes(baseline, outcomes, metrics, continuous, labels, expected, f1_comparable,
-                                          direction, kind)
+                                          direction, kind, 1 - alpha)
     return decide(comparisons, thresholds, alpha), notes
 
 

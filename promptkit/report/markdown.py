@@ -34,7 +34,7 @@ def _row(check: MetricCheck) -> str:
     if check.kind == "baseline":
         limit = f"drop ≤ {_delta(check.limit, share).lstrip('+')}" if check.limit else "no significant drop"
         raw = f" (raw {check.raw_p_value:.3g}, Holm-adjusted)" if check.raw_p_value not in (None, check.p_value) else ""
-        stats = f"{check.test}: p = {check.p_value:.3g}{raw}; Δ 95% [{_delta(check.low, share)}, " \
+        stats = f"{check.test}: p = {check.p_value:.3g}{raw}; Δ {check.level:.0%} [{_delta(check.low, share)}, " \
                 f"{_delta(check.high, share)}]; {check.worse} worse, {check.fixed} better of {check.paired}"
         base = _fmt(check.baseline, share)
     else:
