@@ -179,7 +179,7 @@ def test_a_drop_from_90_to_80_percent_on_60_examples_fails() -> None:
 
 def test_direction_and_kind_come_from_the_metric_not_its_name() -> None:
     """A lower-is-better score that rose got worse; a proportion metric's drop is in points."""
-    from promptkit.gate.decide import compare_outcomes
+    from promptkit.gate.decide import compare_outcomes, decide
 
     base = {f"e{i}": {"correct": None, "prediction": "x", "scores": {"toxicity": 0.1, "judge_pass": 1.0}}
             for i in range(20)}
@@ -192,6 +192,8 @@ def test_direction_and_kind_come_from_the_metric_not_its_name() -> None:
     assert len(by_name["toxicity"].worse_ids) == 20 and by_name["toxicity"].result.p_value < 1e-3
     assert by_name["judge_pass"].percent and not by_name["toxicity"].percent
     assert by_name["judge_pass"].result.test.startswith("exact McNemar")
+    checks = {c.metric: c for c in decide(comparisons, Thresholds(), 0.05)}
+    assert not checks["toxicity"].passed and "toxicity rose 0.8000" in checks["toxicity"].message
 
 
 def test_values_format_by_their_kind() -> None:

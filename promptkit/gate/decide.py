@@ -110,6 +110,7 @@ class Comparison:
     percent: bool
     label: str = ""
     flipped: list[dict[str, Any]] = field(default_factory=list)
+    higher_is_better: bool = True
 
 
 def decide(comparisons: Sequence[Comparison], thresholds: Thresholds, alpha: float) -> list[MetricCheck]:
@@ -118,7 +119,7 @@ def decide(comparisons: Sequence[Comparison], thresholds: Thresholds, alpha: flo
     held = len(comparisons) > 1
     checks = []
     for c, p in zip(comparisons, adjusted, strict=True):
-        drop = c.base - c.new
+        drop = c.base - c.new if c.higher_is_better else c.new - c.base  # how much worse
         allowed = thresholds.drop_allowed(c.metric)
         significant = p < alpha
         failed = drop > allowed + 1e-12 and significant
@@ -131,13 +132,13 @@ def decide(comparisons: Sequence[Comparison], thresholds: Thresholds, alpha: flo
         p_text = f"p={p:.3g}" + (f" (Holm-adjusted over {len(comparisons)} metrics, raw {c.result.p_value:.3g})"
                                  if held and p != c.result.p_value else "")
         stats = f"{c.result.test} {p_text}"
-        dropped = f"{drop * 100:.1f} pt" if c.percent else f"{drop:.4f}"
+        dropped = ("dropped " if c.higher_is_better else "rose ") + (f"{drop * 100:.1f} pt" if c.percent else f"{drop:.4f}")
         change = f"({f.format(c.base)} -> {f.format(c.new)})"
         name = c.label or c.metric
         if failed:
-            message = f"{name} dropped {dropped} {change}, {stats} < {alpha}{interval}"
+            message = f"{name} {dropped} {change}, {stats} < {alpha}{interval}"
         elif drop > allowed + 1e-12:
-            message = f"{name} dropped {dropped} {change}, not significant: {stats} >= {alpha}{interval}"
+            message = f"{name} {dropped} {change}, not significant: {stats} >= {alpha}{interval}"
         else:
             message = f"{name} {f.format(c.base)} -> {f.format(c.new)}, {stats}{interval}"
         checks.append(MetricCheck(c.metric, "baseline", not failed, c.new, allowed, c.base, c.result.test, p,
@@ -198,7 +199,7 @@ def compare_outcomes(baseline: dict[str, dict[str, Any]], outcomes: dict[str, di
         better = sum((v > b) == up and v != b for b, v in zip(base, new, strict=True))
         comparisons.append(Comparison(name, sum(base) / len(base), sum(new) / len(new), outcome_test(base, new, up, level),
                                       len(scored), [k for _, k in drops], better, kind(name) in SHARE_KINDS,
-                                      "bleu (mean sentence BLEU)" if name == "bleu" else ""))
+                                      "bleu (mean sentence BLEU)" if name == "bleu" else "", higher_is_better=up))
     if unscored:
         notes.append(f"the baseline has no per-example {', '.join(unscored)}: re-bless it to compare them")
     if not comparisons and not unscored:
