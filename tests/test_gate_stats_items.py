@@ -122,3 +122,23 @@ def test_cli_60_examples_90_to_80_fails_and_an_equal_copy_passes(tmp_path: Path)
     write_prompt(root, _flip(range(0, 24, 2)))  # 12 wrong: 80%
     result = cli(root, "check", "--no-store")
     assert result.exit_code == 1 and "accuracy dropped 10.0 pt (90.0% -> 80.0%)" in result.output
+
+
+def test_terminal_and_html_say_latency_na_for_a_fully_cached_run(tmp_path: Path) -> None:
+    from reports_helpers import classification_run
+    from rich.console import Console
+
+    from promptkit.evaluate import compute_metrics
+    from promptkit.report.html import latency_section
+    from promptkit.report.terminal import metrics_table
+
+    run = classification_run(tmp_path)
+    for r in run.results:
+        r.cached, r.latency = True, 0.0
+    run.metrics = compute_metrics(run.plan, run.results)
+    console = Console(record=True, width=200)
+    console.print(metrics_table(run))
+    text = console.export_text()
+    assert "latency_p50" not in text and "0 ms" not in text
+    assert any("latency" in line and "n/a" in line for line in text.splitlines())
+    assert "latency n/a" in latency_section(run)
