@@ -209,7 +209,8 @@ def weighted_score(entries: list[dict[str, Any]]) -> float | None:
 
 def assertion_metrics(results: Sequence[ExampleResult]) -> list[MetricValue]:
     """`assertions`, one `assert:NAME` per name, and `judge_errors`, from the results' outcomes."""
-    from promptkit.metrics import MetricValue, bootstrap_mean, wilson
+    from promptkit.metrics import MetricValue
+    from promptkit.stats import bootstrap_mean, wilson
 
     labels: list[str] = []
     for r in results:
@@ -223,7 +224,7 @@ def assertion_metrics(results: Sequence[ExampleResult]) -> list[MetricValue]:
         counted = [v for v in per_example if v is not None]
         n, yes = len(counted), int(sum(counted))
         low, high = wilson(yes, n)
-        return MetricValue(name, yes / n if n else 0.0, True, low, high, interval="wilson", n=n,
+        return MetricValue(name, yes / n if n else 0.0, True, low, high, interval="wilson", n=n, kind="proportion",
                            per_example=per_example)
 
     def passed(entries: list[dict[str, Any]]) -> float | None:
@@ -239,14 +240,14 @@ def assertion_metrics(results: Sequence[ExampleResult]) -> list[MetricValue]:
     if counted:
         low, high = bootstrap_mean(counted)
         out.append(MetricValue("assert_score", sum(counted) / len(counted), True, low, high, interval="bootstrap",
-                               n=len(counted), per_example=scores))
+                               n=len(counted), kind="mean", per_example=scores))
     for label in labels:
         per_example = [passed([e for e in r.assertions or [] if e["metric"] == label]) for r in results]
         if any(v is not None for v in per_example):  # a group judged on no example (all judge errors) has no rate
             out.append(value(PREFIX + label, per_example))
     errors = sum(bool(e.get("judge_error")) for r in results for e in r.assertions or [])
     if any("judge_cost" in e or e.get("judge_error") for r in results for e in r.assertions or []):
-        out.append(MetricValue("judge_errors", float(errors), None, n=len(results)))
+        out.append(MetricValue("judge_errors", float(errors), None, n=len(results), kind="sum"))
     return out
 
 

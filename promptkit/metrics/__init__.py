@@ -10,16 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promptkit.errors import ConfigError
-from promptkit.metrics.base import (
-    MeanMetric,
-    Metric,
-    MetricValue,
-    ProportionMetric,
-    bootstrap,
-    bootstrap_mean,
-    percentile,
-    wilson,
-)
+from promptkit.metrics.base import MeanMetric, Metric, MetricValue, ProportionMetric
 from promptkit.registry import Registry, load_project_object
 
 if TYPE_CHECKING:
@@ -58,8 +49,8 @@ def per_example_scores(names: Sequence[str], results: Sequence[ExampleResult],
     return out
 
 
-__all__ = ["DEFAULT_METRICS", "MeanMetric", "Metric", "MetricValue", "ProportionMetric", "bootstrap", "bootstrap_mean",
-           "metrics", "per_example_scores", "percentile", "resolve_metrics", "wilson"]
+__all__ = ["DEFAULT_METRICS", "MeanMetric", "Metric", "MetricValue", "ProportionMetric", "metrics", "per_example_scores",
+           "resolve_metrics"]
 
 
 def resolve_metrics(entries: Sequence[Any], root: Path, where: str) -> tuple[list[str], dict[str, type[Metric]]]:
