@@ -42,6 +42,7 @@ MAX_CONNECTIONS = 256
 MAX_SEED = 2**63 - 1
 MIN_TEMPERATURE = 1e-3  # below this, sampling overflows: such temperatures decode greedily
 MAX_LABELS = 64
+CHARS_PER_TOKEN_MAX = 32  # more characters than this per allowed token cannot fit: refused untokenized
 
 
 class APIError(Exception):
@@ -139,6 +140,14 @@ class ModelServer:
             raise APIError(400, "'stop' takes at most 4 strings of at most 256 characters", param="stop")
         return {"max_tokens": min(max_tokens, self.config.max_tokens), "temperature": temperature, "stop": stop,
                 "seed": seed}
+
+    def _check_prompt_chars(self, chars: int, param: str) -> None:
+        """Refuse, before tokenizing, text far too long for the token cap (tokenizing a megabyte
+        holds the interpreter for a second, which other clients would feel)."""
+        if chars > self.config.max_prompt_tokens * CHARS_PER_TOKEN_MAX:
+            raise APIError(400, f"the prompt(s) hold {chars} characters; this server takes at most "
+                                f"{self.config.max_prompt_tokens} tokens per request", param=param,
+                           code="prompt_too_long")
 
     def _check_prompt_tokens(self, counts: list[int], param: str) -> None:
         """Refuse prompts whose echo or generation would take unbounded work and memory."""
@@ -272,6 +281,7 @@ class ModelServer:
             raise APIError(400, "'prompt' must be a string or a non-empty list of strings", param="prompt")
         if len(prompts) > MAX_PROMPTS:
             raise APIError(400, f"at most {MAX_PROMPTS} prompts per request", param="prompt")
+        self._check_prompt_chars(sum(map(len, prompts)), "prompt")
         self._check_prompt_tokens([self.provider.count_tokens(p) for p in prompts], "prompt")
         echo = _field(body, "echo", bool, False)
         top = _field(body, "logprobs", int, None)
@@ -325,6 +335,7 @@ class ModelServer:
         if top is not None and not 0 <= top <= 20:
             raise APIError(400, "'top_logprobs' must be between 0 and 20", param="top_logprobs")
         request = ModelRequest(id="0", messages=[{"role": m["role"], "content": m["content"]} for m in messages], **opts)
+        self._check_prompt_chars(sum(len(m["content"]) for m in messages), "messages")
         self._check_prompt_tokens([self.provider.prompt_tokens(request)], "messages")
         if body.get("score_labels") is not None:
             return self._score_labels(body, request)

@@ -196,7 +196,8 @@ class OpenAIProvider(Provider):
         return self._client
 
     def _secret_free(self, message: str) -> str:
-        return message.replace(self._api_key, "***") if self._api_key else message
+        # Keys too short to be secrets would mangle ordinary words.
+        return message.replace(self._api_key, "***") if len(self._api_key) >= 8 else message
 
     def _fail(self, message: str) -> None:
         """Stop the run: every later request fails at once with this message."""
@@ -242,7 +243,7 @@ class OpenAIProvider(Provider):
             raise Fatal(f"HTTP {e.status_code}: {e.message}", e.status_code) from None
         except Fault:
             raise
-        except Exception as e:  # the HTTP library's own errors while reading the body
+        except Exception as e:  # noqa: BLE001 - the HTTP library's own errors while reading the body
             if "timeout" in type(e).__name__.lower():
                 raise late from None
             raise Fault("connection", f"connection error: {type(e).__name__}: {e}") from None
