@@ -212,19 +212,27 @@ class ModelServer:
             mask[row, : len(ids)] = 1
         with torch.inference_mode():
             logprobs = torch.log_softmax(model(input_ids=batch, attention_mask=mask).logits.float(), dim=-1)
+        names: dict[int, str] = {}
+
+        def decoded(i: int) -> str:
+            if i not in names:
+                names[i] = tok.decode([i])
+            return names[i]
+
         out: list[dict[str, Any]] = []
         for row, (ids, enc) in enumerate(zip(seqs, encoded, strict=True)):
-            tokens = [tok.decode([i]) for i in ids]
+            tokens = [decoded(i) for i in ids]
             if tok.is_fast and enc["input_ids"]:
                 offsets = [int(start) for start, _ in enc["offset_mapping"]]
             else:
                 offsets = [len(tok.decode(ids[:j])) for j in range(len(ids))]
-            values: list[float | None] = [None] + [float(logprobs[row, j - 1, ids[j]]) for j in range(1, len(ids))]
+            picked = logprobs[row, torch.arange(len(ids) - 1), torch.tensor(ids[1:], dtype=torch.long)].tolist()
+            values: list[float | None] = [None, *picked]
             tops: list[dict[str, float] | None] = [None]
-            for j in range(1, len(ids)):
-                if top:
-                    best = torch.topk(logprobs[row, j - 1], top)
-                    tops.append({tok.decode([int(i)]): float(v) for v, i in zip(best.values, best.indices, strict=True)})
+            if top and len(ids) > 1:  # one topk over the whole row; each token id decoded once
+                best = torch.topk(logprobs[row, : len(ids) - 1], top, dim=-1)
+                for values_j, indices_j in zip(best.values.tolist(), best.indices.tolist(), strict=True):
+                    tops.append({decoded(i): v for v, i in zip(values_j, indices_j, strict=True)})
             out.append({"tokens": tokens, "token_logprobs": values, "text_offset": offsets,
                         "top_logprobs": tops if top else None})
         return out
