@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from promptkit.cli.common import err_console, project_of
@@ -43,6 +45,8 @@ def serve(ctx: click.Context, model: str, host: str, port: int, name: str | None
           max_tokens: int, max_body: int, max_prompt_tokens: int, read_timeout: float, max_connections: int,
           insecure: bool, log_level: str) -> None:
     """Serve a local model at /v1/models, /v1/completions and /v1/chat/completions."""
+    if api_key is None and "PROMPTKIT_SERVE_API_KEY" in os.environ:  # click reads an empty variable as unset
+        api_key = os.environ["PROMPTKIT_SERVE_API_KEY"]
     server = make_server(model, project_of(ctx), name=name, api_key=api_key, max_body=max_body, max_tokens=max_tokens,
                          max_prompt_tokens=max_prompt_tokens, read_timeout=read_timeout,
                          max_connections=max_connections)
