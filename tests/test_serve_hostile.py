@@ -69,7 +69,7 @@ def test_chat_prompt_over_serve_matches_the_local_run(served: Served, project: P
     assert all(e["error"] is None and e["scores"] for e in remote)
     agree = sum(e["prediction"] == r.prediction for e, r in zip(remote, local.results, strict=True))
     assert agree == 20
-    accuracy = next(m["value"] for m in report["metrics"] if m["name"] == "accuracy")
+    accuracy = report["metrics"]["accuracy"]["value"]
     assert abs(accuracy - (local.metric("accuracy") or 0)) <= 0.01
     assert report["settings"]["scoring"] == "loglik" and "scoring_note" not in report["settings"]
 
