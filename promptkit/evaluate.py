@@ -62,6 +62,7 @@ class EvalPlan:
     # Set by resolve_scoring when the provider cannot give the scoring asked for:
     scoring_asked: str | None = None  # what the suite asked ("loglik"); `scoring` is what ran
     scoring_note: str | None = None  # why
+    probed: bool = False  # resolve_scoring has asked the provider
 
     @property
     def price(self) -> Price:
@@ -268,11 +269,12 @@ def check_targets(plan_labels: Sequence[str] | None, targets: Sequence[str | Non
 
 
 def resolve_scoring(plan: EvalPlan, provider: Provider, cache: Any | None = None) -> None:
-    """Ask the provider which scoring it really gives a label request (one call, whose answer the
-    run reuses) and record it in the plan, with why, when it is not what the suite asked for.
-    Raises RunFailed when that first call shows the run cannot go on (bad key, endpoint down)."""
+    """Send the first uncached request alone (the run reuses its answer). Raises RunFailed when it
+    shows the run cannot go on (bad key, endpoint down), before a whole batch is sent; for label
+    scoring, records in the plan the scoring the provider really gives, with why, when it is not
+    what the suite asked for."""
     resolve = getattr(provider, "resolve_scoring", None)
-    if resolve is None or plan.task != "classification" or plan.scoring != "loglik" or plan.scoring_asked:
+    if resolve is None or plan.probed:
         return
     requests = [build_request(plan, e) for e in plan.examples]
     if cache is not None:
@@ -284,12 +286,14 @@ def resolve_scoring(plan: EvalPlan, provider: Provider, cache: Any | None = None
         requests = [r for r, k in zip(requests, keys, strict=True) if k not in hits]
     if not requests:
         return
+    plan.probed = True
     mode, note = resolve(requests[0])
     fatal = getattr(provider, "fatal", None)
     if fatal:
         raise RunFailed(fatal)
-    plan.scoring_asked = plan.scoring
-    plan.scoring, plan.scoring_note = mode, note
+    if plan.task == "classification" and plan.scoring == "loglik":
+        plan.scoring_asked = plan.scoring
+        plan.scoring, plan.scoring_note = mode, note
 
 
 class BudgetExceeded(Exception):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import run_cli
 from http_double import Double, chat_reply
 
@@ -108,16 +109,18 @@ def test_targets_outside_the_label_set_stop_lint_and_eval(project: Path) -> None
     assert result.stderr.strip().count("\n") == 0 and "'positive'" in result.stderr and "labels" in result.stderr
 
 
-def test_bad_key_stops_the_run_at_the_first_401(project: Path) -> None:
+@pytest.mark.parametrize("suite", ["sentiment", "headline"])  # label scoring and generation
+def test_bad_key_stops_the_run_at_the_first_401(project: Path, suite: str) -> None:
     def answer(path: str, headers: dict[str, str], body: dict[str, Any]) -> tuple[Any, ...]:
         return 401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}
 
     with Double(answer) as double:
         _register(project, double.url)
-        result = run_cli("eval", "sentiment", "--model", "remote", "--limit", "5", cwd=project,
+        result = run_cli("eval", suite, "--model", "remote", "--limit", "5", cwd=project,
                          env={"OPENAI_API_KEY": KEY}, timeout=60)
     assert result.returncode == 1
     assert "authentication failed" in result.stderr and "401" in result.stderr
+    assert result.stderr.count("authentication failed") == 1 and result.stdout.count("\n") <= 2
     assert len(double.requests) == 1  # no retry, no second example
     assert KEY not in result.stdout + result.stderr
 

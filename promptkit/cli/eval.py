@@ -103,7 +103,7 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
         finally:
             provider.close()
         runs.append(run)
-        _print_run(run, project, show=len(plans) == 1)
+        _print_run(run, project, show=len(plans) == 1 and run.status != "failed")
         if run.status == "failed":
             raise RunFailed(f"run of {plan.version.ref} on {plan.model.spec} failed: {run.extra.get('stopped')}",
                             hint=f"recorded as failed in {project.runs_path}" if run.run_id else None)

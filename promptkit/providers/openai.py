@@ -450,7 +450,8 @@ class OpenAIProvider(Provider):
     def resolve_scoring(self, request: Request) -> tuple[str, str | None]:
         """Which scoring a label request really gets from this endpoint: "loglik",
         "loglik-first-token" or "generate", and why when it is not full log-likelihood. Sends the
-        request once; its answer is kept and handed back when the run asks for it."""
+        request once (for any request: a bad key or a dead endpoint shows here, before a batch is
+        sent); its answer is kept and handed back when the run asks for it."""
         response = self._one(request)
         self._probed[request.id] = (request, response)
         if self.fatal:
