@@ -11,13 +11,14 @@ import click
 from promptkit.cli.common import console, err_console, progress_bar, project_of
 from promptkit.config import atomic_write, check_writable
 from promptkit.errors import ConfigError, NotFoundError
-from promptkit.evaluate import EvalPlan, EvalRun, plan_eval, run_eval
+from promptkit.evaluate import EvalPlan, EvalRun, RunFailed, plan_eval, resolve_scoring, run_eval
 from promptkit.project import Project
 from promptkit.providers import Provider, make_provider
 from promptkit.report import write_report
 from promptkit.runs import RunStore, process_alive
 
 LATEST = "latest"
+REPORT_SUFFIXES = (".json", ".jsonl", ".csv", ".html", ".htm")
 
 
 @click.command("eval")
@@ -55,8 +56,6 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
 
     Several refs and/or several --model print one side-by-side comparison."""
     project = project_of(ctx)
-    if output is not None:
-        check_writable(output)
     if judge is not None and not judge.strip():
         raise ConfigError("--judge is empty", hint="give a model spec, e.g. --judge openai:gpt-4o-mini")
     if preferences is not None:
@@ -78,6 +77,9 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
         pairwise = Judge.resolve(judge, project, "--judge", plans[0].prices)
     elif preferences is not None:
         raise ConfigError("--preferences is written by pairwise judging", hint="compare two prompts or models with --judge MODEL")
+    if output is not None:  # before any model call: a bad path or format must not cost a run
+        _check_output(output, comparison=len(plans) > 1)
+    _notes(plans, temperature, concurrency)
     if resume is not None and len(plans) > 1:
         raise ConfigError("--resume continues one run", hint="resume each prompt/model separately")
     if resume is not None and no_store:
@@ -98,6 +100,14 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
     for plan in plans:
         provider = _provider(plan, batch_size, concurrency, project)
         run_id = _resume_id(store, plan, resume) if store is not None and resume is not None else None
+        try:
+            resolve_scoring(plan, provider, cache)  # the header names the scoring that will really run
+        except BaseException:
+            provider.close()
+            raise
+        if plan.scoring_note:
+            err_console.print(f"[yellow]note: scoring {plan.scoring}, not {plan.scoring_asked}: {plan.scoring_note}"
+                              "[/yellow]", soft_wrap=True)
         console.print(f"[dim]{plan.version.ref} ({plan.version.hash}) · suite {plan.suite.name} · "
                           f"{len(plan.examples)} examples · {plan.model.spec} · {plan.task} ({plan.scoring})"
                           f"{' · resuming ' + run_id if run_id else ''}[/dim]")
@@ -110,7 +120,10 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
             if plan.checks is not None:
                 plan.checks.close()  # the assertions' judge model
         runs.append(run)
-        _print_run(run, project, show=len(plans) == 1)
+        _print_run(run, project, show=len(plans) == 1 and run.status != "failed")
+        if run.status == "failed":
+            raise RunFailed(f"run of {plan.version.ref} on {plan.model.spec} failed: {run.extra.get('stopped')}",
+                            hint=f"recorded as failed in {project.runs_path}" if run.run_id else None)
     if len(runs) > 1:
         from promptkit.cli.runs import print_comparison
         from promptkit.compare import compare, side_of_run
@@ -126,6 +139,27 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
     elif output is not None:
         write_report(runs[0], output)
         err_console.print(f"report: {output}")
+
+
+def _check_output(output: Path, comparison: bool) -> None:
+    suffix = output.suffix.lower()
+    if comparison and suffix != ".json":
+        raise ConfigError("a comparison of several runs is written as JSON", where=str(output),
+                          hint="name the file .json, or write one report per run")
+    if suffix not in REPORT_SUFFIXES:
+        raise ConfigError(f"unknown report format {output.suffix or '(no suffix)'!r}", where=str(output),
+                          hint="name the file .json, .jsonl, .csv or .html")
+    check_writable(output)
+
+
+def _notes(plans: list[EvalPlan], temperature: float | None, concurrency: int | None) -> None:
+    """Say when an option has no effect, rather than ignore it silently."""
+    if temperature is not None and any(p.task == "classification" and p.scoring == "loglik" for p in plans):
+        err_console.print("[yellow]note: --temperature has no effect on log-likelihood scoring "
+                          "(labels are scored, not sampled)[/yellow]", soft_wrap=True)
+    if concurrency is not None and any(p.model.provider != "openai" for p in plans):
+        err_console.print("[yellow]note: -j/--concurrency applies to API models only; a local model runs one "
+                          "batch at a time (use --batch-size)[/yellow]", soft_wrap=True)
 
 
 def _provider(plan: EvalPlan, batch_size: int | None, concurrency: int | None, project: Project) -> Provider:
@@ -191,7 +225,7 @@ def _print_run(run: EvalRun, project: Project, show: bool) -> None:
         err_console.print(f"[yellow]{failed} example(s) failed; first: {first.error}[/yellow]")
     hits = run.extra.get("cache_hits", 0)
     err_console.print(f"[dim]{hits} of {len(run.results)} from the cache · ${run.extra.get('spent', 0):.6f} spent[/dim]")
-    if run.status != "finished":
+    if run.status == "interrupted":
         err_console.print(f"[yellow]stopped before crossing --max-cost ${run.extra.get('max_cost')}: "
                           f"{len(run.results)} of {len(run.plan.examples)} examples done; "
                           f"continue with --resume {run.run_id or ''}[/yellow]")
