@@ -53,7 +53,7 @@ class _Loader(yaml.SafeLoader):
     dates as the text written (a date object cannot be written to JSON or rendered as typed) and
     refuses binary, set and ordered-map values, which no promptkit file can use."""
 
-    yaml_implicit_resolvers = {
+    yaml_implicit_resolvers = {  # noqa: RUF012 - PyYAML's own class attribute, replaced whole
         first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }

@@ -70,7 +70,8 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
         raw = read_regular(path, limit, "dataset")
     except ConfigError as e:
         if "limit" in e.message:
-            raise ConfigError(e.message, where=e.where, hint="use a sample, or raise the limit with PROMPTKIT_MAX_DATASET_MB") from None
+            raise ConfigError(e.message, where=e.where,
+                              hint="use a sample, or raise the limit with PROMPTKIT_MAX_DATASET_MB") from None
         raise
     text = decode_text(raw, path, "utf-8-sig")  # -sig: tolerate a byte-order mark
     rows: list[tuple[int, dict[str, Any]]] = []
