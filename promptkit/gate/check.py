@@ -262,8 +262,10 @@ def compare(project: Project, runs: list[EvalRun], baseline: Baseline | None, th
     if not ids:
         count = len(check.checks)
         compare_scores(runs, baseline, outcomes, thresholds, alpha, check)
-        if len(check.checks) == count:
-            check.notes.append("no example in common with the baseline: nothing to compare")
+        if len(check.checks) == count:  # a baseline that cannot be compared is an error, never a pass
+            raise ConfigError(f"the baseline shares no example with this run ({len(baseline.outcomes)} in the baseline, "
+                              f"{len(outcomes)} now): it cannot be compared", where=str(baseline_path(project, plan.suite)),
+                              hint="re-bless it with 'promptkit baseline bless' if the dataset changed on purpose")
         return
     if len(ids) < len(outcomes):
         check.notes.append(f"{len(ids)} of {len(outcomes)} examples are in the baseline; compared on those")
