@@ -71,9 +71,10 @@ def open_checked(path: Path, what: str, check: Callable[[sqlite3.Connection], ob
             db.execute("PRAGMA journal_mode=WAL")
             setup(db)
             return db
-        except (ForeignDatabase, PromptkitError):
+        except PromptkitError as e:
             if db is not None:
                 db.close()
+            e.where = e.where or str(path)
             raise
         except sqlite3.OperationalError as e:
             if db is not None:

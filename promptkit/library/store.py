@@ -144,7 +144,7 @@ class PromptFolder:
         return [self.version(n) for n in self.version_numbers()]
 
     def labels(self) -> dict[str, str]:
-        if not self.labels_file.is_file():
+        if not self.labels_file.exists() and not self.labels_file.is_symlink():
             return {}
         data, _ = load_yaml(self.labels_file)
         if data is None:
