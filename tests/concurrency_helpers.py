@@ -30,7 +30,7 @@ class Child:
 def fork_all(tasks: list[Callable[[], int]], work: Path, timeout: float = 120,
              while_running: Callable[[], None] | None = None) -> list[Child]:
     """Run each task in its own forked process, all released at once; returns exit codes and output."""
-    import promptkit.cli  # noqa: F401 - imported before forking, once
+    import promptkit.cli
     import promptkit.cli.prompt  # noqa: F401
 
     work.mkdir(parents=True, exist_ok=True)
@@ -48,8 +48,8 @@ def fork_all(tasks: list[Callable[[], int]], work: Path, timeout: float = 120,
                     os.dup2(o.fileno(), 1)
                     os.dup2(e.fileno(), 2)
                 # under pytest sys.stdout is a capture object, not fd 1
-                sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
-                sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+                sys.stdout = open(1, "w", encoding="utf-8", closefd=False)
+                sys.stderr = open(2, "w", encoding="utf-8", closefd=False)
                 signal.alarm(int(timeout))
                 os.read(gate_r, 1)  # the barrier: returns when the parent closes its end
                 code = task()
