@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from promptkit.cli.common import FiniteFloat, console, err_console, project_of
-from promptkit.config import atomic_write
+from promptkit.config import atomic_write, check_writable
 from promptkit.errors import PromptkitError
 from promptkit.gate.check import SuiteCheck, run_check
 from promptkit.report.junit import write_junit
@@ -68,6 +68,9 @@ def check_command(ctx: click.Context, targets: tuple[str, ...], changed_since: s
                   no_store: bool) -> None:
     """Check suites (all, or TARGETS: suite names or prompt refs) against thresholds and blessed baselines."""
     project = project_of(ctx)
+    for option, path in (("--junit", junit), ("--markdown", markdown), ("--json", json_path)):
+        if path is not None:  # before any model call: never a device, a FIFO or an unwritable folder
+            check_writable(path, option)
     store = None if no_store else RunStore(project.runs_path)
     report = run_check(project, targets, changed_since=changed_since, alpha=alpha, repeat=repeat, store=store,
                        limit=limit, on_suite=print_suite)
