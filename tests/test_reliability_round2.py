@@ -344,3 +344,12 @@ def test_resume_force_takes_over_a_run_that_looks_alive(project: Path) -> None:
     con.close()
     expired = cli(project, "eval", "sentiment@v1", "-m", "fake:x", "--limit", "4", "--no-cache", "--force")
     assert expired.returncode == 2 and "--resume" in expired.stderr
+
+
+def test_a_hand_edited_bad_label_is_refused_but_can_be_removed(project: Path) -> None:
+    labels = project / "prompts" / "sentiment" / "versions" / "labels.yaml"
+    labels.write_text("production: v1\nProd: v2\n")
+    refused = cli(project, "prompt", "show", "sentiment", "-m", "fake:x")
+    assert refused.returncode == 2 and "labels.yaml:2" in refused.stderr and "--remove" in refused.stderr
+    assert cli(project, "prompt", "label", "--remove", "sentiment", "Prod").returncode == 0
+    assert cli(project, "prompt", "show", "sentiment", "-m", "fake:x").returncode == 0

@@ -143,7 +143,7 @@ class PromptFolder:
     def versions(self) -> list[PromptVersion]:
         return [self.version(n) for n in self.version_numbers()]
 
-    def labels(self) -> dict[str, str]:
+    def _raw_labels(self) -> dict[str, str]:
         if not self.labels_file.exists() and not self.labels_file.is_symlink():
             return {}
         data, _ = load_yaml(self.labels_file)
@@ -151,15 +151,19 @@ class PromptFolder:
             return {}
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise ConfigError("expected 'label: vN' lines", where=str(self.labels_file), hint="e.g. 'production: v2'")
-        for key in data:
-            problem = label_problem(key) if isinstance(key, str) else f"label {key!r} is not text"
+        return {str(k): v for k, v in data.items()}
+
+    def labels(self) -> dict[str, str]:
+        labels = self._raw_labels()
+        for key in labels:
+            problem = label_problem(key)
             if problem:
                 from promptkit.config import line_of
 
-                line = line_of(self.labels_file.read_text(encoding="utf-8"), (key,)) if isinstance(key, str) else None
+                line = line_of(self.labels_file.read_text(encoding="utf-8"), (key,))
                 raise ConfigError(problem, where=f"{self.labels_file}:{line}" if line else str(self.labels_file),
-                                  hint="rename or remove it ('promptkit prompt label --remove')")
-        return {str(k): v for k, v in data.items()}
+                                  hint=f"remove it: promptkit prompt label --remove {self.name} '{key}'")
+        return labels
 
     def resolve(self, selector: str | None) -> PromptVersion:
         """Selector: None (production, else newest, else working), 'working', 'vN', a label or a hash prefix."""
@@ -252,7 +256,7 @@ class PromptFolder:
     def remove_label(self, label: str) -> str:
         """Remove a label; returns the version it pointed at."""
         with self.lock():
-            labels = self.labels()
+            labels = self._raw_labels()  # a label refused today can still be removed
             if label not in labels:
                 raise NotFoundError(f"prompt {self.name!r} has no label {label!r}", where=str(self.labels_file),
                                     hint=did_you_mean(label, list(labels)))
