@@ -54,6 +54,7 @@ CREATE INDEX IF NOT EXISTS runs_plan ON runs(plan_hash, status);
 ADDED_COLUMNS = {"plan_hash": "TEXT", "pid": "INTEGER", "host": "TEXT", "extra": "TEXT", "heartbeat": "REAL"}
 BASE_COLUMNS = {"runs": {"id", "created", "finished", "status", "settings", "metrics"},
                 "results": {"run_id", "example_id", "idx", "data"}}
+OTHER_TABLES = {"reviews"}  # added by promptkit view (promptkit/view/reviews.py)
 UNFINISHED = ("running", "interrupted")
 RECOVER = ("move it aside (mv {0} {0}.bad) and start a new one; to save its runs: "
            "sqlite3 {0}.bad .recover | sqlite3 {0}")
@@ -263,7 +264,7 @@ class RunStore:
 def _check_schema(db: sqlite3.Connection) -> None:
     """Refuse (read-only, before any change) a database with tables or columns promptkit never wrote."""
     have = dbfile.tables(db)
-    extra_tables = sorted(t for t in have if t not in BASE_COLUMNS)
+    extra_tables = sorted(t for t in have if t not in BASE_COLUMNS and t not in OTHER_TABLES)
     if extra_tables:
         raise dbfile.ForeignDatabase(f"not a promptkit run store: it holds table {extra_tables[0]!r}",
                                      hint="point --project elsewhere or move the file away; it was left untouched")
@@ -271,6 +272,8 @@ def _check_schema(db: sqlite3.Connection) -> None:
                                                                    "dataset_hash"},
              "results": BASE_COLUMNS["results"]}
     for table, columns in have.items():
+        if table in OTHER_TABLES:
+            continue
         missing, unknown = BASE_COLUMNS[table] - columns, columns - known[table]
         if missing or unknown:
             odd = sorted(missing)[0] if missing else sorted(unknown)[0]
