@@ -87,8 +87,8 @@ def writable_target(path: Path) -> Path:
             raise ConfigError("a symlink to nothing: refusing to replace it", where=str(path),
                               hint="remove the link or give another path") from None
         return path
-    except OSError as e:
-        raise ConfigError(f"cannot write here: {e.strerror or e}", where=str(path)) from None
+    except OSError:
+        return path  # a parent that is a file, no permission...: the write itself reports it (OSError)
     if not stat.S_ISREG(info.st_mode):
         raise ConfigError(f"refusing to write over {_kind(info.st_mode)}", where=str(path),
                           hint="give the path of a regular file or a new one")
