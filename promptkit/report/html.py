@@ -12,9 +12,10 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from promptkit.metrics.base import percentile
+from promptkit.metrics.usage import latency_samples
 from promptkit.report.format import fmt, fmt_interval
 from promptkit.report.run_view import RunView, view_of_run
+from promptkit.stats import percentile
 
 if TYPE_CHECKING:
     from promptkit.evaluate import EvalRun, ExampleResult
@@ -37,7 +38,7 @@ def interval_svg(m: MetricValue, width: int = 160, height: int = 16) -> str:
         return 4 + (width - 8) * (v - bottom) / span
 
     return (f'<svg class="ci" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
-            f'<title>{esc(fmt(m.name, m.low, m.unit))} – {esc(fmt(m.name, m.high, m.unit))}</title>'
+            f'<title>{esc(fmt(m.name, m.low, m.unit, m.kind))} – {esc(fmt(m.name, m.high, m.unit, m.kind))}</title>'
             f'<line x1="4" x2="{width - 4}" y1="8" y2="8" stroke="#e2e8f0" stroke-width="4"/>'
             f'<line x1="{x(m.low):.1f}" x2="{x(m.high):.1f}" y1="8" y2="8" stroke="#93c5fd" stroke-width="6"/>'
             f'<circle cx="{x(m.value):.1f}" cy="8" r="4" fill="#1d4ed8"/></svg>')
@@ -47,10 +48,12 @@ def metrics_section(run: RunView) -> str:
     rows = []
     for m in run.metrics:
         arrow = "" if m.higher_is_better is None else "↑ higher is better" if m.higher_is_better else "↓ lower is better"
-        interval = fmt_interval(m.name, m.low, m.high, m.unit)
+        interval = fmt_interval(m.name, m.low, m.high, m.unit, m.kind)
         if m.value != m.value:  # NaN: a stored metric without a value
             continue
-        rows.append(f'<tr><td class="name">{esc(m.name)}</td><td class="num value">{esc(fmt(m.name, m.value, m.unit))}</td>'
+        note = f'<div class="note">{esc(m.note)}</div>' if m.note else ""
+        value = fmt(m.name, m.value, m.unit, m.kind)
+        rows.append(f'<tr><td class="name">{esc(m.name)}{note}</td><td class="num value">{esc(value)}</td>'
                     f'<td class="num">{esc(interval)}</td><td>{interval_svg(m)}</td><td>{esc(m.interval or "")}</td>'
                     f'<td class="num">{esc(m.n if m.n is not None else "")}</td><td class="dir">{esc(arrow)}</td></tr>')
     return ('<section><h2>Metrics</h2><table class="metrics"><thead><tr><th>metric</th><th>value</th>'
@@ -137,8 +140,12 @@ def histogram_svg(values: Sequence[float], bins: int = 20, width: int = 640, hei
 
 
 def latency_section(run: RunView) -> str:
-    times = [r.latency for r in run.results if not r.cached]  # the same examples as the latency metric
-    body = histogram_svg(times) if times else '<p class="note">every example came from the cache: no latencies</p>'
+    times, kind = latency_samples(run.results)  # the same samples as the latency metric
+    if not times:
+        body = '<p class="note">latency n/a: every example came from the cache, nothing was timed</p>'
+    else:
+        unit = "batches" if kind.startswith("per batch") else "calls"
+        body = f'<p class="note">{esc(kind)}: {len(times)} {unit} timed</p>' + histogram_svg(times)
     return f'<section><h2>Latency</h2>{body}</section>'
 
 
