@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from promptkit.cli.common import console, err_console, progress_bar, project_of
+from promptkit.cli.common import FiniteFloat, console, err_console, progress_bar, project_of
 from promptkit.config import atomic_write, check_writable
 from promptkit.errors import ConfigError, NotFoundError
 from promptkit.evaluate import EvalPlan, EvalRun, RunFailed, plan_eval, resolve_scoring, run_eval
@@ -33,14 +33,15 @@ REPORT_SUFFIXES = (".json", ".jsonl", ".csv", ".html", ".htm")
               help="Write a report here: .json, .jsonl, .csv or .html (a comparison's JSON when several runs are compared).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Examples per model batch.")
 @click.option("--concurrency", "-j", type=click.IntRange(min=1), help="Requests in flight at once (API providers).")
-@click.option("--temperature", type=click.FloatRange(0, 2), help="Override the prompt's temperature.")
+@click.option("--temperature", type=FiniteFloat(0, 2), help="Override the prompt's temperature.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Override the prompt's max_tokens.")
 @click.option("--no-store", is_flag=True, help="Do not record the run in .promptkit/runs.db.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache (.promptkit/cache.db).")
 @click.option("--resume", is_flag=False, flag_value=LATEST, default=None, metavar="[ID]",
               help="Continue an interrupted run (default: the latest unfinished run of the same plan).")
+@click.option("--force", is_flag=True, help="With --resume: take the run over even if it looks still running.")
 @click.option("--estimate", is_flag=True, help="Print tokens and money the run will take, call no model, and exit.")
-@click.option("--max-cost", type=click.FloatRange(min=0), metavar="DOLLARS",
+@click.option("--max-cost", type=FiniteFloat(min=0), metavar="DOLLARS",
               help="Stop before the run's spending would cross this; the run stays resumable.")
 @click.option("--judge", metavar="MODEL",
               help="Judge model: grades llm-rubric/factuality assertions; with two runs, judges them pairwise.")
@@ -51,7 +52,8 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
                  data: Path | None, split: str | None, limit: int | None, output: Path | None,
                  batch_size: int | None, concurrency: int | None, temperature: float | None,
                  max_tokens: int | None, no_store: bool, no_cache: bool, resume: str | None,
-                 estimate: bool, max_cost: float | None, judge: str | None, preferences: Path | None) -> None:
+                 estimate: bool, max_cost: float | None, force: bool, judge: str | None,
+                 preferences: Path | None) -> None:
     """Score prompt REFS (e.g. prompts/sentiment, sentiment@v2) on their eval suite.
 
     Several refs and/or several --model print one side-by-side comparison."""
@@ -82,6 +84,8 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
     _notes(plans, temperature, concurrency)
     if resume is not None and len(plans) > 1:
         raise ConfigError("--resume continues one run", hint="resume each prompt/model separately")
+    if force and resume is None:
+        raise ConfigError("--force only goes with --resume", hint="add --resume [ID]")
     if resume is not None and no_store:
         raise ConfigError("--resume needs the run store", hint="drop --no-store")
     cache = None
@@ -99,7 +103,7 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
     runs: list[EvalRun] = []
     for plan in plans:
         provider = _provider(plan, batch_size, concurrency, project)
-        run_id = _resume_id(store, plan, resume) if store is not None and resume is not None else None
+        run_id = _resume_id(store, plan, resume, force) if store is not None and resume is not None else None
         try:
             resolve_scoring(plan, provider, cache)  # the header names the scoring that will really run
         except BaseException:
@@ -172,7 +176,7 @@ def _provider(plan: EvalPlan, batch_size: int | None, concurrency: int | None, p
     return make_provider(plan.model.provider, plan.model.model, **options)
 
 
-def _resume_id(store: RunStore, plan: EvalPlan, resume: str) -> str:
+def _resume_id(store: RunStore, plan: EvalPlan, resume: str, force: bool = False) -> str:
     if resume == LATEST:
         record = store.latest_unfinished(plan.hash)
         if record is None:
@@ -185,9 +189,10 @@ def _resume_id(store: RunStore, plan: EvalPlan, resume: str) -> str:
                               where=str(store.path), hint=f"repeat its command: promptkit runs show {record.id}")
         if record.status == "finished":
             raise ConfigError(f"run {record.id} is already finished", hint="drop --resume to start a new run")
-    if process_alive(record):
-        raise ConfigError(f"run {record.id} is still running (process {record.pid})",
-                          hint="wait for it, or stop that process first")
+    if process_alive(record) and not force:
+        raise ConfigError(f"run {record.id} is still running (process {record.pid} on {record.host})",
+                          hint="wait for it (its lease runs out when it stops beating), or take it over with "
+                               "--resume --force once you know it has stopped")
     return record.id
 
 
