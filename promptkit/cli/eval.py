@@ -43,16 +43,25 @@ REPORT_SUFFIXES = (".json", ".jsonl", ".csv", ".html", ".htm")
 @click.option("--estimate", is_flag=True, help="Print tokens and money the run will take, call no model, and exit.")
 @click.option("--max-cost", type=FiniteFloat(min=0), metavar="DOLLARS",
               help="Stop before the run's spending would cross this; the run stays resumable.")
+@click.option("--judge", metavar="MODEL",
+              help="Judge model: grades llm-rubric/factuality assertions; with two runs, judges them pairwise.")
+@click.option("--preferences", type=click.Path(dir_okay=False, path_type=Path),
+              help="Pairwise judging: write the preference pairs here (default .promptkit/preferences/A-vs-B.jsonl).")
 @click.pass_context
 def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, ...], suite: str | None,
                  data: Path | None, split: str | None, limit: int | None, output: Path | None,
                  batch_size: int | None, concurrency: int | None, temperature: float | None,
                  max_tokens: int | None, no_store: bool, no_cache: bool, resume: str | None,
-                 estimate: bool, max_cost: float | None, force: bool) -> None:
+                 estimate: bool, max_cost: float | None, force: bool, judge: str | None,
+                 preferences: Path | None) -> None:
     """Score prompt REFS (e.g. prompts/sentiment, sentiment@v2) on their eval suite.
 
     Several refs and/or several --model print one side-by-side comparison."""
     project = project_of(ctx)
+    if judge is not None and not judge.strip():
+        raise ConfigError("--judge is empty", hint="give a model spec, e.g. --judge openai:gpt-4o-mini")
+    if preferences is not None:
+        check_writable(preferences, "--preferences")
     plans: list[EvalPlan] = []
     for ref in refs:
         version = project.library.resolve(ref)
@@ -61,8 +70,15 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
                 project, version,
                 suite=project.suite(suite) if suite else None,
                 model=model, data=data, split=split, limit=limit,
-                overrides={"temperature": temperature, "max_tokens": max_tokens},
+                overrides={"temperature": temperature, "max_tokens": max_tokens}, judge=judge,
             ))
+    pairwise = None
+    if judge is not None and len(plans) == 2:
+        from promptkit.judges import Judge
+
+        pairwise = Judge.resolve(judge, project, "--judge", plans[0].prices)
+    elif preferences is not None:
+        raise ConfigError("--preferences is written by pairwise judging", hint="compare two prompts or models with --judge MODEL")
     if output is not None:  # before any model call: a bad path or format must not cost a run
         _check_output(output, comparison=len(plans) > 1)
     _notes(plans, temperature, concurrency)
@@ -105,6 +121,8 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
                                max_cost=max_cost)
         finally:
             provider.close()
+            if plan.checks is not None:
+                plan.checks.close()  # the assertions' judge model
         runs.append(run)
         _print_run(run, project, show=len(plans) == 1 and run.status != "failed")
         if run.status == "failed":
@@ -116,8 +134,11 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
 
         comparison = compare([side_of_run(r, _side_name(r, runs)) for r in runs])
         print_comparison(comparison)
+        summary = comparison.to_dict()
+        if pairwise is not None:
+            summary["pairwise"] = _judge_pairwise(runs, pairwise, cache, preferences, project)
         if output is not None:
-            atomic_write(output, json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False))
+            atomic_write(output, json.dumps(summary, indent=2, ensure_ascii=False))
             err_console.print(f"comparison: {output}")
     elif output is not None:
         write_report(runs[0], output)
@@ -215,3 +236,25 @@ def _print_run(run: EvalRun, project: Project, show: bool) -> None:
                           f"continue with --resume {run.run_id or ''}[/yellow]")
     if run.run_id:
         err_console.print(f"[dim]run {run.run_id} recorded in {project.runs_path}[/dim]")
+
+
+def _judge_pairwise(runs: list[EvalRun], judge: Any, cache: Any, preferences: Path | None, project: Project) -> dict[str, Any]:
+    from promptkit.judges.pairwise import judge_pairs, write_preferences
+
+    a, b = runs
+    try:
+        with progress_bar(f"pairwise judging · {judge.ref.spec}") as progress:
+            progress(0, len(a.results))
+            result = judge_pairs(a, b, judge, cache)
+            progress(len(a.results), len(a.results))
+    finally:
+        judge.close()
+    safe = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in f"{_side_name(a, runs)}-vs-{_side_name(b, runs)}")
+    path = preferences or project.state_dir / "preferences" / f"{safe}.jsonl"
+    written = write_preferences(result, path)
+    console.print(f"[bold]pairwise[/bold] judged by {judge.ref.spec} (both orders): {result.a} wins {result.count('a')}, "
+                  f"{result.b} wins {result.count('b')}, ties {result.count('tie')}, judge errors {result.count('error')}"
+                  f"{', skipped ' + str(result.count('skipped')) if result.count('skipped') else ''}; "
+                  f"sign test p={result.p_value:.3g}")
+    err_console.print(f"[dim]{written} preference pairs: {path} · judge spent ${judge.spent:.6f}[/dim]")
+    return result.to_dict()

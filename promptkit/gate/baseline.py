@@ -30,6 +30,12 @@ CONTINUOUS = ("exact_match", "relevance", "answer_relevance", "bleu", "rouge_l")
 SCORE_DIGITS = 4
 
 
+def compared_metrics(names: list[str] | tuple[str, ...] | dict[str, float]) -> list[str]:
+    """CONTINUOUS plus the assertion pass rates among `names` (assertions, assert:NAME): their
+    per-example 0/1 values are stored in the baseline and compared pairwise like exact_match."""
+    return [*CONTINUOUS, *(n for n in names if n == "assertions" or n.startswith("assert:"))]
+
+
 @dataclass
 class Baseline:
     suite: str
@@ -85,7 +91,7 @@ def example_scores(runs: list[EvalRun]) -> dict[str, list[float | None]]:
     """Per-example values of the suite's continuous metrics (CONTINUOUS), aligned with
     runs[0].results, averaged over repeated runs and rounded; None where an example does not count."""
     out: dict[str, list[float | None]] = {}
-    for name in CONTINUOUS:
+    for name in compared_metrics([m.name for m in runs[0].metrics]):
         series = [next((m.per_example for m in run.metrics if m.name == name and m.per_example is not None), None)
                   for run in runs]
         if any(s is None or len(s) != len(run.results) for s, run in zip(series, runs, strict=True)):
