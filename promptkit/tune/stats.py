@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from promptkit.significance import ALPHA
+
 
 @dataclass(frozen=True)
 class McNemar:
@@ -19,7 +21,7 @@ class McNemar:
     def discordant(self) -> int:
         return self.a_only + self.b_only
 
-    def significant(self, alpha: float = 0.05) -> bool:
+    def significant(self, alpha: float = ALPHA) -> bool:
         return self.p_value < alpha
 
 
