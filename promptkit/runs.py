@@ -89,7 +89,8 @@ class RunStore:
             yield self._db
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # a Ctrl-C can land before BEGIN took effect or after COMMIT
+                self._db.execute("ROLLBACK")
             raise
 
     def create_run(self, settings: dict[str, Any], plan_hash: str | None = None) -> str:
