@@ -84,17 +84,18 @@ def publish_versions(root: Path, texts: dict[int, str], model: str) -> None:
 
 
 def scores_by_version(root: Path, model: str) -> dict[int, tuple[float, str]]:
-    """(accuracy, run id) of each version's latest eval with MODEL, read from the run store, not from the CLI."""
+    """(accuracy, run id) of each version's largest eval with MODEL, read from the run store, not from the CLI."""
     from promptkit.runs import RunStore
 
     store = RunStore(root / ".promptkit" / "runs.db")
-    found: dict[int, tuple[float, str]] = {}
-    for run in store.runs(prompt="review"):
+    found: dict[int, tuple[float, str, int]] = {}
+    for run in store.runs(prompt="review"):  # newest first; the full 40-row eval beats tune's 8-row one
         match = re.search(r"@v(\d)$", run.settings["prompt"])
-        if match and run.settings["model"] == model and int(match.group(1)) not in found:
-            found[int(match.group(1))] = (run.metric("accuracy") or 0.0, run.id)
+        examples = int(run.settings["examples"])
+        if match and run.settings["model"] == model and examples > found.get(int(match.group(1)), (0, "", 0))[2]:
+            found[int(match.group(1))] = (run.metric("accuracy") or 0.0, run.id, examples)
     store.close()
-    return found
+    return {n: (value, run_id) for n, (value, run_id, _) in found.items()}
 
 
 def paired(root: Path, run_a: str, run_b: str) -> tuple[int, int, float]:
