@@ -74,6 +74,17 @@ def suite_model(suite: Suite, version: PromptVersion | None = None) -> str:
     return suite.config.model or prompt_model or DEFAULT_MODEL
 
 
+class _ReadOnce(ModelRegistry):
+    """The project's model registry, parsed once for a whole history (one lookup per run otherwise)."""
+
+    _cached: dict[str, dict[str, Any]] | None = None
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        if self._cached is None:
+            self._cached = super().entries()
+        return self._cached
+
+
 def _resolve(spec: Any, registry: ModelRegistry | None) -> ModelRef | None:
     if not spec:
         return None
@@ -114,7 +125,7 @@ def history(project: Project, name: str, suite: Suite, metric: str | None = None
     collects how many versions were scored on other models (to point the user at them)."""
     metric = metric or primary_metric(suite)
     store = store or RunStore(project.runs_path)
-    registry = project.models
+    registry = _ReadOnce(project.models.path)
     target = resolve_model(model or suite_model(suite), registry)
     data_hash = file_hash(suite.dataset_path()) if suite.dataset_path().is_file() else None
     chosen: dict[int, tuple[RunRecord, float]] = {}
