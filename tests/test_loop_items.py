@@ -190,9 +190,10 @@ def test_prompt_list_survives_a_hand_edited_version(tmp_path: Path) -> None:
     v1 = root / "prompts" / "review" / "versions" / "v1.yaml"
     v1.write_text(v1.read_text().replace("Classify the sentiment", "Classify the mood"))
     result = run_cli("prompt", "list", cwd=root, env=ENV)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 2, result.stderr  # a broken input file, named on one error line
     assert "other" in result.stdout and "v1:BROKEN" in result.stdout and "v2:" in result.stdout, result.stdout
-    assert "BROKEN:" in result.stderr and "v1.yaml" in result.stderr and "was edited" in result.stderr, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and "v1.yaml" in line and "was edited" in line, result.stderr
 
 
 def test_runs_compare_warns_across_datasets(tmp_path: Path) -> None:

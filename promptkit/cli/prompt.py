@@ -54,8 +54,11 @@ def list_prompts(ctx: click.Context) -> None:
                 working = f"= {published}" if published else f"unpublished ({current.hash})"
         table.add_row(name, " ".join(cells) or "-", label_text or "-", working)
     console.print(table)
+    # The others are listed; each broken file is one error line, and the exit code says so (2).
     for problem in problems:
-        err_console.print(f"BROKEN: {problem}", style="yellow", markup=False, soft_wrap=True)
+        err_console.print(f"error: {problem}", markup=False, soft_wrap=True, highlight=False)
+    if problems:
+        ctx.exit(2)
 
 
 @prompt.command("show")
