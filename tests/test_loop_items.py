@@ -98,8 +98,7 @@ def test_one_significance_level_everywhere() -> None:
 
     from promptkit.cli.tune import comparison_table
     from promptkit.gate.thresholds import Thresholds
-    from promptkit.significance import ALPHA
-    from promptkit.tune.stats import McNemar
+    from promptkit.stats import ALPHA, McNemar
 
     assert ALPHA == 0.05 == Thresholds().alpha
     test = McNemar(100, 2, 9, 0.03)  # significant at 0.05, not at 0.01

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from promptkit.cli.common import console, project_of
-from promptkit.significance import ALPHA
+from promptkit.stats import ALPHA
 
 BAR = 30
 

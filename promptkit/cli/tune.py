@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from promptkit.cli.common import console, err_console, project_of
-from promptkit.significance import ALPHA
+from promptkit.stats import ALPHA
 
 
 class TuneGroup(click.Group):

@@ -21,7 +21,7 @@ from promptkit.library import PromptVersion
 from promptkit.models import DEFAULT_MODEL, ModelRef, ModelRegistry, resolve_model
 from promptkit.project import Project, Suite
 from promptkit.runs import RunRecord, RunStore
-from promptkit.tune.stats import ALPHA, McNemar, mcnemar
+from promptkit.stats import ALPHA, McNemar, mcnemar
 
 WINDOW = 3
 MARGIN = 0.01  # absolute, in metric units (0.01 = one accuracy point)
