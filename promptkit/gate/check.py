@@ -251,6 +251,11 @@ def compare(project: Project, runs: list[EvalRun], baseline: Baseline | None, th
     for c in comparisons:
         c.flipped = sorted((_flipped_row(runs[0], baseline, outcomes, k, c.metric) for k in c.worse_ids[:MAX_FLIPPED]),
                            key=lambda r: r["index"])
+    if not comparisons and not set(baseline.outcomes) & set(outcomes):
+        # a baseline that cannot be compared is an error, never a pass
+        raise ConfigError(f"the baseline shares no example with this run ({len(baseline.outcomes)} in the baseline, "
+                          f"{len(outcomes)} now): it cannot be compared", where=str(baseline_path(project, plan.suite)),
+                          hint="re-bless it with 'promptkit baseline bless' if the dataset changed on purpose")
     check.checks += decide(comparisons, thresholds, alpha)
     check.notes += notes
 
