@@ -144,7 +144,7 @@ def test_baseline_show_never_prints_an_empty_field(tmp_path: Path) -> None:
     baseline = {"format": 1, "suite": "review", "prompt": "review@v1", "prompt_hash": "abc", "model": "fake:x",
                 "dataset": "evals/data/reviews.jsonl", "dataset_hash": "d", "split": "test", "suite_hash": "s",
                 "repeat": 1, "blessed": "2026-12-02T10:00:00+00:00", "metrics": {"exact_match": 0.8, "rouge_l": 0.75},
-                "outcomes": {"a": {"correct": True}}}
+                "outcomes": {"a": {"correct": 1}}}
     (root / "evals" / "baselines").mkdir()
     (root / "evals" / "baselines" / "review.json").write_text(json.dumps(baseline))
     out = run_cli("baseline", "show", cwd=root, env=ENV).stdout
