@@ -416,9 +416,10 @@ def run_eval(
                 break
             if status != "finished":
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         if store is not None and run_id is not None:
             store.set_status(run_id, "interrupted", {**_cache_hits(list(done.values())), "stopped": "interrupted"})
+            interrupt.run_id = run_id  # type: ignore[attr-defined]  # named by the CLI's "--resume ID" hint
         raise
     results = [done[e.id] for e in plan.examples if e.id in done]
     values = compute_metrics(plan, results)

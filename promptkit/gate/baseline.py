@@ -21,6 +21,7 @@ from promptkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from promptkit.evaluate import EvalPlan, EvalRun
+    from promptkit.library import PromptVersion
     from promptkit.project import Project, Suite
 
 FORMAT = 1  # format 1 files without per-example "scores" (older baselines) still load; they compare accuracy/F1 only
@@ -296,11 +297,44 @@ def stale_reasons(project: Project, baseline: Baseline, plan: EvalPlan) -> list[
         reasons.append(f"split changed: baseline {baseline.split}, now {plan.split}")
     if baseline.suite_hash != suite_fingerprint(plan.suite):
         reasons.append("suite settings changed (task, scoring, split or dataset mapping)")
-    if "@working" not in baseline.prompt:
-        folder, _ = project.library.folder(plan.version.name)
-        if folder.version_numbers():
-            current = folder.resolve(None)
-            if current.hash != baseline.prompt_hash:
-                reasons.append(f"prompt's current version is {current.ref} ({current.hash}); "
-                               f"the baseline is for {baseline.prompt} ({baseline.prompt_hash})")
+    reasons += _newer_version(project, baseline, plan)
     return reasons
+
+
+def _newer_version(project: Project, baseline: Baseline, plan: EvalPlan) -> list[str]:
+    """The prompt's current version (production, else newest) differs from what was blessed: for a
+    blessed published version, whenever; for a blessed working copy, once a version has been published
+    after the blessing (the working copy then moved on into a version that was never blessed)."""
+    folder, _ = project.library.folder(plan.version.name)
+    if not folder.version_numbers():
+        return []
+    current = folder.resolve(None)
+    if current.hash == baseline.prompt_hash:
+        return []
+    if "@working" in baseline.prompt:
+        published = _published_at(current)
+        if published is None or not baseline.blessed or published < baseline.blessed:
+            return []
+        return [f"{current.ref} ({current.hash}) was published on {published}, after this baseline of the working "
+                f"copy ({baseline.prompt_hash}) was blessed on {baseline.blessed}"]
+    return [f"prompt's current version is {current.ref} ({current.hash}); "
+            f"the baseline is for {baseline.prompt} ({baseline.prompt_hash})"]
+
+
+def _published_at(version: PromptVersion) -> str | None:
+    """When a published version was written (its file's `created`), as an ISO time in UTC."""
+    from promptkit.config import load_yaml
+
+    try:
+        data, _ = load_yaml(version.source)
+    except ConfigError:
+        return None
+    created = data.get("created") if isinstance(data, dict) else None
+    return str(created) if created else None
+
+
+def rebless_hint(suite: Suite) -> str:
+    """What to run when a baseline is stale."""
+    option = "" if suite.name == suite.config.prompt else f" --suite {suite.name}"
+    return (f"re-bless the baseline: 'promptkit baseline bless {suite.config.prompt}{option}', "
+            f"then commit evals/{BASELINES_DIR}/{suite.name}.json")
