@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_cli
+from tests.helpers.cli import run_cli
+from tests.helpers.projects import ROOT
 
 
 def assert_clear_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.hard_helpers import CaseResult, load_cases, run_corpus
+from tests.helpers.error_corpus import CaseResult, load_cases, run_corpus
 
 CASES = load_cases()
 

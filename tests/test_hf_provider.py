@@ -13,7 +13,8 @@ import pytest
 from promptkit.errors import ConfigError
 from promptkit.providers.base import Request
 from promptkit.providers.hf import HFProvider
-from tests.conftest import ROOT, run_cli
+from tests.helpers.cli import run_cli
+from tests.helpers.projects import ROOT
 
 REVIEWS = [
     "Wow... Loved this place.",

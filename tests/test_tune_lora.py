@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.tune_helpers import make_job, write_project
+from tests.helpers.cli import run_cli
+from tests.helpers.projects import tune_job, tune_project
 
 pytestmark = pytest.mark.model
 
@@ -23,7 +23,7 @@ def test_lora_step_resume_register_and_eval(tmp_path: Path) -> None:
     from promptkit.tune.base import tuners
     from promptkit.tune.lora import has_checkpoint
 
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     events: list[object] = []
 
     def crash_after_first_step(event: object) -> None:
@@ -32,7 +32,7 @@ def test_lora_step_resume_register_and_eval(tmp_path: Path) -> None:
             raise Crash  # as if the process were killed right after the step-1 checkpoint
 
     options = {"batch_size": 2, "max_steps": 2, "checkpoint_every": 1, "r": 4, "alpha": 8, "threads": 2}
-    job = make_job(root, options, eval_limit=2, progress=crash_after_first_step)
+    job = tune_job(root, options, eval_limit=2, progress=crash_after_first_step)
     job.trainset.rows = job.trainset.rows[:6]
     tuner = tuners.get("lora")()
     estimate = tuner.estimate(job)
@@ -75,8 +75,8 @@ def _serve_adapter(root: Path, name: str) -> None:
     import os
     import urllib.request
 
-    from tests.conftest import ROOT
-    from tests.serve_helpers import start_serve
+    from tests.helpers.projects import ROOT
+    from tests.helpers.serving import start_serve
 
     process, url, _ = start_serve("--model", name, cwd=root, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
@@ -99,7 +99,7 @@ def test_sigkilled_tune_resumes_from_checkpoint(tmp_path: Path) -> None:
     import sys
     import time
 
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     args = ["tune", "review", "--backend", "lora", "--force", "--no-eval", "--limit", "8", "--batch-size", "2",
             "--max-steps", "3", "--checkpoint-every", "1", "--r", "2", "--threads", "1"]
     out = root / ".promptkit" / "adapters" / "review-lora"

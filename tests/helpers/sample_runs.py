@@ -1,4 +1,5 @@
-"""Runs for the metric and report tests, built through the real eval loop with the fake provider."""
+"""Eval runs for the metric, report and view tests: built through the real eval loop with the fake provider,
+or stored with hostile text (HTML, script) in every field."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ import shutil
 from pathlib import Path
 
 from promptkit.evaluate import EvalRun, ExampleResult, compute_metrics, plan_eval, run_eval
+from promptkit.metrics import MetricValue
 from promptkit.project import Project
 from promptkit.providers import make_provider
+from promptkit.runs import RunStore
+from tests.helpers.projects import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+HOSTILE_OUTPUT = '<script>window.__pwned = 1</script><b>bold</b>'
+HOSTILE_INPUT = '<img src=x onerror="window.__pwned = 2">'
+HOSTILE_PROMPT = '<i>evil</i>@v1'
 
 GENERATION_ROWS = [
     {"question": "What colour is the sky on a clear day?", "answer": "The sky is blue."},
@@ -57,3 +63,19 @@ def generation_run(tmp_path: Path) -> EvalRun:
     project = Project(tmp_path)
     plan = plan_eval(project, project.library.resolve("qa"))
     return run_eval(plan, make_provider("fake", "echo"))
+
+
+def hostile_run(project: Path) -> str:
+    """A stored run whose prompt name, input and output carry HTML and script."""
+    store = RunStore(project / ".promptkit" / "runs.db")
+    try:
+        run_id = store.create_run({"prompt": HOSTILE_PROMPT, "prompt_hash": "<h1>x</h1>", "suite": "<u>suite</u>",
+                                   "model": "fake:<s>m</s>", "task": "generation", "examples": 2,
+                                   "dataset": "/tmp/<b>d</b>.jsonl", "decoding": {"stop": ["</td>"]}})
+        results = [ExampleResult(f"e{i}", i, {"text": HOSTILE_INPUT}, "<em>expected</em>", HOSTILE_OUTPUT, HOSTILE_OUTPUT,
+                                 False, latency=0.01) for i in range(2)]
+        store.add_results(run_id, results)
+        store.finish_run(run_id, [MetricValue("exact_match", 0.0, True, 0.0, 0.6, n=2)])
+    finally:
+        store.close()
+    return run_id

@@ -168,8 +168,8 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class Double:
-    """Start with `with Double() as d:`; d.url is the base URL for the openai client."""
+class FineTuneServer:
+    """Start with `with FineTuneServer() as d:`; d.url is the base URL for the openai client."""
 
     def __init__(self) -> None:
         self.state = State()
@@ -180,7 +180,7 @@ class Double:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
-    def __enter__(self) -> Double:
+    def __enter__(self) -> FineTuneServer:
         self.thread.start()
         return self
 
@@ -190,7 +190,7 @@ class Double:
 
 
 if __name__ == "__main__":
-    with Double() as double:
+    with FineTuneServer() as double:
         print(double.url, flush=True)
         try:
             threading.Event().wait()
