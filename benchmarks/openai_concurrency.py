@@ -38,7 +38,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
-    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "helpers" / "fault_server.py"), "--latency", str(args.latency)],
+    fault_server = ROOT / "tests" / "helpers" / "fault_server.py"
+    server = subprocess.Popen([sys.executable, str(fault_server), "--latency", str(args.latency)],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None

@@ -283,17 +283,11 @@ def test_gate_compares_assertion_pass_rates(tmp_path: Path) -> None:
 def test_acceptance_judges_against_promptkit_serve(tmp_path: Path, embedded_provider: Any) -> None:
     """Acceptance 2: llm-rubric and pairwise judging end to end with `promptkit serve` (the embedded
     model) as the judge, through the openai provider: every judgment is a score or a judge error."""
-    import os
-    import threading
-
-    from tests.helpers.projects import ROOT
-    from tests.helpers.serving import start_serve
+    from tests.helpers.serving import serving
 
     _ = embedded_provider.hf_model  # converts the GGUF once into the session cache the server reuses
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PROMPTKIT_SERVE_API_KEY": "judge-key"}
-    process, url, log = start_serve("--max-tokens", "64", cwd=ROOT, env=env)
-    threading.Thread(target=lambda: log.extend(process.stderr or []), daemon=True).start()
-    try:
+    with serving("--max-tokens", "64", key="judge-key") as served:
+        url = served.url
         rows = [{"text": t, "ref": "x"} for t in ("The soup was cold.", "Great staff, lovely room.", "It broke.")]
         project = _project(tmp_path, "judge: served\nassert:\n  - {type: llm-rubric, value: 'Names a feeling.', "
                                      "metric: rubric}\n", rows=rows)
@@ -317,9 +311,6 @@ def test_acceptance_judges_against_promptkit_serve(tmp_path: Path, embedded_prov
         pairwise = json.loads((project / "c.json").read_text())["pairwise"]
         assert pairwise["a_wins"] + pairwise["b_wins"] + pairwise["ties"] + pairwise["judge_errors"] == 3
         assert 0 <= pairwise["sign_test_p"] <= 1
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_factuality_verdicts_and_judge_requests(tmp_path: Path) -> None:

@@ -5,16 +5,13 @@ alpha, baseline staleness and display, the Ctrl-C hint, `prompt list` with a bro
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.helpers.cli import run_cli
-from tests.helpers.projects import NEG, POS, ROOT, tune_project
+from tests.helpers.cli import run_cli, start_cli
+from tests.helpers.projects import NEG, POS, tune_project
 from tests.helpers.tiny_model import make_tiny_model
 
 ENV = {"COLUMNS": "200"}
@@ -160,9 +157,7 @@ def test_ctrl_c_names_the_run_to_resume(tmp_path: Path) -> None:
     root = tune_project(tmp_path / "p", style="text")
     data = write_reviews(tmp_path / "reviews.jsonl", 400)
     register_model(root, "slowfake", delay=0.01, batch_size=5)
-    proc = subprocess.Popen([sys.executable, "-m", "promptkit", "eval", "review", "-m", "slowfake", "--data", str(data)],
-                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = start_cli("eval", "review", "-m", "slowfake", "--data", str(data), cwd=root)
     db = root / ".promptkit" / "runs.db"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

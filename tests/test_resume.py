@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import run_cli_in_process
-from tests.helpers.projects import ROOT, register_model, write_reviews
+from tests.helpers.cli import run_cli_in_process, start_cli
+from tests.helpers.projects import register_model, write_reviews
 from tests.helpers.run_store import db_rows
 
 
 def _start(project: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "promptkit", "--project", str(project), "eval", "prompts/sentiment", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    return start_cli("--project", str(project), "eval", "prompts/sentiment", *args)
 
 
 def _wait_for_results(db: Path, at_least: int, proc: subprocess.Popen[str], timeout: float = 120) -> int:

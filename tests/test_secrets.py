@@ -9,7 +9,6 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -20,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.cli import cli_env
-from tests.helpers.projects import ROOT, copy_project
+from tests.helpers.cli import cli_env, eval_help, run_cli, start_cli
+from tests.helpers.projects import copy_project
 
 
 def commands() -> set[str]:
@@ -129,8 +128,7 @@ def secrets_check(tmp: Path, parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
     problems: list[str] = []
 
     def cli(name: str, *args: str, timeout: float = 180, **extra_env: str) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "promptkit", *args], cwd=project, capture_output=True, text=True,
-                              timeout=timeout, env={**env, **extra_env})
+        proc = run_cli(*args, cwd=project, timeout=timeout, env={**env, **extra_env})
         texts[name] = proc.stdout + proc.stderr
         ran.append(name)
         return proc
@@ -175,11 +173,8 @@ def secrets_check(tmp: Path, parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
 
         tune_root = tune_project(project / "tune-project")  # inside the scanned project folder
         with FineTuneServer() as double:
-            proc = subprocess.run(
-                [sys.executable, "-m", "promptkit", "tune", "review", "--backend", "openai", "--force", "--yes",
-                 "--no-eval", "--epochs", "2", "--poll-interval", "0.01"],
-                cwd=tune_root, capture_output=True, text=True, timeout=180,
-                env={**env, "OPENAI_BASE_URL": double.url})
+            proc = run_cli("tune", "review", "--backend", "openai", "--force", "--yes", "--no-eval", "--epochs", "2",
+                           "--poll-interval", "0.01", cwd=tune_root, timeout=180, env={**env, "OPENAI_BASE_URL": double.url})
             texts["tune hosted"] = proc.stdout + proc.stderr
             ran.append("tune hosted")
             if proc.returncode != 0:
@@ -191,9 +186,8 @@ def secrets_check(tmp: Path, parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
         pass
     elif "serve" in available:
         port = free_port()
-        serve = subprocess.Popen([sys.executable, "-m", "promptkit", "serve", "-m", "smollm2", "--name", "served",
-                                  "--port", str(port)], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True, env={**env, "PROMPTKIT_SERVE_API_KEY": key})
+        serve = start_cli("serve", "-m", "smollm2", "--name", "served", "--port", str(port), cwd=project,
+                          env={**env, "PROMPTKIT_SERVE_API_KEY": key})
         base = f"http://127.0.0.1:{port}/v1"
         try:
             deadline = time.monotonic() + 240
@@ -250,9 +244,7 @@ def test_key_never_in_argv_of_child_commands() -> None:
     OpenAI key on a command line (where `ps` shows it), except serve's own --api-key (env var too)."""
     if not has_provider("openai"):
         pytest.skip("openai provider not registered")
-    proc = subprocess.run([sys.executable, "-m", "promptkit", "eval", "--help"], capture_output=True, text=True,
-                          env=cli_env(), cwd=ROOT, timeout=120)
-    assert "--api-key" not in proc.stdout
+    assert "--api-key" not in eval_help()
 
 
 @pytest.mark.model

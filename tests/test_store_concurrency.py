@@ -79,12 +79,12 @@ def test_a_store_locked_past_the_timeout_is_a_clear_error(tmp_path: Path) -> Non
     import sys
     import time
 
-    from tests.helpers.cli import cli_env
+    from tests.helpers.cli import cli_env, run_cli
     from tests.helpers.projects import ROOT, copy_project
 
     project = copy_project(tmp_path / "project")
-    subprocess.run([sys.executable, "-m", "promptkit", "eval", "sentiment@v1", "-m", "fake:x", "--limit", "2"],
-                   cwd=project, env=cli_env(), check=True, capture_output=True, timeout=120)
+    first = run_cli("eval", "sentiment@v1", "-m", "fake:x", "--limit", "2", cwd=project, env=cli_env(), timeout=120)
+    assert first.returncode == 0, first.stderr
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
         "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(30)"),
@@ -92,9 +92,8 @@ def test_a_store_locked_past_the_timeout_is_a_clear_error(tmp_path: Path) -> Non
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         start = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "promptkit", "eval", "sentiment@v1", "-m", "fake:x", "--limit", "2"],
-                              cwd=project, env=cli_env(PROMPTKIT_LOCK_TIMEOUT="2"), capture_output=True, text=True,
-                              timeout=120)
+        proc = run_cli("eval", "sentiment@v1", "-m", "fake:x", "--limit", "2", cwd=project,
+                       env=cli_env(PROMPTKIT_LOCK_TIMEOUT="2"), timeout=120)
         assert time.monotonic() - start < 60
     finally:
         holder.kill()

@@ -22,14 +22,24 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, cwd: Path | str = ROOT, env: dict[str, str] | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run `python -m promptkit ARGS` in a real subprocess (the test's environment plus `env`)."""
+def run_cli(*args: str, cwd: Path | str = ROOT, env: dict[str, str] | None = None, timeout: float = 600,
+            module: str = "promptkit") -> subprocess.CompletedProcess[str]:
+    """Run `python -m promptkit ARGS` in a real subprocess (the test's environment plus `env`). `module` runs
+    another entry point, e.g. tests.helpers.fakes (the CLI with the test-only fake providers)."""
     return subprocess.run(
-        [sys.executable, "-m", "promptkit", *args],
+        [sys.executable, "-m", module, *args],
         cwd=cwd, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )
+
+
+def start_cli(*args: str, cwd: Path | str = ROOT, env: dict[str, str] | None = None, module: str = "promptkit",
+              **popen: Any) -> subprocess.Popen[str]:
+    """`python -m promptkit ARGS` started in the background (text mode; stdout and stderr piped unless
+    `popen` says otherwise), for tests that kill it or talk to it while it runs; `module` as for run_cli."""
+    popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen}
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, **popen)
 
 
 def run_cli_in_process(project: Path | None, *args: str, env: dict[str, str] | None = None) -> Any:

@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.cli import cli_env
+from tests.helpers.cli import cli_env, run_cli, start_cli
 from tests.helpers.run_store import run_status, store_check, store_rows
 
-EVAL_SLOW = [sys.executable, "-m", "tests.helpers.fakes", "eval", "sentiment@v1", "--suite", "slow", "-m", "slowfake:x"]
+EVAL_SLOW = ["eval", "sentiment@v1", "--suite", "slow", "-m", "slowfake:x"]  # run by tests.helpers.fakes
 
 
 def start_slow_eval(project: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """`promptkit eval` of the slow project's suite in the background (projects.slow_project)."""
-    return subprocess.Popen([*EVAL_SLOW, *extra], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cli_env(PROMPTKIT_CACHE_DIR=str(project / ".cache"), **(env or {})))
+    return start_cli(*EVAL_SLOW, *extra, cwd=project, module="tests.helpers.fakes",
+                     env=cli_env(PROMPTKIT_CACHE_DIR=str(project / ".cache"), **(env or {})))
 
 
 @dataclass
@@ -76,8 +75,8 @@ def kill_trial(project: Path, rng: Any, total: int, batch: int, resume: bool, ti
     if run_id and run_status(db, run_id) == "finished":  # the last batch beat the kill: nothing to resume
         after_resume = len(after) if resume else None
     elif resume and run_id:
-        done = subprocess.run([*EVAL_SLOW, "--resume", run_id], cwd=project, capture_output=True, text=True, timeout=timeout,
-                              env=cli_env(PROMPTKIT_CACHE_DIR=str(project / ".cache")))
+        done = run_cli(*EVAL_SLOW, "--resume", run_id, cwd=project, module="tests.helpers.fakes", timeout=timeout,
+                       env=cli_env(PROMPTKIT_CACHE_DIR=str(project / ".cache")))
         if done.returncode != 0:
             problems.append(f"--resume failed ({done.returncode}): {done.stderr[-500:]}")
         final = dict(store_rows(db).get(run_id, []))

@@ -14,10 +14,6 @@ from promptkit.providers import make_provider
 from promptkit.runs import RunStore
 from tests.helpers.projects import ROOT
 
-HOSTILE_OUTPUT = '<script>window.__pwned = 1</script><b>bold</b>'
-HOSTILE_INPUT = '<img src=x onerror="window.__pwned = 2">'
-HOSTILE_PROMPT = '<i>evil</i>@v1'
-
 GENERATION_ROWS = [
     {"question": "What colour is the sky on a clear day?", "answer": "The sky is blue."},
     {"question": "Name the capital of France.", "answer": "Paris is the capital of France."},
@@ -63,6 +59,12 @@ def generation_run(tmp_path: Path) -> EvalRun:
     project = Project(tmp_path)
     plan = plan_eval(project, project.library.resolve("qa"))
     return run_eval(plan, make_provider("fake", "echo"))
+
+
+# Text that must stay text wherever a run is shown.
+HOSTILE_OUTPUT = '<script>window.__pwned = 1</script><b>bold</b>'
+HOSTILE_INPUT = '<img src=x onerror="window.__pwned = 2">'
+HOSTILE_PROMPT = '<i>evil</i>@v1'
 
 
 def hostile_run(project: Path) -> str:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -16,13 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.cli import start_cli
 from tests.helpers.projects import ROOT
 
 
-def start_serve(*args: str, cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str, list[str]]:
+def start_serve(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str, list[str]]:
     """(process, base URL, stderr lines read so far). The URL comes from the server's ready line."""
-    process = subprocess.Popen([sys.executable, "-m", "promptkit", "serve", "--port", "0", *args],
-                               cwd=cwd, env=env, stderr=subprocess.PIPE, text=True)
+    process = start_cli("serve", "--port", "0", *args, cwd=cwd, env=env, stdout=None)
     assert process.stderr is not None
     log: list[str] = []
     for line in process.stderr:
@@ -39,7 +37,7 @@ _SERVER_KEY = object()
 class ServeClient:
     """JSON over HTTP to a running `promptkit serve`; `log` keeps growing with the server's stderr."""
 
-    def __init__(self, process: subprocess.Popen[str], url: str, log: list[str], key: str):
+    def __init__(self, process: subprocess.Popen[str], url: str, log: list[str], key: str | None):
         self.process, self.url, self.log, self.key = process, url, log, key
 
     def call(self, path: str, body: Any = None, key: Any = _SERVER_KEY, raw: bytes | None = None) -> tuple[int, Any]:
@@ -58,10 +56,9 @@ class ServeClient:
 
 
 @contextmanager
-def serving(*args: str, key: str) -> Iterator[ServeClient]:
-    """`promptkit serve --port 0 ARGS` on the repo's project with `key` from the environment, until the block ends."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PROMPTKIT_SERVE_API_KEY": key}
-    process, url, log = start_serve(*args, cwd=ROOT, env=env)
+def serving(*args: str, key: str | None = None, cwd: Path = ROOT) -> Iterator[ServeClient]:
+    """`promptkit serve --port 0 ARGS` in `cwd` (the key, if any, from the environment) until the block ends."""
+    process, url, log = start_serve(*args, cwd=cwd, env={"PROMPTKIT_SERVE_API_KEY": key} if key else None)
     drain = threading.Thread(target=lambda: log.extend(process.stderr or []), daemon=True)
     drain.start()
     try:
@@ -81,9 +78,7 @@ def free_port() -> int:
 def start_view(project: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
     """(process, start-up URL with its token). Waits until the app answers."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "promptkit", "--project", str(project), "view", "--port", str(port),
-                                *args], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    process = start_cli("--project", str(project), "view", "--port", str(port), *args, stdout=subprocess.DEVNULL)
     assert process.stderr is not None
     line = process.stderr.readline()
     assert "promptkit view: http" in line, line
