@@ -59,6 +59,8 @@ class EvalPlan:
     scoring: str
     metric_names: list[str]
     prices: dict[str, Price] | None = None  # None: the built-in table
+    # what the provider resolved to run with (hf: device, dtype), set by run_eval; not part of the hash
+    runtime: dict[str, Any] = field(default_factory=dict)
 
     @property
     def price(self) -> Price:
@@ -67,7 +69,8 @@ class EvalPlan:
     @property
     def hash(self) -> str:
         """Identifies the plan: a resumed run must have the same one."""
-        blob = json.dumps(self.settings(), sort_keys=True, default=str)
+        settings = {k: v for k, v in self.settings().items() if k != "runtime"}
+        blob = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property
@@ -92,6 +95,7 @@ class EvalPlan:
             "decoding": self.decoding,
             "scoring": self.scoring,
             "labels": self.labels,
+            **({"runtime": self.runtime} if self.runtime else {}),
         }
 
 
@@ -280,6 +284,7 @@ def run_eval(
 
     done: dict[str, ExampleResult] = {}
     resumed_with = None
+    plan.runtime = dict(provider.run_settings)
     if store is not None:
         if run_id is None:
             run_id = store.create_run(plan.settings(), plan.hash)

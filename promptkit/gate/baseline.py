@@ -45,6 +45,7 @@ class Baseline:
     outcomes: dict[str, dict[str, Any]]  # example id -> {correct, prediction, tokens, cost[, scores]}
     blessed: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    runtime: dict[str, Any] = field(default_factory=dict)  # what the model ran with when blessed (hf: device, dtype)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +53,7 @@ class Baseline:
             "model": self.model, "dataset": self.dataset, "dataset_hash": self.dataset_hash, "split": self.split,
             "suite_hash": self.suite_hash, "repeat": self.repeat, "blessed": self.blessed,
             "metrics": dict(sorted(self.metrics.items())), "outcomes": dict(sorted(self.outcomes.items())),
+            **({"runtime": self.runtime} if self.runtime else {}),
         }
 
 
@@ -149,6 +151,7 @@ def make_baseline(project: Project, runs: list[EvalRun]) -> Baseline:
         dataset=relative(plan.data_path, project.root), dataset_hash=plan.data_hash, split=plan.split,
         suite_hash=suite_fingerprint(plan.suite), repeat=len(runs), metrics=mean_metrics(runs),
         outcomes=outcomes_of(runs), blessed=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        runtime=dict(plan.runtime),
     )
 
 
@@ -184,6 +187,7 @@ def load_baseline(path: Path) -> Baseline | None:
             split=data.get("split"), suite_hash=str(data["suite_hash"]), repeat=int(data.get("repeat", 1)),
             metrics={str(k): float(v) for k, v in data["metrics"].items()},
             outcomes={str(k): dict(v) for k, v in data["outcomes"].items()}, blessed=str(data.get("blessed", "")),
+            runtime=dict(data.get("runtime") or {}),
         )
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"baseline is not valid JSON: {e}", where=str(path), hint="re-bless it") from None
