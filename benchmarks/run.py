@@ -405,7 +405,8 @@ def bench_against_lmeval(limit: int | None, rounds: int) -> None:
     from promptkit.providers import make_provider
 
     ref = resolve_model("smollm2")
-    model_dir = make_provider(ref.provider, ref.model)._source()
+    provider: Any = make_provider(ref.provider, ref.model)
+    model_dir = provider._source()
     have_lmeval = LMEVAL_PY.is_file()
     work = Path(tempfile.mkdtemp(prefix="lmeval-"))
     (work / "tasks").mkdir()
@@ -471,6 +472,20 @@ def bench_against_lmeval(limit: int | None, rounds: int) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+SECTIONS = ("help", "startup", "lmeval", "chat", "cached", "dtypes", "naive", "lora")
+
+
+def bench_fast_vs_naive(scoring_n: int, naive_n: int, gen_n: int, gen_naive_n: int) -> None:
+    from promptkit.models import resolve_model
+    from promptkit.providers import make_provider
+
+    ref = resolve_model("smollm2")
+    provider: Any = make_provider(ref.provider, ref.model, batch_size=16, dtype="float32")
+    bench_scoring(provider, scoring_n, naive_n)
+    bench_generation(provider, gen_n, gen_naive_n)
+    provider.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of every figure")
@@ -478,7 +493,9 @@ def main() -> None:
                         help="reviews scored in-process (the whole-process eval scores all 1000)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the whole-process comparison")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results.json")
+    parser.add_argument("--skip", default="", help=f"comma-separated sections to leave out: {','.join(SECTIONS)}")
     args = parser.parse_args()
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if not YELP.is_file():
         sys.exit(f"benchmark data not found: {YELP}")
     q = args.quick
@@ -486,23 +503,22 @@ def main() -> None:
     gen_n, gen_naive_n = (16, 4) if q else (256, 12)  # 4 interleaved rounds of 64: what the eval loop hands over
     eval_limit = 48 if q else None
 
-    from promptkit.models import resolve_model
-    from promptkit.providers import make_provider
-
     start = time.perf_counter()
     print(f"promptkit benchmark · {os.cpu_count()} cores · load {os.getloadavg()[0]:.1f}")
-    bench_help()
-    bench_startup()
-    bench_against_lmeval(eval_limit, 1 if q else args.rounds)
-    bench_precision_suites(eval_limit)
-    bench_cached_rerun(16 if q else 1000)
-    bench_dtypes(scoring_n, gen_n)
-    ref = resolve_model("smollm2")
-    provider: Any = make_provider(ref.provider, ref.model, batch_size=16, dtype="float32")
-    bench_scoring(provider, scoring_n, naive_n)
-    bench_generation(provider, gen_n, gen_naive_n)
-    provider.close()
-    bench_lora(2 if q else 12, 1 if q else 2)
+    sections = {
+        "help": bench_help,
+        "startup": bench_startup,
+        "lmeval": lambda: bench_against_lmeval(eval_limit, 1 if q else args.rounds),
+        "chat": lambda: bench_precision_suites(eval_limit),
+        "cached": lambda: bench_cached_rerun(16 if q else 1000),
+        "dtypes": lambda: bench_dtypes(scoring_n, gen_n),
+        "naive": lambda: bench_fast_vs_naive(scoring_n, naive_n, gen_n, gen_naive_n),
+        "lora": lambda: bench_lora(2 if q else 12, 1 if q else 2),
+    }
+    assert list(sections) == list(SECTIONS)
+    for name, run in sections.items():
+        if name not in skip:
+            run()
     results["_total_seconds"] = time.perf_counter() - start
     results["_load_average"] = os.getloadavg()[0]
     args.output.write_text(json.dumps(results, indent=2))
