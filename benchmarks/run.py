@@ -494,13 +494,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the whole-process comparison")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results.json")
     parser.add_argument("--skip", default="", help=f"comma-separated sections to leave out: {','.join(SECTIONS)}")
+    parser.add_argument("--lora-steps", type=int, default=12)
+    parser.add_argument("--generation-n", type=int, default=256)
     args = parser.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if not YELP.is_file():
         sys.exit(f"benchmark data not found: {YELP}")
     q = args.quick
     scoring_n, naive_n = (48, 8) if q else (args.scoring_n, 40)
-    gen_n, gen_naive_n = (16, 4) if q else (256, 12)  # 4 interleaved rounds of 64: what the eval loop hands over
+    gen_n, gen_naive_n = (16, 4) if q else (args.generation_n, 12)  # 4 interleaved rounds of 64: what the eval loop hands over
     eval_limit = 48 if q else None
 
     start = time.perf_counter()
@@ -513,12 +515,17 @@ def main() -> None:
         "cached": lambda: bench_cached_rerun(16 if q else 1000),
         "dtypes": lambda: bench_dtypes(scoring_n, gen_n),
         "naive": lambda: bench_fast_vs_naive(scoring_n, naive_n, gen_n, gen_naive_n),
-        "lora": lambda: bench_lora(2 if q else 12, 1 if q else 2),
+        "lora": lambda: bench_lora(2 if q else args.lora_steps, 1 if q else 2),
     }
     assert list(sections) == list(SECTIONS)
     for name, run in sections.items():
-        if name not in skip:
+        if name in skip:
+            continue
+        try:
             run()
+        except Exception as e:  # noqa: BLE001 - one broken section must not lose the others' figures
+            report(f"{name}_section", "failed", "", note=f"{type(e).__name__}: {e}"[:300])
+        args.output.write_text(json.dumps(results, indent=2))  # written as it goes: a long run keeps what it has
     results["_total_seconds"] = time.perf_counter() - start
     results["_load_average"] = os.getloadavg()[0]
     args.output.write_text(json.dumps(results, indent=2))
