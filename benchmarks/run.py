@@ -472,7 +472,7 @@ def bench_against_lmeval(limit: int | None, rounds: int) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-SECTIONS = ("help", "startup", "lmeval", "chat", "cached", "dtypes", "naive", "lora")
+SECTIONS = ("help", "startup", "lmeval", "dtypes", "lora", "chat", "cached", "naive")
 
 
 def bench_fast_vs_naive(scoring_n: int, naive_n: int, gen_n: int, gen_naive_n: int) -> None:
@@ -511,11 +511,11 @@ def main() -> None:
         "help": bench_help,
         "startup": bench_startup,
         "lmeval": lambda: bench_against_lmeval(eval_limit, 1 if q else args.rounds),
+        "dtypes": lambda: bench_dtypes(scoring_n, gen_n),
+        "lora": lambda: bench_lora(2 if q else args.lora_steps, 1 if q else 2),
         "chat": lambda: bench_precision_suites(eval_limit),
         "cached": lambda: bench_cached_rerun(16 if q else 1000),
-        "dtypes": lambda: bench_dtypes(scoring_n, gen_n),
         "naive": lambda: bench_fast_vs_naive(scoring_n, naive_n, gen_n, gen_naive_n),
-        "lora": lambda: bench_lora(2 if q else args.lora_steps, 1 if q else 2),
     }
     assert list(sections) == list(SECTIONS)
     for name, run in sections.items():

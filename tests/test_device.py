@@ -137,3 +137,14 @@ def test_auto_identity_imports_no_torch_once_the_machine_is_measured(tmp_path: P
     flags = device.cpu_flags()
     expected = "cpu/bfloat16" if any(f in flags for f in device.NATIVE_BF16_FLAGS) else "cpu/float32"
     assert out.stdout.split() == [expected, "False"]
+
+
+def test_cli_rejects_an_unknown_dtype_in_one_line(project: Path) -> None:
+    from tests.conftest import run_cli
+
+    suite = project / "evals" / "sentiment.yaml"
+    suite.write_text(suite.read_text().replace("provider_options: {", "provider_options: {dtype: fp8, "))
+    result = run_cli("eval", "sentiment", "--limit", "2", "--no-store", "--no-cache", cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "unknown dtype 'fp8'" in result.stderr
+    assert "float32" in result.stderr  # the fix: the allowed values
