@@ -164,8 +164,11 @@ class HFProvider(Provider):
             precision = self.precision
             torch.set_num_threads(self.threads)
             with _loading("the model", source, INCOMPLETE_MODEL):
-                # weights are read straight into the target dtype and device: no fp32 copy first
-                model: Any = AutoModelForCausalLM.from_pretrained(str(source), dtype=getattr(torch, precision.dtype))
+                from promptkit.providers.hf_convert import in_dtype
+
+                # weights are read straight into the target dtype (from a copy saved in it, for converted models)
+                weights = in_dtype(source, precision.dtype)
+                model: Any = AutoModelForCausalLM.from_pretrained(str(weights), dtype=getattr(torch, precision.dtype))
             if precision.device != "cpu":
                 model.to(precision.device)
             adapter = self.options.get("adapter")

@@ -92,3 +92,29 @@ def files_identity(model: str, adapter: Any) -> dict[str, Any]:
         files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
         ident["adapter"] = {"path": str(folder), "hash": digest(files) if files else None}
     return ident
+
+
+def in_dtype(folder: Path, dtype: str) -> Path:
+    """A converted folder's weights saved once more in `dtype` (bf16: half the bytes to read and to keep in
+    memory, as the fp32 file is memory-mapped while it is cast). Only for folders this module converted;
+    the tokenizer stays in the original folder."""
+    models = cache_dir() / "models"
+    if dtype == "float32" or folder.resolve().parent != models.resolve():
+        return folder
+    target = folder.parent / f"{folder.name}-{dtype}"
+    if (target / "config.json").is_file():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=getattr(torch, dtype))
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=folder.parent))
+    try:
+        model.save_pretrained(tmp)
+        os.replace(tmp, target)
+    except OSError:
+        if not (target / "config.json").is_file():  # another process may have won the race
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -146,18 +146,22 @@ def run(model: Any, batch: Packed, kv: KV | None, use_cache: bool = False) -> tu
 
 
 def logprobs(model: Any, hidden: torch.Tensor) -> torch.Tensor:
-    """Log-probabilities of the next token for hidden states [..., H], in fp32 whatever the model's dtype:
-    a bf16 projection rounds logits near 20 to +-0.06, enough to flip close label decisions. It runs at a
-    few positions per example, so an fp32 copy of the projection costs little time."""
+    """Log-probabilities of the next token for hidden states [N, H], in fp32 whatever the model's dtype:
+    a bf16 projection rounds logits near 20 by up to +-0.06, enough to flip close label decisions. It runs
+    at a few positions per example, so casting the projection to fp32 (in slices, to keep memory flat)
+    costs little time."""
     head = model.get_output_embeddings()
     if hidden.dtype == torch.float32:
         return torch.log_softmax(head(hidden).float(), dim=-1)
-    weight = getattr(head, "_promptkit_fp32", None)
-    if weight is None or weight.device != head.weight.device:
-        weight = head.weight.detach().float()
-        head._promptkit_fp32 = weight  # dropped with the model
-    bias = None if head.bias is None else head.bias.float()
-    return torch.log_softmax(torch.nn.functional.linear(hidden.float(), weight, bias), dim=-1)
+    h, weight = hidden.float(), head.weight
+    logits = torch.cat([h @ weight[s: s + VOCAB_SLICE].float().T for s in range(0, weight.shape[0], VOCAB_SLICE)],
+                       dim=-1)
+    if head.bias is not None:
+        logits += head.bias.float()
+    return torch.log_softmax(logits, dim=-1)
+
+
+VOCAB_SLICE = 8192
 
 
 def score_batch(model: Any, contexts: Sequence[Sequence[int]], conts: Sequence[dict[str, list[int]]],
