@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from promptkit.data import Example, file_hash, load_examples, select_split
-from promptkit.errors import ConfigError, NotFoundError
+from promptkit.errors import ConfigError, NotFoundError, PromptkitError
 from promptkit.library import PromptVersion
 from promptkit.metrics import DEFAULT_METRICS, MetricValue, metrics
 from promptkit.models import DEFAULT_MODEL, ModelRef, resolve_model
@@ -59,17 +59,28 @@ class EvalPlan:
     scoring: str
     metric_names: list[str]
     prices: dict[str, Price] | None = None  # None: the built-in table
+    # Set by resolve_scoring when the provider cannot give the scoring asked for:
+    scoring_asked: str | None = None  # what the suite asked ("loglik"); `scoring` is what ran
+    scoring_note: str | None = None  # why
+    probed: bool = False  # resolve_scoring has asked the provider
     # what the provider resolved to run with (hf: device, dtype), set by run_eval; not part of the hash
     runtime: dict[str, Any] = field(default_factory=dict)
 
     @property
     def price(self) -> Price:
+        """The project's price for the model spec as written (`prices: {smollm2: ...}`), else for the model."""
+        if self.prices is not None and self.model.spec in self.prices:
+            return self.prices[self.model.spec]
         return price_for(self.model.model, self.prices)
 
     @property
     def hash(self) -> str:
-        """Identifies the plan: a resumed run must have the same one."""
-        settings = {k: v for k, v in self.settings().items() if k != "runtime"}
+        """Identifies the plan: a resumed run must have the same one (whatever scoring the endpoint gave,
+        whatever precision the machine chose)."""
+        settings = self.settings()
+        settings.pop("scoring_note", None)
+        settings.pop("runtime", None)
+        settings["scoring"] = self.scoring_asked or self.scoring
         blob = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -95,8 +106,8 @@ class EvalPlan:
             "decoding": self.decoding,
             "scoring": self.scoring,
             "labels": self.labels,
-            **({"runtime": self.runtime} if self.runtime else {}),
-        }
+        } | ({"scoring_note": self.scoring_note} if self.scoring_note else {}) | (
+            {"runtime": self.runtime} if self.runtime else {})
 
 
 @dataclass
@@ -107,7 +118,7 @@ class EvalRun:
     confusion: dict[str, dict[str, int]] | None = None
     run_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    status: str = "finished"  # or "interrupted" (stopped by --max-cost or Ctrl-C; resumable)
+    status: str = "finished"  # or "interrupted" (--max-cost or Ctrl-C; resumable), or "failed" (every example failed)
 
     def metric(self, name: str) -> float | None:
         return next((m.value for m in self.metrics if m.name == name), None)
@@ -152,6 +163,8 @@ def plan_eval(
         examples = examples[: max(0, limit)]
     if not examples:
         raise ConfigError("no examples to evaluate", where=str(data_path))
+    if task == "classification":
+        check_targets(spec.labels, [e.target for e in examples], str(data_path))
 
     settings = spec.settings
     decoding = {"temperature": settings.temperature, "max_tokens": settings.max_tokens, "stop": list(settings.stop)}
@@ -169,7 +182,7 @@ def plan_eval(
 
 def build_request(plan: EvalPlan, example: Example) -> Request:
     rendered = plan.version.template.render(example.vars, what=f"example {example.index + 1} of {plan.data_path}")
-    labels = plan.labels if plan.task == "classification" and plan.scoring == "loglik" else None
+    labels = plan.labels if plan.task == "classification" and (plan.scoring_asked or plan.scoring) == "loglik" else None
     return Request(
         id=example.id,
         text=rendered.text,
@@ -243,6 +256,51 @@ def compute_metrics(plan: EvalPlan, results: Sequence[ExampleResult]) -> list[Me
 ProgressFn = Callable[[int, int], None]
 
 
+class RunFailed(PromptkitError):
+    """The run cannot go on (bad API key, endpoint down) or every example failed: exit 1."""
+
+    exit_code = 1
+
+
+def check_targets(plan_labels: Sequence[str] | None, targets: Sequence[str | None], where: str) -> None:
+    """Refuse a classification dataset whose targets are not all in the prompt's label set."""
+    if not plan_labels:
+        return
+    unknown = sorted({t for t in targets if t is not None and t not in plan_labels})
+    if unknown:
+        shown = ", ".join(repr(t) for t in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise ConfigError(f"dataset targets {shown} are not in the prompt's labels {list(plan_labels)}", where=where,
+                          hint="make the labels match the dataset's target values")
+
+
+def resolve_scoring(plan: EvalPlan, provider: Provider, cache: Any | None = None) -> None:
+    """Send the first uncached request alone (the run reuses its answer). Raises RunFailed when it
+    shows the run cannot go on (bad key, endpoint down), before a whole batch is sent; for label
+    scoring, records in the plan the scoring the provider really gives, with why, when it is not
+    what the suite asked for."""
+    resolve = getattr(provider, "resolve_scoring", None)
+    if resolve is None or plan.probed:
+        return
+    requests = [build_request(plan, e) for e in plan.examples]
+    if cache is not None:
+        from promptkit.cache import provider_identity, request_key
+
+        identity = provider_identity(provider, cache)
+        keys = [request_key(identity, r) for r in requests]
+        hits = cache.get_many(keys)
+        requests = [r for r, k in zip(requests, keys, strict=True) if k not in hits]
+    if not requests:
+        return
+    plan.probed = True
+    mode, note = resolve(requests[0])
+    fatal = getattr(provider, "fatal", None)
+    if fatal:
+        raise RunFailed(fatal)
+    if plan.task == "classification" and plan.scoring == "loglik":
+        plan.scoring_asked = plan.scoring
+        plan.scoring, plan.scoring_note = mode, note
+
+
 class BudgetExceeded(Exception):
     """Raised inside run_eval when the next call would cross --max-cost; the run stops cleanly."""
 
@@ -284,6 +342,7 @@ def run_eval(
 
     done: dict[str, ExampleResult] = {}
     resumed_with = None
+    resolve_scoring(plan, provider, cache)
     plan.runtime = dict(provider.run_settings)
     if store is not None:
         if run_id is None:
@@ -342,6 +401,10 @@ def run_eval(
             finished += len(batch)
             if progress:
                 progress(finished, len(plan.examples))
+            fatal = getattr(provider, "fatal", None)
+            if fatal:  # a bad key or a dead endpoint: every further call would fail too
+                status = "failed"
+                break
             if status != "finished":
                 break
     except KeyboardInterrupt:
@@ -354,8 +417,16 @@ def run_eval(
     extra = _cache_hits(results)
     if resumed_with is not None:
         extra["resumed_with"] = resumed_with  # results the run held when this process took it over
-    if status != "finished":
+    if status == "failed":
+        extra.update(stopped=getattr(provider, "fatal", None), remaining=len(plan.examples) - len(results))
+    elif status != "finished":
         extra.update(stopped="max-cost", max_cost=max_cost, remaining=len(plan.examples) - len(results))
+    if status == "finished" and results and all(r.error is not None for r in results):
+        status = "failed"  # nothing was scored: a run of errors is not a result
+        extra["stopped"] = f"every example failed; first: {results[0].error}"
+    modes = getattr(provider, "scoring_modes", None)
+    if isinstance(modes, dict) and modes:
+        extra["scoring_modes"] = dict(modes)  # which scoring each request really got
     stats = getattr(provider, "stats", None)
     if isinstance(stats, dict) and stats.get("requests"):
         extra["provider_stats"] = {k: v for k, v in stats.items() if k != "faults_reported"}

@@ -28,7 +28,8 @@ def _record(project: Project, version: int, correct: list[bool], suite: str = "r
 
 
 def test_mcnemar_exact() -> None:
-    from promptkit.tune.stats import mcnemar, mcnemar_exact
+    from promptkit.stats import mcnemar
+    from promptkit.stats import mcnemar_two_sided as mcnemar_exact
 
     assert mcnemar_exact(0, 0) == 1.0
     assert mcnemar_exact(5, 5) == 1.0

@@ -8,16 +8,17 @@ from typing import Any
 
 import click
 
-from promptkit.cli.common import console, err_console, progress_bar, project_of
+from promptkit.cli.common import FiniteFloat, console, err_console, progress_bar, project_of
 from promptkit.config import atomic_write, check_writable
 from promptkit.errors import ConfigError, NotFoundError
-from promptkit.evaluate import EvalPlan, EvalRun, plan_eval, run_eval
+from promptkit.evaluate import EvalPlan, EvalRun, RunFailed, plan_eval, resolve_scoring, run_eval
 from promptkit.project import Project
 from promptkit.providers import Provider, make_provider
 from promptkit.report import write_report
 from promptkit.runs import RunStore, process_alive
 
 LATEST = "latest"
+REPORT_SUFFIXES = (".json", ".jsonl", ".csv", ".html", ".htm")
 
 
 @click.command("eval")
@@ -32,27 +33,26 @@ LATEST = "latest"
               help="Write a report here: .json, .jsonl, .csv or .html (a comparison's JSON when several runs are compared).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Examples per model batch.")
 @click.option("--concurrency", "-j", type=click.IntRange(min=1), help="Requests in flight at once (API providers).")
-@click.option("--temperature", type=click.FloatRange(0, 2), help="Override the prompt's temperature.")
+@click.option("--temperature", type=FiniteFloat(0, 2), help="Override the prompt's temperature.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Override the prompt's max_tokens.")
 @click.option("--no-store", is_flag=True, help="Do not record the run in .promptkit/runs.db.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache (.promptkit/cache.db).")
 @click.option("--resume", is_flag=False, flag_value=LATEST, default=None, metavar="[ID]",
               help="Continue an interrupted run (default: the latest unfinished run of the same plan).")
+@click.option("--force", is_flag=True, help="With --resume: take the run over even if it looks still running.")
 @click.option("--estimate", is_flag=True, help="Print tokens and money the run will take, call no model, and exit.")
-@click.option("--max-cost", type=click.FloatRange(min=0), metavar="DOLLARS",
+@click.option("--max-cost", type=FiniteFloat(min=0), metavar="DOLLARS",
               help="Stop before the run's spending would cross this; the run stays resumable.")
 @click.pass_context
 def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, ...], suite: str | None,
                  data: Path | None, split: str | None, limit: int | None, output: Path | None,
                  batch_size: int | None, concurrency: int | None, temperature: float | None,
                  max_tokens: int | None, no_store: bool, no_cache: bool, resume: str | None,
-                 estimate: bool, max_cost: float | None) -> None:
+                 estimate: bool, max_cost: float | None, force: bool) -> None:
     """Score prompt REFS (e.g. prompts/sentiment, sentiment@v2) on their eval suite.
 
     Several refs and/or several --model print one side-by-side comparison."""
     project = project_of(ctx)
-    if output is not None:
-        check_writable(output)
     plans: list[EvalPlan] = []
     for ref in refs:
         version = project.library.resolve(ref)
@@ -63,8 +63,13 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
                 model=model, data=data, split=split, limit=limit,
                 overrides={"temperature": temperature, "max_tokens": max_tokens},
             ))
+    if output is not None:  # before any model call: a bad path or format must not cost a run
+        _check_output(output, comparison=len(plans) > 1)
+    _notes(plans, temperature, concurrency)
     if resume is not None and len(plans) > 1:
         raise ConfigError("--resume continues one run", hint="resume each prompt/model separately")
+    if force and resume is None:
+        raise ConfigError("--force only goes with --resume", hint="add --resume [ID]")
     if resume is not None and no_store:
         raise ConfigError("--resume needs the run store", hint="drop --no-store")
     cache = None
@@ -82,7 +87,15 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
     runs: list[EvalRun] = []
     for plan in plans:
         provider = _provider(plan, batch_size, concurrency, project)
-        run_id = _resume_id(store, plan, resume) if store is not None and resume is not None else None
+        run_id = _resume_id(store, plan, resume, force) if store is not None and resume is not None else None
+        try:
+            resolve_scoring(plan, provider, cache)  # the header names the scoring that will really run
+        except BaseException:
+            provider.close()
+            raise
+        if plan.scoring_note:
+            err_console.print(f"[yellow]note: scoring {plan.scoring}, not {plan.scoring_asked}: {plan.scoring_note}"
+                              "[/yellow]", soft_wrap=True)
         console.print(f"[dim]{plan.version.ref} ({plan.version.hash}) · suite {plan.suite.name} · "
                           f"{len(plan.examples)} examples · {plan.model.spec} · {plan.task} ({plan.scoring})"
                           f"{' · resuming ' + run_id if run_id else ''}[/dim]")
@@ -93,7 +106,10 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
         finally:
             provider.close()
         runs.append(run)
-        _print_run(run, project, show=len(plans) == 1)
+        _print_run(run, project, show=len(plans) == 1 and run.status != "failed")
+        if run.status == "failed":
+            raise RunFailed(f"run of {plan.version.ref} on {plan.model.spec} failed: {run.extra.get('stopped')}",
+                            hint=f"recorded as failed in {project.runs_path}" if run.run_id else None)
     if len(runs) > 1:
         from promptkit.cli.runs import print_comparison
         from promptkit.compare import compare, side_of_run
@@ -108,6 +124,27 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
         err_console.print(f"report: {output}")
 
 
+def _check_output(output: Path, comparison: bool) -> None:
+    suffix = output.suffix.lower()
+    if comparison and suffix != ".json":
+        raise ConfigError("a comparison of several runs is written as JSON", where=str(output),
+                          hint="name the file .json, or write one report per run")
+    if suffix not in REPORT_SUFFIXES:
+        raise ConfigError(f"unknown report format {output.suffix or '(no suffix)'!r}", where=str(output),
+                          hint="name the file .json, .jsonl, .csv or .html")
+    check_writable(output)
+
+
+def _notes(plans: list[EvalPlan], temperature: float | None, concurrency: int | None) -> None:
+    """Say when an option has no effect, rather than ignore it silently."""
+    if temperature is not None and any(p.task == "classification" and p.scoring == "loglik" for p in plans):
+        err_console.print("[yellow]note: --temperature has no effect on log-likelihood scoring "
+                          "(labels are scored, not sampled)[/yellow]", soft_wrap=True)
+    if concurrency is not None and any(p.model.provider != "openai" for p in plans):
+        err_console.print("[yellow]note: -j/--concurrency applies to API models only; a local model runs one "
+                          "batch at a time (use --batch-size)[/yellow]", soft_wrap=True)
+
+
 def _provider(plan: EvalPlan, batch_size: int | None, concurrency: int | None, project: Project) -> Provider:
     # project_root: where an API provider finds the project's price table.
     options: dict[str, Any] = {"project_root": str(project.root), **plan.model.options}
@@ -118,7 +155,7 @@ def _provider(plan: EvalPlan, batch_size: int | None, concurrency: int | None, p
     return make_provider(plan.model.provider, plan.model.model, **options)
 
 
-def _resume_id(store: RunStore, plan: EvalPlan, resume: str) -> str:
+def _resume_id(store: RunStore, plan: EvalPlan, resume: str, force: bool = False) -> str:
     if resume == LATEST:
         record = store.latest_unfinished(plan.hash)
         if record is None:
@@ -131,9 +168,10 @@ def _resume_id(store: RunStore, plan: EvalPlan, resume: str) -> str:
                               where=str(store.path), hint=f"repeat its command: promptkit runs show {record.id}")
         if record.status == "finished":
             raise ConfigError(f"run {record.id} is already finished", hint="drop --resume to start a new run")
-    if process_alive(record):
-        raise ConfigError(f"run {record.id} is still running (process {record.pid})",
-                          hint="wait for it, or stop that process first")
+    if process_alive(record) and not force:
+        raise ConfigError(f"run {record.id} is still running (process {record.pid} on {record.host})",
+                          hint="wait for it (its lease runs out when it stops beating), or take it over with "
+                               "--resume --force once you know it has stopped")
     return record.id
 
 
@@ -171,7 +209,7 @@ def _print_run(run: EvalRun, project: Project, show: bool) -> None:
         err_console.print(f"[yellow]{failed} example(s) failed; first: {first.error}[/yellow]")
     hits = run.extra.get("cache_hits", 0)
     err_console.print(f"[dim]{hits} of {len(run.results)} from the cache · ${run.extra.get('spent', 0):.6f} spent[/dim]")
-    if run.status != "finished":
+    if run.status == "interrupted":
         err_console.print(f"[yellow]stopped before crossing --max-cost ${run.extra.get('max_cost')}: "
                           f"{len(run.results)} of {len(run.plan.examples)} examples done; "
                           f"continue with --resume {run.run_id or ''}[/yellow]")

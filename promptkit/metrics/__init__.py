@@ -8,16 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from promptkit.metrics.base import (
-    MeanMetric,
-    Metric,
-    MetricValue,
-    ProportionMetric,
-    bootstrap,
-    bootstrap_mean,
-    percentile,
-    wilson,
-)
+from promptkit.metrics.base import MeanMetric, Metric, MetricValue, ProportionMetric
 from promptkit.registry import Registry
 
 if TYPE_CHECKING:
@@ -56,5 +47,4 @@ def per_example_scores(names: Sequence[str], results: Sequence[ExampleResult],
     return out
 
 
-__all__ = ["DEFAULT_METRICS", "MeanMetric", "Metric", "MetricValue", "ProportionMetric", "bootstrap", "bootstrap_mean",
-           "metrics", "per_example_scores", "percentile", "wilson"]
+__all__ = ["DEFAULT_METRICS", "MeanMetric", "Metric", "MetricValue", "ProportionMetric", "metrics", "per_example_scores"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from promptkit.data import file_hash
 from promptkit.project import Project, Suite
 from promptkit.runs import RunRecord, RunStore
-from promptkit.tune.stats import McNemar, mcnemar
+from promptkit.stats import McNemar, mcnemar
 
 WINDOW = 3
 MARGIN = 0.01  # absolute, in metric units (0.01 = one accuracy point)
