@@ -10,7 +10,7 @@ import pytest
 from promptkit.errors import ConfigError
 from promptkit.evaluate import build_request, plan_eval
 from promptkit.project import Project
-from tests.helpers.projects import tune_project
+from tests.helpers.projects import ROOT, tune_project
 
 
 @pytest.mark.parametrize("style", ["chat", "text"])
@@ -83,8 +83,7 @@ def test_prepared_file_overlap_refused(tmp_path: Path) -> None:
 def test_shipped_chat_prompt_renders_messages() -> None:
     from promptkit.tune.trainset import build_trainset
 
-    root = Path(__file__).resolve().parent.parent
-    project = Project(root)
+    project = Project(ROOT)
     version = project.library.resolve("sentiment-chat@v1")
     trainset = build_trainset(project, version, project.suite("sentiment-chat"))
     messages = trainset.rows[0].record()["messages"]

@@ -18,7 +18,7 @@ def copy_project(where: Path) -> Path:
     """A scratch copy of the repo's prompts/ and evals/ in `where` (created if missing)."""
     where.mkdir(parents=True, exist_ok=True)
     for name in ("prompts", "evals"):
-        shutil.copytree(ROOT / name, where / name)
+        shutil.copytree(ROOT / name, where / name, dirs_exist_ok=True)
     return where
 
 

@@ -4,7 +4,6 @@ or stored with hostile text (HTML, script) in every field."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from promptkit.evaluate import EvalRun, ExampleResult, compute_metrics, plan_eval, run_eval
@@ -12,7 +11,7 @@ from promptkit.metrics import MetricValue
 from promptkit.project import Project
 from promptkit.providers import make_provider
 from promptkit.runs import RunStore
-from tests.helpers.projects import ROOT
+from tests.helpers.projects import copy_project
 
 GENERATION_ROWS = [
     {"question": "What colour is the sky on a clear day?", "answer": "The sky is blue."},
@@ -31,9 +30,7 @@ def result(expected: str | None, output: str, error: str | None = None, **kw: ob
 
 
 def classification_run(tmp_path: Path, fail_every: int = 0) -> EvalRun:
-    for name in ("prompts", "evals"):
-        shutil.copytree(ROOT / name, tmp_path / name, dirs_exist_ok=True)
-    project = Project(tmp_path)
+    project = Project(copy_project(tmp_path))
     version = project.library.resolve("sentiment")
     plan = plan_eval(project, version, model="fake:test", split=None)
     options = {"keywords": {"positive": ["great", "love", "wonderful", "good"], "negative": ["bad", "stopped", "worst"]},
