@@ -21,7 +21,7 @@ GENERATION_ROWS = [
 ]
 
 
-def result(expected: str | None, output: str, error: str | None = None, **kw: object) -> ExampleResult:
+def example_result(expected: str | None, output: str, error: str | None = None, **kw: object) -> ExampleResult:
     """A bare ExampleResult for metric tests."""
     fields: dict = {"id": str(kw.pop("id", "x")), "index": 0, "input": kw.pop("input", {"text": "in"}),
                     "expected": expected, "output": output, "prediction": output, "correct": None, "error": error}
