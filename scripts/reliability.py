@@ -87,7 +87,7 @@ def main() -> int:
             failures += [f"kill: {p}" for p in trial.problems]
 
         # 4. secrets
-        from tests.test_secrets import secrets_check
+        from tests.helpers.secrets_scan import secrets_check
 
         secret = secrets_check(work / "secrets")
         failures += [f"secrets: {p}" for p in secret["problems"]]

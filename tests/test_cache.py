@@ -150,8 +150,7 @@ def test_cached_rerun_process_never_imports_torch(project: Path, embedded_provid
 
     lazy = subprocess.run([sys.executable, "-c", "import sys, promptkit.providers.hf; print('torch' in sys.modules)"],
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    if lazy.stdout.strip() != "False":
-        pytest.skip("providers/hf.py imports torch at module level (the lazy-import hf.py from 'perf' fixes that)")
+    assert lazy.stdout.strip() == "False", "importing providers/hf.py must not import torch"
     proj = Project(project)
     plan = plan_eval(proj, proj.library.resolve("sentiment"), limit=4)  # what `promptkit eval sentiment --limit 4` plans
     run_eval(plan, embedded_provider, cache=ResponseCache(proj.state_dir / "cache.db"))

@@ -145,7 +145,6 @@ def test_a_provider_can_say_how_it_bills_output(project: Path, tmp_path: Path) -
 def test_acceptance_3_openai_provider_against_a_fixed_output_server(project: Path) -> None:
     """Acceptance 3 over real HTTP: the openai provider against a local server with fixed outputs
     (tokens counted by the client with tiktoken, labels scored by echoed logprobs)."""
-    pytest.importorskip("promptkit.providers.openai")
     from promptkit.providers import make_provider
     from tests.helpers.fault_server import FaultServer
 

@@ -1,12 +1,17 @@
-"""Helpers shared by the tests (and scripts/reliability.py). Import them as `from tests.helpers.MODULE import NAME`:
+"""Helpers shared by the tests (and scripts/reliability.py); conftest.py holds only fixtures.
+Import them one way: `from tests.helpers.MODULE import NAME`.
 
-- projects: ROOT, SHARED_DATA, scratch projects (a copy of the repo's, a toy one, a tune one, a slow one), write_prompt
-- cli: the CLI in a subprocess (run_cli, the one way), in process (run_cli_in_process, for fast loops), its environment
-- fakes: a slow fake provider, and `python -m tests.helpers.fakes ARGS` = the CLI with it registered
-- run_store: reading a run store's SQLite file
-- sample_runs: eval runs and results built through the real loop, for metric, report and view tests
-- serving: `promptkit serve` / `promptkit view` started in the background, and a client for serve
-- kill_trials, error_corpus, races: the reliability trials (SIGKILL, malformed inputs, concurrent writers)
-- fault_server, scripted_server, judge_server, finetune_server: local HTTP doubles of OpenAI-style endpoints
+- projects: ROOT, SHARED_DATA, scratch projects (a copy of the repo's, the toy, tune and slow ones), write_prompt,
+  dataset writers, register_model
+- cli: the CLI in a subprocess (run_cli; start_cli in the background), in process (run_cli_in_process, for fast
+  loops on a fake model), its environment (cli_env)
+- fakes: fake providers beyond promptkit's own (slowfake); `python -m tests.helpers.fakes ARGS` is the CLI with them
+- run_store: a run store's SQLite file read directly
+- sample_runs: eval runs and results built through the real loop, and a stored run full of hostile text
+- serving: `promptkit serve` / `promptkit view` in the background, and a JSON client for serve
+- kill_trials, error_corpus, races, secrets_scan: the reliability trials (SIGKILL, malformed inputs, concurrent
+  writers, a leaked API key); forking: the forked children the corpus and the races run in
+- fault_server, scripted_server, judge_server, finetune_server (on json_handler): local HTTP doubles of
+  OpenAI-style endpoints
 - tiny_model: a one-layer random Llama built in a second
 """
