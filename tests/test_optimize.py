@@ -186,7 +186,7 @@ def _test_examples(root: Path, kw: dict[str, Any]) -> list[Any]:
 def test_overlap_with_test_rows_is_refused(tmp_path: Path) -> None:
     root = split_project(tmp_path)
     copied = "  ".join(rows(1, offset=2000)[0]["text"].upper().split())  # other case and spacing: still the row
-    train = write_jsonl(tmp_path / "train.jsonl", rows(40) + [{"text": copied, "label": "negative"}])
+    train = write_jsonl(tmp_path / "train.jsonl", [*rows(40), {"text": copied, "label": "negative"}])
     test = write_jsonl(tmp_path / "test.jsonl", rows(20, offset=2000))
     with pytest.raises(ConfigError, match="also appear in the test rows"):
         _optimize(root, LeaningProvider(), train_data=train, eval_data=test)

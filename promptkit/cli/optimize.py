@@ -77,6 +77,8 @@ class Display:
                 err_console.print(f"  scoring {self.label}")
         elif kind == "rows" and self.bar is not None:
             self.bar.update(self.task, description=self.label, completed=info["done"], total=info["total"])
+        elif kind == "estimate":
+            print_estimate(info)
         elif kind == "note":
             err_console.print(f"  {info['text']}")
 
@@ -178,7 +180,7 @@ def optimize_command(ctx: click.Context, ref: str, suite: str | None, train_data
         provider.close()
         if proposer_provider is not None:
             proposer_provider.close()
-    if result.estimate and (dry_run or not quiet):
+    if result.estimate and dry_run and quiet:
         print_estimate(result.estimate)
     if result.leaderboard:
         console.print(leaderboard_table(result))

@@ -348,6 +348,7 @@ def optimize(project: Project, base: PromptVersion, suite: Suite, provider: Prov
     search = Search(project, base, data, provider, options, state, cache, event, proposer)
     plan_estimate = estimate(search, cache)
     result = OptimizeResult(state, [], None, search.base_key, estimate=plan_estimate)
+    event("estimate", plan_estimate)
     if dry_run:
         result.verdict = "dry run: nothing was scored"
         return result
