@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --dev
-# Headless Chromium renders the HTML report in a test (it skips where Chromium cannot be installed).
+# Headless Chromium renders the HTML report and drives the `promptkit view` browser tests (Playwright, from the
+# dev extras, uses this system browser: no browser download). Those tests skip where Chromium cannot be installed.
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "== installing chromium (Debian package) for the HTML report test"
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \

@@ -11,6 +11,7 @@ from rich.table import Table
 from promptkit.cli.common import console, err_console, project_of
 from promptkit.compare import Comparison
 from promptkit.config import atomic_write
+from promptkit.errors import PromptkitError
 from promptkit.metrics import MetricValue
 from promptkit.runs import RunRecord, RunStore, process_alive
 
@@ -46,25 +47,40 @@ def list_runs(ctx: click.Context, prompt: str | None, limit: int) -> None:
 
 @runs.command("show")
 @click.argument("run_id")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the run's HTML report (the same page `promptkit view` shows).")
 @click.pass_context
-def show_run(ctx: click.Context, run_id: str) -> None:
-    """Show one run's settings and metrics."""
-    from promptkit.report.terminal import format_value
+def show_run(ctx: click.Context, run_id: str, output: Path | None) -> None:
+    """Show one run's settings and metrics (with 95% intervals)."""
+    from promptkit.report.format import fmt, fmt_interval
+    from promptkit.report.html import plain
 
-    store = RunStore(project_of(ctx).runs_path)
+    if output is not None and output.suffix.lower() not in (".html", ".htm"):
+        raise PromptkitError(f"runs show writes an HTML report, not {output.suffix or '(no suffix)'!r}",
+                             where=str(output), hint="name the file .html")
+    project = project_of(ctx)
+    store = RunStore(project.runs_path)
     run = store.run(run_id)
     console.print(f"[bold]run {run.id}[/bold] · {_status(run)} · created {run.created} · finished {run.finished or '-'}")
     console.print(f"  results: {store.count_results(run.id)} of {run.settings.get('examples')}")
-    for key, value in run.settings.items():
-        console.print(f"  {key}: {value}")
-    for key, value in run.extra.items():
-        console.print(f"  {key}: {value}")
+    for key, value in [*run.settings.items(), *run.extra.items()]:
+        console.print(f"  {key}: {plain(value)}", markup=False)
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
+    table.add_column("95% interval", justify="right")
     for m in run.metrics:
-        table.add_row(m["name"], format_value(_metric(m["name"], m["value"], m.get("unit", ""))))
+        unit = m.get("unit", "")
+        table.add_row(m["name"], fmt(m["name"], m.get("value"), unit) or "-",
+                      fmt_interval(m["name"], m.get("low"), m.get("high"), unit))
     console.print(table)
+    if output is not None:
+        from promptkit.report.data import _write
+        from promptkit.report.html import html_report
+        from promptkit.report.run_view import prompt_renderer, view_of_record
+
+        _write(output, html_report(view_of_record(run, store.results(run.id), prompt_renderer(project, run.settings))))
+        err_console.print(f"report: {output}")
 
 
 @runs.command("compare")

@@ -1,20 +1,25 @@
 """One self-contained HTML report: metrics with 95% intervals, cost, confusion matrix, a latency
-histogram (inline SVG) and a filterable per-example table (a few lines of inline JS). No external
-assets; every piece of user text is escaped."""
+histogram (inline SVG), settings and lineage, and a filterable per-example table (a few lines of
+inline JS). No external assets; every piece of user text is escaped.
+
+The sections render a RunView (promptkit.report.run_view), so `promptkit view` shows a run with
+exactly these functions (`run_body`) and the static report and the app never drift."""
 
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from promptkit.metrics.base import percentile
-from promptkit.report.data import example_metrics
 from promptkit.report.format import fmt, fmt_interval
+from promptkit.report.run_view import RunView, view_of_run
 
 if TYPE_CHECKING:
-    from promptkit.evaluate import EvalRun
+    from promptkit.evaluate import EvalRun, ExampleResult
     from promptkit.metrics import MetricValue
+
 
 def esc(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
@@ -38,11 +43,13 @@ def interval_svg(m: MetricValue, width: int = 160, height: int = 16) -> str:
             f'<circle cx="{x(m.value):.1f}" cy="8" r="4" fill="#1d4ed8"/></svg>')
 
 
-def metrics_section(run: EvalRun) -> str:
+def metrics_section(run: RunView) -> str:
     rows = []
     for m in run.metrics:
         arrow = "" if m.higher_is_better is None else "↑ higher is better" if m.higher_is_better else "↓ lower is better"
         interval = fmt_interval(m.name, m.low, m.high, m.unit)
+        if m.value != m.value:  # NaN: a stored metric without a value
+            continue
         rows.append(f'<tr><td class="name">{esc(m.name)}</td><td class="num value">{esc(fmt(m.name, m.value, m.unit))}</td>'
                     f'<td class="num">{esc(interval)}</td><td>{interval_svg(m)}</td><td>{esc(m.interval or "")}</td>'
                     f'<td class="num">{esc(m.n if m.n is not None else "")}</td><td class="dir">{esc(arrow)}</td></tr>')
@@ -51,7 +58,7 @@ def metrics_section(run: EvalRun) -> str:
             f'<tbody>{"".join(rows)}</tbody></table></section>')
 
 
-def cost_section(run: EvalRun) -> str:
+def cost_section(run: RunView) -> str:
     results = run.results
     n = max(1, len(results))
     cost = sum(r.cost for r in results)
@@ -68,7 +75,7 @@ def cost_section(run: EvalRun) -> str:
     return f'<section><h2>Cost and usage</h2><div class="cards">{body}</div></section>'
 
 
-def confusion_section(run: EvalRun) -> str:
+def confusion_section(run: RunView) -> str:
     if not run.confusion:
         return ""
     columns = list(next(iter(run.confusion.values())))
@@ -129,7 +136,7 @@ def histogram_svg(values: Sequence[float], bins: int = 20, width: int = 640, hei
     return "".join(parts)
 
 
-def latency_section(run: EvalRun) -> str:
+def latency_section(run: RunView) -> str:
     times = [r.latency for r in run.results if not r.cached]  # the same examples as the latency metric
     body = histogram_svg(times) if times else '<p class="note">every example came from the cache: no latencies</p>'
     return f'<section><h2>Latency</h2>{body}</section>'
@@ -141,33 +148,95 @@ def _status(correct: bool | None, error: str | None) -> str:
     return "n/a" if correct is None else "correct" if correct else "wrong"
 
 
-def examples_section(run: EvalRun) -> str:
-    scores = [{k: v for k, v in row.items() if k != "accuracy"} for row in example_metrics(run)]
-    with_metrics = any(scores)
+def _details(summary: str, text: str | None) -> str:
+    if not text:
+        return ""
+    return f'<details><summary>{esc(summary)}</summary><pre>{esc(text)}</pre></details>'
+
+
+def _scores(r: ExampleResult, metric_values: dict[str, float]) -> str:
+    parts = [f"{k} {fmt(k, v)}" for k, v in metric_values.items()]
+    if r.scores:
+        parts += [f"{k} {v:.3g}" for k, v in r.scores.items()]
+    return " · ".join(parts)
+
+
+def examples_section(run: RunView, q: str = "", outcome: str = "all") -> str:
+    """The per-example table; `q` and `outcome` preset the filter (and the URL hash keeps them: a permalink)."""
+    scores = [{k: v for k, v in row.items() if k != "accuracy"} for row in run.example_metrics()]
     rows = []
     for r, row in zip(run.results, scores, strict=True):
         status = _status(r.correct, r.error)
         text_in = r.input.get("text") if len(r.input) == 1 and "text" in r.input else \
             "\n".join(f"{k}: {v}" for k, v in r.input.items())
         answer = r.output if r.prediction in (None, r.output) else f"{r.prediction}  ({r.output})"
-        metric_cells = f'<td class="small">{esc(" ".join(f"{k} {fmt(k, v)}" for k, v in row.items()))}</td>' \
-            if with_metrics else ""
+        rendered = run.render_prompt(r) if run.render_prompt is not None else None
+        more = f' <a class="example-link" href="{esc(run.example_link(r))}">rendered prompt</a>' \
+            if run.example_link is not None else ""
         mark = {"correct": "✓", "wrong": "✗", "error": "error", "n/a": ""}[status]
+        anchor = f"ex-{r.index + 1}"
         rows.append(
-            f'<tr data-status="{status}" data-cached="{int(r.cached)}"><td class="num">{r.index + 1}</td>'
-            f'<td class="text">{esc(text_in)}</td><td class="text">{esc(r.expected)}</td>'
+            f'<tr id="{anchor}" data-status="{status}" data-cached="{int(r.cached)}">'
+            f'<td class="num"><a href="#{anchor}" title="{esc(r.id)}">{r.index + 1}</a></td>'
+            f'<td class="text">{esc(text_in)}{_details("rendered prompt", rendered)}{more}</td>'
+            f'<td class="text">{esc(r.expected)}</td>'
             f'<td class="text">{esc(answer)}</td><td class="status {status}">{esc(mark)}</td>'
-            f'{metric_cells}<td class="num">{esc(fmt("latency", r.latency, "s"))}'
+            f'<td class="small">{esc(_scores(r, row))}</td><td class="num">{esc(fmt("latency", r.latency, "s"))}'
             f'{" (cached)" if r.cached else ""}</td><td class="num">{r.tokens_in}+{r.tokens_out}</td>'
             f'<td class="num">{esc(fmt("cost", r.cost, "$"))}</td><td class="text err">{esc(r.error)}</td></tr>')
+    options = "".join(f'<option value="{v}"{" selected" if v == outcome else ""}>{label}</option>'
+                      for v, label in (("all", "all"), ("correct", "correct"), ("wrong", "wrong"), ("error", "failed"),
+                                       ("cached", "cached")))
     return ('<section><h2>Examples</h2><div class="filters">'
-            '<input id="q" type="search" placeholder="filter text…" aria-label="filter">'
-            '<select id="status" aria-label="outcome"><option value="all">all</option><option value="correct">correct</option>'
-            '<option value="wrong">wrong</option><option value="error">failed</option><option value="cached">cached</option>'
-            f'</select> <span id="shown">{len(rows)}</span> of {len(rows)} shown</div>'
+            f'<input id="q" type="search" placeholder="filter text…" aria-label="filter" value="{esc(q)}">'
+            f'<select id="status" aria-label="outcome">{options}</select> '
+            f'<span id="shown">{len(rows)}</span> of {len(rows)} shown</div>'
             '<table id="examples"><thead><tr><th>#</th><th>input</th><th>expected</th><th>output</th><th></th>'
-            f'{"<th>metrics</th>" if with_metrics else ""}<th>latency</th><th>tokens</th><th>cost</th><th>error</th></tr></thead>'
+            '<th>metrics</th><th>latency</th><th>tokens</th><th>cost</th><th>error</th></tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></section>')
+
+
+LINEAGE = ("prompt", "prompt_hash", "suite", "task", "scoring", "model", "provider", "base_model", "adapter",
+           "dataset", "dataset_hash", "split", "examples", "labels", "decoding")
+
+
+def plain(value: object) -> str:
+    """Settings as people read them: no Python reprs."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={plain(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(plain(v) for v in value) or "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if (isinstance(value, str) and any(c in value for c in "\n\r\t")) or value == "":
+        return json.dumps(value)  # a stop sequence such as "\n" stays visible
+    return str(value)
+
+
+def settings_section(run: RunView) -> str:
+    keys = [k for k in LINEAGE if k in run.settings] + [k for k in run.settings if k not in LINEAGE]
+    rows = [(k, run.settings[k]) for k in keys]
+    rows += [("run", run.run_id or "not stored"), ("status", run.status), ("created", run.created), ("finished", run.finished)]
+    rows += list(run.extra.items())
+    body = "".join(f'<tr><th>{esc(k)}</th><td class="text">{esc(plain(v))}</td></tr>' for k, v in rows if v is not None)
+    return f'<section><h2>Settings and lineage</h2><table class="settings">{body}</table></section>'
+
+
+def run_body(run: RunView, q: str = "", outcome: str = "all") -> str:
+    """Every section of a run, as the report and the app show it."""
+    sections = [metrics_section(run), cost_section(run), confusion_section(run), latency_section(run),
+                settings_section(run), examples_section(run, q, outcome)]
+    return "".join(sections)
+
+
+def run_meta(run: RunView) -> str:
+    s = run.settings
+    meta = [("prompt", f"{s.get('prompt')} ({s.get('prompt_hash')})"), ("model", s.get("model")), ("suite", s.get("suite")),
+            ("task", f"{s.get('task')} ({s.get('scoring')})"), ("dataset", s.get("dataset")),
+            ("examples", len(run.results)), ("run", run.run_id or "not stored")]
+    return "".join(f"<span><b>{esc(k)}</b> {esc(v)}</span>" for k, v in meta)
 
 
 CSS = """
@@ -183,6 +252,8 @@ th{font-weight:600;color:#334155;background:#f8fafc}.num{text-align:right;font-v
 .confusion td{min-width:60px}.hist text{font-size:11px;fill:#334155}
 .filters{margin:6px 0 10px}.filters input{padding:4px 8px;width:280px}.filters select{padding:4px}
 #examples{width:100%;font-size:13px}#examples .text{white-space:pre-wrap;word-break:break-word;max-width:320px}
+.settings th{width:140px}details summary{cursor:pointer;color:#475569;font-size:12px}
+details pre{white-space:pre-wrap;background:#f8fafc;padding:6px;max-width:420px}tr:target{background:#fef9c3}
 .small{font-size:12px;color:#475569}.status.correct{color:#16a34a}.status.wrong{color:#dc2626}.status.error,.err{color:#b45309}
 """
 
@@ -193,26 +264,22 @@ function apply(){var t=q.value.toLowerCase(),st=s.value,n=0;rows.forEach(functio
 var ok=(!t||r.textContent.toLowerCase().indexOf(t)>=0)&&
 (st==='all'||r.dataset.status===st||(st==='cached'&&r.dataset.cached==='1'));
 r.hidden=!ok;if(ok)n++;});shown.textContent=n;}
-var h=decodeURIComponent(location.hash.slice(1));if(h.indexOf('q=')===0)q.value=h.slice(2);
-q.addEventListener('input',apply);s.addEventListener('change',apply);apply();})();
+var h=location.hash.slice(1);if(h.indexOf('q=')===0||h.indexOf('outcome=')===0){var p=new URLSearchParams(h);
+if(p.get('q')!==null)q.value=p.get('q');if(p.get('outcome'))s.value=p.get('outcome');}
+function keep(){var p=new URLSearchParams();if(q.value)p.set('q',q.value);if(s.value!=='all')p.set('outcome',s.value);
+var t=p.toString();history.replaceState(null,'',t?'#'+t:location.pathname+location.search);}
+q.addEventListener('input',function(){apply();keep();});s.addEventListener('change',function(){apply();keep();});apply();})();
 """
 
 
-def html_report(run: EvalRun) -> str:
-    settings = run.plan.settings()
-    meta = [("prompt", f"{settings['prompt']} ({settings['prompt_hash']})"), ("model", settings["model"]),
-            ("suite", settings["suite"]), ("task", f"{settings['task']} ({settings['scoring']})"),
-            ("dataset", settings["dataset"]), ("examples", len(run.results)), ("run", run.run_id or "not stored")]
-    meta_html = "".join(f"<span><b>{esc(k)}</b> {esc(v)}</span>" for k, v in meta)
-    title = f"promptkit · {settings['prompt']} on {settings['model']}"
-    sections = [metrics_section(run), cost_section(run), confusion_section(run), latency_section(run),
-                examples_section(run)]
+def html_report(run: EvalRun | RunView) -> str:
+    view = run if isinstance(run, RunView) else view_of_run(run)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
             "script-src 'unsafe-inline'; img-src data:\">"
-            f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{esc(title)}</title>"
-            f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1><div class=\"meta\">{meta_html}</div>"
-            f"{''.join(sections)}<script>{JS}</script></body></html>\n")
+            f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{esc(view.title)}</title>"
+            f"<style>{CSS}</style></head><body><h1>{esc(view.title)}</h1><div class=\"meta\">{run_meta(view)}</div>"
+            f"{run_body(view)}<script>{JS}</script></body></html>\n")
 
 
-__all__ = ["histogram_svg", "html_report"]
+__all__ = ["CSS", "JS", "histogram_svg", "html_report", "run_body", "run_meta"]

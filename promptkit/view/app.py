@@ -1,0 +1,304 @@
+"""The starlette app behind `promptkit view`: runs, run, compare, prompt and review pages."""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+import itertools
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from jinja2 import Environment, PackageLoader
+from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from promptkit.errors import PromptkitError
+from promptkit.project import Project
+from promptkit.report.format import fmt, fmt_interval
+from promptkit.report.html import CSS as REPORT_CSS
+from promptkit.report.html import JS as REPORT_JS
+from promptkit.report.html import esc, run_body, run_meta
+from promptkit.report.run_view import metric_of, prompt_renderer, view_of_record
+from promptkit.runs import RunStore, process_alive
+from promptkit.view import compare_view
+from promptkit.view.charts import ChartPoint, version_chart
+from promptkit.view.queries import FILTERS, Queries, RunFilter, main_metric
+from promptkit.view.reviews import ReviewStore, jsonl, label_records, preference_records
+
+COOKIE = "promptkit_view_token"
+INLINE_PROMPTS = 300  # runs up to this size show every rendered prompt inline
+STATIC = Path(__file__).parent / "static"
+CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+@dataclass
+class ViewConfig:
+    project: Project
+    token: str
+    read_only: bool = False
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def _env() -> Environment:
+    env = Environment(loader=PackageLoader("promptkit.view", "templates"), autoescape=True, trim_blocks=True,
+                      lstrip_blocks=True)
+    env.filters["fmt"] = lambda value, name="", unit="": fmt(name, value, unit)
+    env.globals.update(fmt_interval=fmt_interval, report_css=Markup(REPORT_CSS), report_js=Markup(REPORT_JS))
+    return env
+
+
+def create_app(config: ViewConfig) -> Starlette:
+    project = config.project
+    RunStore(project.runs_path).close()  # creates an empty store so a fresh project opens
+    if not config.read_only:
+        ReviewStore(project.runs_path).close()  # the reviews table exists before the read-only connection opens
+    env = _env()
+    queries = Queries(project.runs_path)
+
+    def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        can_write = not config.read_only and _authorised(request, config)
+        html = env.get_template(template).render(request=request, read_only=config.read_only, can_write=can_write,
+                                                 token=config.token if can_write else "", **context)
+        response = HTMLResponse(html, status_code)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        given = request.query_params.get("token")
+        if given and hmac.compare_digest(given, config.token):
+            response.set_cookie(COOKIE, config.token, httponly=True, samesite="strict")
+        return response
+
+    def store() -> RunStore:
+        return RunStore(project.runs_path)
+
+    async def runs_page(request: Request) -> Response:
+        q = request.query_params
+        try:
+            number = int(q.get("page", "1"))
+        except ValueError:
+            number = 1
+        f = RunFilter(q.get("prompt", ""), q.get("model", ""), q.get("suite", ""), q.get("status", ""), number,
+                      q.get("dataset", ""))
+        result = queries.list_runs(f)
+        counts = queries.counts([r.id for r in result.runs])
+        rows = []
+        for run in result.runs:
+            s = run.settings
+            main = main_metric(run)
+            cost = run.metric("cost_total")
+            rows.append({"id": run.id, "prompt": s.get("prompt"), "model": s.get("model"), "suite": s.get("suite"),
+                         "dataset": Path(str(s.get("dataset") or "-")).name, "split": s.get("split") or "-",
+                         "status": _status(run), "main": f"{main[0]} {fmt(main[0], main[1])}" if main else "-",
+                         "cost": fmt("cost_total", cost, "$") if cost is not None else "-",
+                         "examples": f"{counts.get(run.id, 0)}/{s.get('examples')}",
+                         "created": run.created.replace("T", " ")[:19]})
+        filters = {k: getattr(f, k) for k in FILTERS}
+
+        def link(page_number: int) -> str:
+            return "?" + urlencode({**{k: v for k, v in filters.items() if v}, "page": page_number})
+
+        return page(request, "runs.html", keys=FILTERS, rows=rows, result=result, filters=filters, link=link, title="Runs")
+
+    async def run_page(request: Request) -> Response:
+        s = store()
+        try:
+            record = s.run(request.path_params["run_id"])
+            results = s.results(record.id)
+        finally:
+            s.close()
+        render = prompt_renderer(project, record.settings)
+        view = view_of_record(record, results, render if len(results) <= INLINE_PROMPTS else None)
+        if len(results) > INLINE_PROMPTS:  # rendering every prompt would slow a big run's page: one page per example
+            view.example_link = lambda r: f"/runs/{record.id}/examples/{r.index + 1}"
+        view.status = _status(record)
+        q = request.query_params
+        body = Markup(run_body(view, q.get("q", ""), q.get("outcome", "all")))  # escaped by the report layer
+        others = [r for r in queries.list_runs(RunFilter(suite=str(record.settings.get("suite") or ""))).runs
+                  if r.id != record.id][:20]
+        return page(request, "run.html", record=record, meta=Markup(run_meta(view)), body=body, title=view.title,
+                    others=others)
+
+    async def example_page(request: Request) -> Response:
+        s = store()
+        try:
+            record = s.run(request.path_params["run_id"])
+            results = s.results(record.id)
+        finally:
+            s.close()
+        number = int(request.path_params["number"])
+        result = next((r for r in results if r.index + 1 == number), None)
+        if result is None:
+            raise HTTPException(404, f"run {record.id} has no example {number}")
+        render = prompt_renderer(project, record.settings)
+        return page(request, "example.html", record=record, r=result, prompt=render(result) if render else None,
+                    title=f"Example {number} of {record.id}")
+
+    async def compare_page(request: Request) -> Response:
+        run_ids = request.query_params.getlist("run")
+        if request.query_params.get("order") == "oldest":  # ticked on the runs list, which is newest first
+            run_ids.reverse()
+        if len(run_ids) < 2:
+            return page(request, "message.html", 400, title="Compare", message="pick two or more runs to compare "
+                        "(tick them on the runs page)")
+        s = store()
+        try:
+            view = compare_view.build(project, s, run_ids)
+        finally:
+            s.close()
+        show = request.query_params.get("show", "flipped")
+        rows = [r for r in view.rows if r.flipped] if show == "flipped" else view.rows
+        return page(request, "compare.html", view=view, rows=rows[:1000], hidden=max(0, len(rows) - 1000), show=show,
+                    run_ids=run_ids, title="Compare", query=urlencode([("run", r.id) for r in view.records]))
+
+    async def prompts_page(request: Request) -> Response:
+        names = project.library.names()
+        return page(request, "prompts.html", names=names, title="Prompts")
+
+    async def prompt_page(request: Request) -> Response:
+        from promptkit.library.diff import diff_versions
+        from promptkit.tune.plateau import plateau, primary_metric
+
+        name = request.path_params["name"]
+        if name not in project.library.names():
+            raise HTTPException(404, f"no prompt {name!r}")
+        folder, _ = project.library.folder(name)
+        versions = folder.versions()
+        labels: dict[str, list[str]] = {}
+        for label, target in folder.labels().items():
+            labels.setdefault(str(target), []).append(label)
+        diffs = [(old, new, diff_versions(old, new)) for old, new in itertools.pairwise(versions)]
+        verdict, chart, note = None, "", ""
+        runs = queries.runs_of_prompt(name)
+        models = list(dict.fromkeys(str(r.settings.get("model")) for r in runs))
+        model = request.query_params.get("model") or (models[0] if models else "")
+        try:
+            suite = project.suite_for(versions[-1] if versions else folder.working())
+            metric = primary_metric(suite)
+            chart = version_chart(version_points(runs, suite, model, metric), f"{metric} · {model}")
+            # plateau detection is tune/plateau.py's; newer versions of it take the model to judge.
+            options: dict[str, Any] = {"model": model} if model and "model" in inspect.signature(plateau).parameters else {}
+            verdict = plateau(project, name, suite, **options)
+        except PromptkitError as e:
+            note = str(e)
+        derived = {model: entry for model, entry in project.models.entries().items()
+                   if str(entry.get("prompt", "")).split("@")[0] == name}
+        return page(request, "prompt.html", name=name, models=models, model=model,
+                    versions=versions, labels=labels, diffs=diffs, verdict=verdict,
+                    chart=Markup(chart), note=note, derived=derived, runs=runs[:50], title=f"Prompt {name}")
+
+    async def review_page(request: Request) -> Response:
+        q = request.query_params
+        a, b = q.get("a", ""), q.get("b", "")
+        if not a:
+            return page(request, "message.html", 400, title="Review", message="open a review from a run or a comparison")
+        s = store()
+        try:
+            rec_a = s.run(a)
+            res_a = s.results(rec_a.id)
+            rec_b = s.run(b) if b else None
+            res_b = {r.id: r for r in s.results(rec_b.id)} if rec_b else {}
+        finally:
+            s.close()
+        reviews = ReviewStore(project.runs_path) if not config.read_only else None
+        done = reviews.done("pair" if rec_b else "label", rec_a.id, rec_b.id if rec_b else None) if reviews else {}
+        if reviews:
+            reviews.close()
+        only_diff = q.get("all") != "1"
+        todo = [r for r in res_a if r.id not in done and (not rec_b or r.id in res_b)
+                and (not rec_b or not only_diff or res_b[r.id].output != r.output)]
+        example = todo[0] if todo else None
+        render_a = prompt_renderer(project, rec_a.settings)
+        return page(request, "review.html", rec_a=rec_a, rec_b=rec_b, example=example,
+                    other=res_b.get(example.id) if example and rec_b else None,
+                    prompt=render_a(example) if example and render_a else None, left=len(todo), done=len(done),
+                    labels=rec_a.settings.get("labels") or [], title="Review", all=not only_diff)
+
+    async def review_submit(request: Request) -> Response:
+        if config.read_only:
+            raise HTTPException(403, "the view runs --read-only: reviews are off")
+        # Forms post urlencoded; parsed here so starlette's form support (python-multipart) is not needed.
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+        if not _authorised(request, config) or not hmac.compare_digest(str(form.get("token", "")), config.token):
+            raise HTTPException(403, "reviews need the token printed when `promptkit view` started (open its URL)")
+        a, b = str(form.get("a", "")), str(form.get("b", "")) or None
+        kind = "pair" if b else "label"
+        reviews = ReviewStore(project.runs_path)
+        try:
+            reviews.add(kind, str(form.get("example", "")), a, str(form.get("choice", "")), b, str(form.get("note", "")) or None)
+        except PromptkitError as e:
+            raise HTTPException(400, str(e)) from None
+        finally:
+            reviews.close()
+        back = {"a": a, **({"b": b} if b else {}), **({"all": "1"} if form.get("all") == "1" else {})}
+        return RedirectResponse("/review?" + urlencode(back), status_code=303)
+
+    async def export(request: Request) -> Response:
+        kind = request.path_params["kind"]
+        if kind == "preferences.jsonl":
+            text = jsonl(preference_records(project))
+        elif kind == "labels.jsonl":
+            text = jsonl(label_records(project))
+        else:
+            raise HTTPException(404)
+        return PlainTextResponse(text, media_type="application/x-ndjson",
+                                 headers={"Content-Disposition": f'attachment; filename="{kind}"'})
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        detail = exc.detail if isinstance(exc, HTTPException) else str(exc)
+        return page(request, "message.html", status, title="Not found" if status == 404 else "Error", message=detail)
+
+    async def promptkit_error(request: Request, exc: Exception) -> Response:
+        return page(request, "message.html", 404, title="Not found", message=str(exc))
+
+    routes = [
+        Route("/", runs_page), Route("/runs/{run_id}", run_page),
+        Route("/runs/{run_id}/examples/{number:int}", example_page), Route("/compare", compare_page),
+        Route("/prompts", prompts_page), Route("/prompts/{name}", prompt_page),
+        Route("/review", review_page), Route("/review", review_submit, methods=["POST"]),
+        Route("/export/{kind}", export), Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: not_found, PromptkitError: promptkit_error})
+
+
+def version_points(runs: list[Any], suite: Any, model: str, metric: str) -> list[ChartPoint]:
+    """Per published version, the newest finished run on the suite's split with this model: its score and interval."""
+    chosen: dict[int, Any] = {}
+    for run in runs:  # newest first
+        s = run.settings
+        ref = str(s.get("prompt", ""))
+        number = ref.rsplit("@v", 1)[-1] if "@v" in ref else ""
+        if (run.status != "finished" or not number.isdigit() or s.get("suite") != suite.name or s.get("model") != model
+                or s.get("split") != suite.config.split or run.metric(metric) is None):
+            continue
+        chosen.setdefault(int(number), run)
+    points = []
+    for n, run in sorted(chosen.items()):
+        m = metric_of(next(e for e in run.metrics if e["name"] == metric))
+        points.append(ChartPoint(f"v{n}", m.value, m.low, m.high, f"/runs/{run.id}"))
+    return points
+
+
+def _authorised(request: Request, config: ViewConfig) -> bool:
+    given = request.cookies.get(COOKIE) or request.query_params.get("token") or ""
+    return bool(given) and hmac.compare_digest(given, config.token)
+
+
+def _status(run: Any) -> str:
+    if run.status == "running" and not process_alive(run):
+        return "killed (resumable)"
+    return str(run.status)
+
+
+__all__ = ["ViewConfig", "create_app", "esc", "new_token"]

@@ -1,0 +1,149 @@
+"""`promptkit view` without a browser: the run store queries, reviews and their exports, `runs show`
+(issue 11), one rendering shared by the static report and the app, and the safety defaults over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from runs_helpers import cli
+from view_helpers import HOSTILE_OUTPUT, hostile_run, start_view, stop
+
+from promptkit.errors import PromptkitError
+from promptkit.project import Project
+
+
+@pytest.fixture
+def two_runs(project: Path) -> tuple[Path, list[str]]:
+    done = cli(project, "eval", "sentiment@v1", "sentiment@v2", "-m", "fake:x")
+    assert done.exit_code == 0, done.output
+    from promptkit.runs import RunStore
+
+    store = RunStore(project / ".promptkit" / "runs.db")
+    ids = [r.id for r in reversed(store.runs())]
+    store.close()
+    return project, ids
+
+
+def test_runs_show_prints_plain_values_and_intervals_and_writes_the_report(two_runs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    project, (v1, _) = two_runs
+    done = cli(project, "runs", "show", v1, "-o", str(tmp_path / "report.html"))
+    assert done.exit_code == 0, done.output
+    assert "None" not in done.output and "{'" not in done.output and "'" not in done.output.split("┏")[0]
+    assert "adapter: -" in done.output and "temperature=0" in done.output and 'stop="\\n"' in done.output
+    assert re.search(r"accuracy\s.*\d+\.\d% – \d+\.\d%", done.output)
+    page = (tmp_path / "report.html").read_text()
+    assert v1 in page and page.count('<tr id="ex-') == 60 and "rendered prompt" in page
+    bad = cli(project, "runs", "show", v1, "-o", str(tmp_path / "report.txt"))
+    assert bad.exit_code == 2 and "report.txt" in bad.output and len(bad.output.strip().splitlines()) == 1
+
+
+def test_the_app_and_the_static_report_share_one_rendering(two_runs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    project, (_, v2) = two_runs
+    assert cli(project, "runs", "show", v2, "-o", str(tmp_path / "r.html")).exit_code == 0
+    process, url = start_view(project, "--read-only")
+    try:
+        page = urllib.request.urlopen(url.rstrip("/") + f"/runs/{v2}").read().decode()
+    finally:
+        stop(process)
+
+    def section(html: str, name: str) -> str:
+        return html[html.index(f"<h2>{name}</h2>"):].split("</section>")[0]
+
+    report = (tmp_path / "r.html").read_text()
+    for name in ("Metrics", "Confusion matrix", "Examples", "Cost and usage"):
+        assert section(page, name) == section(report, name), name
+
+
+def test_run_list_filters_and_pages(project: Path) -> None:
+    from promptkit.metrics import MetricValue
+    from promptkit.runs import RunStore
+    from promptkit.view.queries import Queries, RunFilter
+
+    store = RunStore(project / ".promptkit" / "runs.db")
+    for i in range(120):
+        run_id = store.create_run({"prompt": f"p{i % 2}@v{i % 3 + 1}", "model": f"fake:m{i % 4}", "suite": "s",
+                                   "dataset": f"/data/d{i % 5}.jsonl"})
+        store.finish_run(run_id, [MetricValue("accuracy", 0.5)])
+    store.close()
+    queries = Queries(project / ".promptkit" / "runs.db")
+    first = queries.list_runs(RunFilter())
+    assert (first.total, first.pages, len(first.runs)) == (120, 3, 50)
+    last = queries.list_runs(RunFilter(page=99))
+    assert last.page == 3 and len(last.runs) == 20
+    assert queries.list_runs(RunFilter(prompt="p0")).total == 60
+    assert queries.list_runs(RunFilter(prompt="p0@v1")).total == 20
+    assert queries.list_runs(RunFilter(prompt="p0", model="fake:m0")).total == 30
+    assert queries.list_runs(RunFilter(dataset="/data/d1.jsonl")).total == 24
+    assert "p1" in first.choices["prompt"] and "p1@v2" in first.choices["prompt"]
+    queries.close()
+
+
+def test_reviews_export_preferences_and_labels(two_runs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from promptkit.runs import RunStore
+    from promptkit.view.reviews import ReviewStore, label_records, preference_records
+
+    project, (v1, v2) = two_runs
+    store = RunStore(project / ".promptkit" / "runs.db")
+    a, b = store.results(v1), store.results(v2)
+    store.close()
+    differ = [i for i in range(len(a)) if a[i].output != b[i].output]
+    reviews = ReviewStore(project / ".promptkit" / "runs.db")
+    reviews.add("pair", a[differ[0]].id, v1, "a", v2)
+    reviews.add("pair", a[differ[1]].id, v1, "tie", v2)
+    reviews.add("pair", a[differ[2]].id, v1, "a", v2)
+    reviews.add("pair", a[differ[2]].id, v1, "b", v2)  # changed my mind: replaces the first judgment
+    reviews.add("label", a[0].id, v1, "label:negative")
+    with pytest.raises(PromptkitError):
+        reviews.add("pair", a[0].id, v1, "maybe", v2)
+    reviews.close()
+    records = list(preference_records(Project(project)))
+    assert [(r["example_id"], r["chosen"], r["rejected"]) for r in records] == [
+        (a[differ[0]].id, a[differ[0]].output, b[differ[0]].output),
+        (a[differ[2]].id, b[differ[2]].output, a[differ[2]].output)]
+    assert "Review:" in records[0]["prompt"]
+    labels = list(label_records(Project(project)))
+    assert labels[0]["label"] == "negative" and labels[0]["expected"] == a[0].expected
+    out = tmp_path / "prefs.jsonl"
+    done = run_cli("--project", str(project), "view", "export-preferences", "-o", str(out))
+    assert done.returncode == 0 and "2 preferences record(s)" in done.stderr
+    assert [json.loads(line)["chosen"] for line in out.read_text().splitlines()] == [r["chosen"] for r in records]
+
+
+def test_safe_defaults_over_http(project: Path) -> None:
+    hostile = hostile_run(project)
+    process, url = start_view(project, "--read-only")
+    base = url.split("?")[0].rstrip("/")
+    try:
+        assert url.startswith("http://127.0.0.1:") and "token" not in url
+        response = urllib.request.urlopen(f"{base}/runs/{hostile}")
+        page = response.read().decode()
+        assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+        assert "<script>window.__pwned" not in page and HOSTILE_OUTPUT.replace("<", "&lt;").replace(">", "&gt;") in page
+        assert "<i>evil</i>" not in page and "&lt;i&gt;evil&lt;/i&gt;" in page
+        form = urllib.parse.urlencode({"a": hostile, "example": "e0", "choice": "right", "token": "x"}).encode()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(base + "/review", form, method="POST"))
+        assert refused.value.code == 403
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(base + "/runs/no-such-run")
+        assert missing.value.code == 404
+    finally:
+        stop(process)
+
+
+def test_a_busy_port_is_one_line_and_exit_2(project: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        done = cli(project, "view", "--port", str(busy.getsockname()[1]))
+    assert done.exit_code == 2 and done.output.startswith("error: --host/--port: cannot listen on 127.0.0.1:")
+    assert len(done.output.strip().splitlines()) == 1
