@@ -80,10 +80,25 @@ def structural(spec: PromptSpec) -> list[tuple[PromptSpec, str]]:
     capital = {label: label[:1].upper() + label[1:] for label in labels}
     if any(capital[k] != k for k in capital) and len(set(capital.values())) == len(capital):
         out.append((_with(base_spec, verbalizers=capital), "verbalizers " + "/".join(capital.values())))
+    cued = None
+    if not base_spec.slots.task.rstrip().endswith(":"):
+        # a text prompt whose task ends with the input leaves the model unsure an answer comes next
+        slots = {**base_spec.slots.model_dump(exclude_none=True), "task": base_spec.slots.task.rstrip() + "\nAnswer:"}
+        cued = _with(base_spec, style="text", label_prefix=None, slots=slots)
+        out.append((cued, "style text + answer cue" if spec.style == "chat" else "answer cue"))
     other = "chat" if spec.style == "text" else "text"
     # a chat prompt's label prefix is '' and a text prompt's ' ': let the new style take its default
     out.append((_with(base_spec, style=other, label_prefix=None), f"style {other}"))
-    return out
+    return out if cued is None else [*out, *_cue_variants(base_spec, cued)]
+
+
+def _cue_variants(base: PromptSpec, cued: PromptSpec) -> list[tuple[PromptSpec, str]]:
+    """The answer-cued prompt with the label verbalizers capitalized (how a text answer often starts)."""
+    labels = list(base.labels or [])
+    capital = {label: label[:1].upper() + label[1:] for label in labels}
+    if any(capital[k] != k for k in capital) and len(set(capital.values())) == len(capital):
+        return [(_with(cued, verbalizers=capital), "answer cue + verbalizers " + "/".join(capital.values()))]
+    return []
 
 
 def balanced(pool: Sequence[Example], labels: Sequence[str], k: int, seed: int, diverse: bool) -> list[Example]:

@@ -204,10 +204,12 @@ class Search:
             alive.sort(key=lambda c: (-self.accuracy(c), c.key != self.base_key))
             if i < len(self.rungs) - 1:
                 keep = max(1, -(-len(alive) // 2))
-                for cand in alive[keep:]:
+                # the current version runs every slice: it is what the winner is measured against
+                dropped = [c for c in alive[keep:] if c.key != self.base_key]
+                for cand in dropped:
                     cand.dropped_at = rows
-                alive = alive[:keep]
-        return alive[0]
+                alive = [c for c in alive if c not in dropped]
+        return max(alive, key=lambda c: (self.accuracy(c), c.key == self.base_key))
 
     def incumbent(self) -> Candidate:
         full = self.rungs[-1]
