@@ -404,7 +404,8 @@ def optimize(project: Project, base: PromptVersion, suite: Suite, provider: Prov
         record = {"from": base.ref, "from_hash": base.hash, "method": "promptkit optimize",
                   "settings": state.settings["options"], "model": state.settings["model"],
                   "data_hash": data.data_hash, "train": state.settings["train"], "test": state.settings["test"],
-                  "winner": winner.origin, "validation": result.leaderboard[:50],
+                  "winner": winner.origin + (" + fitted bias" if winner_spec.calibration != winner.spec.calibration else ""),
+                  "validation": result.leaderboard[:50],
                   "candidates_tried": len(scored), "evals": state.evals, "test_result": result.test.to_dict()}
         result.published = publish(base, winner_spec, record)
         significant = stat.p_value < 0.05
