@@ -145,6 +145,11 @@ def optimize_command(ctx: click.Context, ref: str, suite: str | None, train_data
     project = project_of(ctx)
     if output is not None:
         check_writable(output)
+    if label is not None:
+        from promptkit.library.store import NAME_RE, VERSION_RE, WORKING
+
+        if not NAME_RE.match(label) or VERSION_RE.match(label) or label == WORKING:
+            raise ConfigError(f"invalid --label {label!r}", hint="use letters, digits, '-', '_', not 'vN' or 'working'")
     try:
         ks = tuple(int(k) for k in fewshot_k.split(",") if k.strip() and int(k) > 0)
     except ValueError:
