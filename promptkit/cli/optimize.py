@@ -49,6 +49,7 @@ class Display:
         self.quiet = quiet
         self.bar: Any = None
         self.task: Any = None
+        self.overall: Any = None
         self.label = ""
         if not quiet and sys.stderr.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -59,7 +60,9 @@ class Display:
     def __enter__(self) -> Display:
         if self.bar is not None:
             self.bar.start()
+            self.overall = self.bar.add_task("search (all candidates)", total=None)
             self.task = self.bar.add_task("", total=None)
+        self.last = 0
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -72,13 +75,17 @@ class Display:
         if kind == "phase":
             err_console.print(f"[bold]{info['name']}[/bold]")
         elif kind == "candidate":
-            self.label = f"{info['origin']} on {info['rows']} rows"
+            self.label, self.last = f"{info['origin']} on {info['rows']} rows", 0
             if self.bar is None:
                 err_console.print(f"  scoring {self.label}")
         elif kind == "rows" and self.bar is not None:
             self.bar.update(self.task, description=self.label, completed=info["done"], total=info["total"])
+            self.bar.advance(self.overall, max(0, info["done"] - self.last))  # ETA over the whole search
+            self.last = info["done"]
         elif kind == "estimate":
             print_estimate(info)
+            if self.bar is not None:
+                self.bar.update(self.overall, total=info["search_calls"] + info["test_calls"])
         elif kind == "note":
             err_console.print(f"  {info['text']}")
 
