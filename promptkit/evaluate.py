@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from promptkit.data import Example, file_hash, load_examples, select_split
-from promptkit.errors import ConfigError, NotFoundError
+from promptkit.errors import ConfigError, NotFoundError, PromptkitError
 from promptkit.library import PromptVersion
 from promptkit.metrics import DEFAULT_METRICS, MetricValue, metrics
 from promptkit.models import DEFAULT_MODEL, ModelRef, resolve_model
@@ -38,6 +38,7 @@ class ExampleResult:
     cost: float = 0.0
     latency: float = 0.0
     cached: bool = False
+    assertions: list[dict[str, Any]] | None = None  # one outcome per assertion (promptkit.assertions)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,15 +60,27 @@ class EvalPlan:
     scoring: str
     metric_names: list[str]
     prices: dict[str, Price] | None = None  # None: the built-in table
+    # Set by resolve_scoring when the provider cannot give the scoring asked for:
+    scoring_asked: str | None = None  # what the suite asked ("loglik"); `scoring` is what ran
+    scoring_note: str | None = None  # why
+    probed: bool = False  # resolve_scoring has asked the provider
+    checks: Any = None  # promptkit.assertions.SuiteChecks: the suite's and rows' assertions, with their judge
+    custom_metrics: dict[str, Any] = field(default_factory=dict)  # name -> Metric class from the project folder
 
     @property
     def price(self) -> Price:
+        """The project's price for the model spec as written (`prices: {smollm2: ...}`), else for the model."""
+        if self.prices is not None and self.model.spec in self.prices:
+            return self.prices[self.model.spec]
         return price_for(self.model.model, self.prices)
 
     @property
     def hash(self) -> str:
-        """Identifies the plan: a resumed run must have the same one."""
-        blob = json.dumps(self.settings(), sort_keys=True, default=str)
+        """Identifies the plan: a resumed run must have the same one (whatever scoring the endpoint gave)."""
+        settings = self.settings()
+        settings.pop("scoring_note", None)
+        settings["scoring"] = self.scoring_asked or self.scoring
+        blob = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property
@@ -92,7 +105,8 @@ class EvalPlan:
             "decoding": self.decoding,
             "scoring": self.scoring,
             "labels": self.labels,
-        }
+            **({"checks": self.checks.settings()} if self.checks is not None else {}),
+        } | ({"scoring_note": self.scoring_note} if self.scoring_note else {})
 
 
 @dataclass
@@ -103,7 +117,7 @@ class EvalRun:
     confusion: dict[str, dict[str, int]] | None = None
     run_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    status: str = "finished"  # or "interrupted" (stopped by --max-cost or Ctrl-C; resumable)
+    status: str = "finished"  # or "interrupted" (--max-cost or Ctrl-C; resumable), or "failed" (every example failed)
 
     def metric(self, name: str) -> float | None:
         return next((m.value for m in self.metrics if m.name == name), None)
@@ -118,6 +132,7 @@ def plan_eval(
     split: str | None = None,
     limit: int | None = None,
     overrides: dict[str, Any] | None = None,
+    judge: str | None = None,
 ) -> EvalPlan:
     suite = suite or project.suite_for(version)
     cfg = suite.config
@@ -148,6 +163,8 @@ def plan_eval(
         examples = examples[: max(0, limit)]
     if not examples:
         raise ConfigError("no examples to evaluate", where=str(data_path))
+    if task == "classification":
+        check_targets(spec.labels, [e.target for e in examples], str(data_path))
 
     settings = spec.settings
     decoding = {"temperature": settings.temperature, "max_tokens": settings.max_tokens, "stop": list(settings.stop)}
@@ -156,17 +173,22 @@ def plan_eval(
 
     supports = providers.get(model_ref.provider).supports_scoring
     scoring = cfg.scoring or ("loglik" if task == "classification" and supports else "generate")
-    names = cfg.metrics or DEFAULT_METRICS[task]
+    from promptkit.assertions import build_checks
+    from promptkit.metrics import resolve_metrics
+
+    names, custom = resolve_metrics(cfg.metrics or DEFAULT_METRICS[task], project.root, str(suite.path))
     for name in names:
-        metrics.get(name).check()  # unknown or unusable metrics fail here, before any model call
+        (custom.get(name) or metrics.get(name)).check()  # unknown or unusable metrics fail here, before any model call
+    checks = build_checks(project, suite, examples, data_path, judge)
     return EvalPlan(version, suite, model_ref, task, examples, data_path, file_hash(data_path), split, decoding,
-                    scoring, names, load_prices(project.root))
+                    scoring, names, load_prices(project.root), checks=checks, custom_metrics=custom)
 
 
 def build_request(plan: EvalPlan, example: Example) -> Request:
     rendered = plan.version.template.render(example.vars, what=f"example {example.index + 1} of {plan.data_path}")
     # the answer texts (verbalizers) are scored; score_example maps them back to label names
-    labels = plan.version.spec.answers if plan.task == "classification" and plan.scoring == "loglik" else None
+    scored = plan.task == "classification" and (plan.scoring_asked or plan.scoring) == "loglik"
+    labels = plan.version.spec.answers if scored else None
     return Request(
         id=example.id,
         text=rendered.text,
@@ -237,13 +259,62 @@ def check_context_window(plan: EvalPlan, provider: Provider) -> None:
 def compute_metrics(plan: EvalPlan, results: Sequence[ExampleResult]) -> list[MetricValue]:
     values: list[MetricValue] = []
     for name in plan.metric_names:
-        metric = metrics.get(name)()
+        metric = (plan.custom_metrics.get(name) or metrics.get(name))()
         if plan.task in metric.tasks:
             values += metric.compute(results, plan.labels)
+    if plan.checks is not None:
+        from promptkit.assertions import assertion_metrics
+
+        values += assertion_metrics(results)
     return values
 
 
 ProgressFn = Callable[[int, int], None]
+
+
+class RunFailed(PromptkitError):
+    """The run cannot go on (bad API key, endpoint down) or every example failed: exit 1."""
+
+    exit_code = 1
+
+
+def check_targets(plan_labels: Sequence[str] | None, targets: Sequence[str | None], where: str) -> None:
+    """Refuse a classification dataset whose targets are not all in the prompt's label set."""
+    if not plan_labels:
+        return
+    unknown = sorted({t for t in targets if t is not None and t not in plan_labels})
+    if unknown:
+        shown = ", ".join(repr(t) for t in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise ConfigError(f"dataset targets {shown} are not in the prompt's labels {list(plan_labels)}", where=where,
+                          hint="make the labels match the dataset's target values")
+
+
+def resolve_scoring(plan: EvalPlan, provider: Provider, cache: Any | None = None) -> None:
+    """Send the first uncached request alone (the run reuses its answer). Raises RunFailed when it
+    shows the run cannot go on (bad key, endpoint down), before a whole batch is sent; for label
+    scoring, records in the plan the scoring the provider really gives, with why, when it is not
+    what the suite asked for."""
+    resolve = getattr(provider, "resolve_scoring", None)
+    if resolve is None or plan.probed:
+        return
+    requests = [build_request(plan, e) for e in plan.examples]
+    if cache is not None:
+        from promptkit.cache import provider_identity, request_key
+
+        identity = provider_identity(provider, cache)
+        keys = [request_key(identity, r) for r in requests]
+        hits = cache.get_many(keys)
+        requests = [r for r, k in zip(requests, keys, strict=True) if k not in hits]
+    if not requests:
+        return
+    plan.probed = True
+    mode, note = resolve(requests[0])
+    fatal = getattr(provider, "fatal", None)
+    if fatal:
+        raise RunFailed(fatal)
+    if plan.task == "classification" and plan.scoring == "loglik":
+        plan.scoring_asked = plan.scoring
+        plan.scoring, plan.scoring_note = mode, note
 
 
 class BudgetExceeded(Exception):
@@ -287,6 +358,7 @@ def run_eval(
 
     done: dict[str, ExampleResult] = {}
     resumed_with = None
+    resolve_scoring(plan, provider, cache)
     if store is not None:
         if run_id is None:
             run_id = store.create_run(plan.settings(), plan.hash)
@@ -337,6 +409,8 @@ def run_eval(
             for response in responses:
                 _fill_cost(plan, response)
             scored = [score_example(plan, e, r) for e, r in zip(batch, responses, strict=True)]
+            if plan.checks is not None:  # assertions, and the judge's calls for model-graded ones
+                spent += plan.checks.apply(scored, cache)
             if store is not None and run_id is not None and scored:
                 store.add_results(run_id, scored)
             for result in scored:
@@ -344,11 +418,16 @@ def run_eval(
             finished += len(batch)
             if progress:
                 progress(finished, len(plan.examples))
+            fatal = getattr(provider, "fatal", None)
+            if fatal:  # a bad key or a dead endpoint: every further call would fail too
+                status = "failed"
+                break
             if status != "finished":
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         if store is not None and run_id is not None:
             store.set_status(run_id, "interrupted", {**_cache_hits(list(done.values())), "stopped": "interrupted"})
+            interrupt.run_id = run_id  # type: ignore[attr-defined]  # named by the CLI's "--resume ID" hint
         raise
     results = [done[e.id] for e in plan.examples if e.id in done]
     values = compute_metrics(plan, results)
@@ -356,8 +435,16 @@ def run_eval(
     extra = _cache_hits(results)
     if resumed_with is not None:
         extra["resumed_with"] = resumed_with  # results the run held when this process took it over
-    if status != "finished":
+    if status == "failed":
+        extra.update(stopped=getattr(provider, "fatal", None), remaining=len(plan.examples) - len(results))
+    elif status != "finished":
         extra.update(stopped="max-cost", max_cost=max_cost, remaining=len(plan.examples) - len(results))
+    if status == "finished" and results and all(r.error is not None for r in results):
+        status = "failed"  # nothing was scored: a run of errors is not a result
+        extra["stopped"] = f"every example failed; first: {results[0].error}"
+    modes = getattr(provider, "scoring_modes", None)
+    if isinstance(modes, dict) and modes:
+        extra["scoring_modes"] = dict(modes)  # which scoring each request really got
     stats = getattr(provider, "stats", None)
     if isinstance(stats, dict) and stats.get("requests"):
         extra["provider_stats"] = {k: v for k, v in stats.items() if k != "faults_reported"}

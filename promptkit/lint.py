@@ -216,7 +216,7 @@ def lint_suite(project: Project, suite: Suite) -> list[Finding]:
         findings.append(Finding(_at(suite.path, text, "task"), "schema", "classification suite but the prompt has no labels",
                                 f"add labels to {version.source}"))
     for name in cfg.metrics or []:
-        if name not in metrics:
+        if isinstance(name, str) and name not in metrics:  # custom {name, class} entries load at eval time
             findings.append(Finding(_at(suite.path, text, "metrics"), "unknown-metric", f"unknown metric {name!r}",
                                     f"known: {', '.join(metrics.names())}"))
     model = None
@@ -257,6 +257,17 @@ def lint_suite(project: Project, suite: Suite) -> list[Finding]:
             if col and not any(col in row for row in rows):
                 findings.append(Finding(_at(suite.path, text, "dataset", key), "missing-field",
                                         f"dataset {data_path.name} has no column {col!r} ({key})"))
+        target = cfg.dataset.target
+        if task == "classification" and version.spec.labels and target:
+            unknown = sorted({str(r[target]) for r in rows if r.get(target) is not None} - set(version.spec.labels))
+            if unknown:
+                first = next(lines[i] for i, r in enumerate(rows) if r.get(target) is not None
+                             and str(r[target]) in unknown)
+                shown = ", ".join(repr(t) for t in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+                findings.append(Finding(_at(version.source, prompt_text, "labels"), "unknown-target",
+                                        f"dataset targets {shown} of {data_path} (first at line {first}) are not in "
+                                        f"the labels {version.spec.labels}",
+                                        "make the labels match the dataset's target values"))
         if cfg.split and cfg.dataset.split_field and any(cfg.dataset.split_field in r for r in rows) \
                 and not any(str(r.get(cfg.dataset.split_field)) == cfg.split for r in rows):
             findings.append(Finding(_at(suite.path, text, "split"), "missing-split", f"no rows in split {cfg.split!r}"))

@@ -6,8 +6,8 @@ import pytest
 
 from promptkit.evaluate import ExampleResult
 from promptkit.metrics import metrics
-from promptkit.metrics.base import percentile, wilson
 from promptkit.metrics.classification import confusion
+from promptkit.stats import percentile, wilson
 
 LABELS = ["neg", "pos"]
 

@@ -12,44 +12,9 @@ from conftest import run_cli
 from gate_helpers import cli, fake_project, write_prompt
 
 from promptkit.gate.baseline import dumps, load_baseline
-from promptkit.gate.stats import accuracy_test, binom_tail, macro_f1, mcnemar_exact, mean_statistic, paired_bootstrap
 
 FLIP_TWO = 'Review: {{ text | replace("great place #4.", "awful place #4.") | replace("great place #8.", "awful place #8.") }}'
 FLIP_ALL = 'Review: {{ text | replace("great", "awful") }}'
-
-
-# -- statistics ---------------------------------------------------------------------------
-
-def test_exact_mcnemar_matches_the_binomial() -> None:
-    assert binom_tail(0, 5) == 1.0
-    assert binom_tail(5, 5) == 1 / 32
-    assert mcnemar_exact(2, 0) == 0.25  # two flips out of two discordant pairs: not significant
-    assert mcnemar_exact(10, 0) == pytest.approx(1 / 1024)
-    assert mcnemar_exact(3, 3) > 0.5
-    assert mcnemar_exact(0, 0) == 1.0
-
-
-def test_paired_bootstrap_is_seeded_and_directional() -> None:
-    base = [1.0] * 50 + [0.0] * 10
-    worse = [1.0] * 30 + [0.0] * 30
-    a = paired_bootstrap(mean_statistic(base, worse), 60, seed=1)
-    b = paired_bootstrap(mean_statistic(base, worse), 60, seed=1)
-    assert a == b
-    assert a.delta == pytest.approx(-20 / 60)
-    assert a.p_value < 0.01 and a.high < 0
-    same = paired_bootstrap(mean_statistic(base, base), 60)
-    assert same.p_value == 1.0 and same.low == same.high == 0.0
-
-
-def test_accuracy_test_uses_mcnemar_for_outcomes_and_bootstrap_for_fractions() -> None:
-    assert accuracy_test([1.0, 1.0, 0.0], [0.0, 1.0, 0.0], 0.05).test.startswith("exact McNemar")
-    assert accuracy_test([1.0, 0.5, 0.0], [0.0, 1.0, 0.0], 0.05).test == "paired bootstrap"
-
-
-def test_macro_f1() -> None:
-    labels = ["negative", "positive"]
-    assert macro_f1(["positive", "negative"], ["positive", "negative"], labels) == 1.0
-    assert macro_f1(["positive", "negative"], ["positive", "positive"], labels) == pytest.approx((2 / 3 + 0) / 2)
 
 
 # -- acceptance 2: noise passes, a real drop fails, absolute thresholds fail regardless ----------
@@ -71,12 +36,13 @@ def test_flipping_two_of_200_passes_and_a_real_drop_fails(tmp_path: Path) -> Non
     code, report = _check(root)
     acc = next(c for c in report["suites"][0]["checks"] if c["name"] == "accuracy vs baseline")
     assert code == 0 and acc["passed"] and acc["worse"] == 2
-    assert acc["p_value"] == 0.25 and "not significant" in acc["message"]
+    # one-sided McNemar 0.25, Holm-adjusted over accuracy and F1
+    assert acc["raw_p_value"] == 0.25 and acc["p_value"] == 0.5 and "not significant" in acc["message"]
 
     write_prompt(root, FLIP_ALL)
     result = run_cli("check", "--no-store", "--json", "r.json", cwd=root)
     assert result.returncode == 1
-    assert "accuracy dropped 50.0%" in result.stdout and "p=7.89e-31" in result.stdout
+    assert "accuracy dropped 50.0 pt" in result.stdout and "p=1.58e-30" in result.stdout and "raw 7.89e-31" in result.stdout
     assert "flipped #0" in result.stdout
     report = json.loads((root / "r.json").read_text())
     acc = next(c for c in report["suites"][0]["checks"] if c["name"] == "accuracy vs baseline")
@@ -224,7 +190,7 @@ def test_junit_and_markdown_reports(tmp_path: Path) -> None:
     assert set(cases) == {"max tokens_per_example", "accuracy vs baseline", "f1_macro vs baseline"}
     assert cases["max tokens_per_example"].is_passed
     failure = cases["accuracy vs baseline"].result[0]
-    assert isinstance(failure, Failure) and "p=" in failure.message and "dropped 50.0%" in failure.message
+    assert isinstance(failure, Failure) and "p=" in failure.message and "dropped 50.0 pt" in failure.message
     assert "flipped #0" in failure.text
     assert suites[0].failures == 2 and suites[0].tests == 3
     text = summary.read_text()
@@ -258,7 +224,7 @@ def test_changed_since_selects_suites_whose_inputs_changed(tmp_path: Path) -> No
 
 
 def test_baseline_show_and_checking_a_published_version(tmp_path: Path) -> None:
-    root = fake_project(tmp_path, n=10)
+    root = fake_project(tmp_path, n=20)  # 10 of 20 flipped: significant after Holm over accuracy and F1
     assert "toy: no baseline" in cli(root, "baseline", "show").stdout
     assert cli(root, "prompt", "new-version", "toy", "-m", "v1").exit_code == 0
     assert cli(root, "baseline", "bless", "toy@v1", "--no-store").exit_code == 0

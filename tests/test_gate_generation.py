@@ -13,7 +13,6 @@ import yaml
 from gate_helpers import cli
 
 from promptkit.gate.baseline import load_baseline
-from promptkit.gate.stats import score_test
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBJECTS = ["the soup", "our waiter", "the hotel room", "this phone", "the delivery", "the concert", "the hiking trail",
@@ -66,14 +65,6 @@ TEXT_METRICS = ["exact_match", "bleu", "rouge_l", "latency", "tokens"]
 NOISE = '{{ text | replace("#3.", "#3 ok.") | replace("#8.", "#8 ok.") }}'
 # every output loses its last words: a real drop
 TRUNCATE = "{{ text.split()[:3] | join(' ') }}"
-
-
-def test_stats_score_test() -> None:
-    base = [0.8] * 40
-    assert score_test("rouge_l", base, [0.6] * 40, 0.05).p_value < 0.01
-    assert score_test("rouge_l", base, base, 0.05).p_value == 1.0
-    assert score_test("exact_match", [1.0, 1.0], [0.0, 1.0], 0.05).test.startswith("exact McNemar")
-    assert score_test("relevance", [0.5, 0.7, 0.9], [0.6, 0.6, 0.9], 0.05).test == "paired bootstrap"
 
 
 def test_baseline_stores_rounded_scores_of_the_suites_metrics_only(tmp_path: Path) -> None:

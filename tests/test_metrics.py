@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from reports_helpers import classification_run, result
 
-from promptkit.metrics import DEFAULT_METRICS, MetricValue, bootstrap_mean, metrics, per_example_scores, wilson
-from promptkit.metrics.base import bootstrap_percentile
+from promptkit.metrics import DEFAULT_METRICS, MetricValue, metrics, per_example_scores
 from promptkit.metrics.classification import Accuracy, MacroPRF
 from promptkit.metrics.text import Bleu, ExactMatch, RougeL, bleu_from_stats, bleu_stats, rouge_l, tokenize_13a
 from promptkit.metrics.usage import Errors, Latency
+from promptkit.stats import bootstrap_mean, bootstrap_percentile, wilson
 
 ROOT = Path(__file__).resolve().parent.parent
 

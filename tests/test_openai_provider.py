@@ -104,10 +104,12 @@ def test_chat_messages_and_cost(tmp_path: Path) -> None:
 
 
 def test_unreachable_endpoint_is_an_error_per_example() -> None:
-    provider = make_provider("openai", "fixed", base_url="http://127.0.0.1:9/v1", **{**FAST, "max_retries": 1})
+    """An endpoint never reached is declared down after two attempts; later requests fail at once."""
+    provider = make_provider("openai", "fixed", base_url="http://127.0.0.1:9/v1", **{**FAST, "concurrency": 1})
     responses = provider.complete([Request(id=str(i), text="x") for i in range(3)])
     assert all(r.error and "connection" in r.error for r in responses)
-    assert provider.stats["faults"]["connection"] == 6
+    assert provider.stats["faults"]["connection"] == 2
+    assert provider.fatal and "cannot reach http://127.0.0.1:9/v1" in provider.fatal
 
 
 def test_eval_cli_through_registered_openai_model(project: Path) -> None:

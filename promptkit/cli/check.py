@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
-from promptkit.cli.common import console, err_console, project_of
-from promptkit.config import atomic_write
+from promptkit.cli.common import FiniteFloat, console, err_console, project_of
+from promptkit.config import atomic_write, check_writable
 from promptkit.errors import PromptkitError
 from promptkit.gate.check import SuiteCheck, run_check
+from promptkit.gate.decide import worse_examples
 from promptkit.report.junit import write_junit
 from promptkit.report.markdown import write_markdown
 from promptkit.runs import RunStore
@@ -33,14 +34,17 @@ def print_suite(suite: SuiteCheck) -> None:
     for check in suite.checks:
         mark = "ok  " if check.passed else "FAIL"
         out(f"  {mark} {check.name}: {check.message or check.value}")
-        if not check.passed and check.flipped:
-            worse, better = ("now wrong", "now right") if check.metric in ("accuracy", "exact_match") else ("lower", "higher")
-            out(f"       {check.worse} example(s) {worse}, {check.fixed} {better}, of {check.paired} paired:")
-            for row in check.flipped[:SHOWN]:
-                out(f"       flipped #{row['index']} ({row['id']}): {row['before']} -> {row['after']}, "
-                              f"expected {row['expected']}: {row['input']}")
-            if check.worse > SHOWN:
-                out(f"       ... and {check.worse - SHOWN} more (all in --json / --markdown)")
+        if not check.passed and check.kind == "baseline":
+            out(f"       {check.worse} example(s) worse, {check.fixed} better, of {check.paired} paired")
+    worse = worse_examples(suite.checks)
+    if worse:
+        out(f"  examples that got worse ({len(worse)}, each once with the metrics that fell):")
+        for row in worse[:SHOWN]:
+            fell = "; ".join(f"{metric} {change}" for metric, change in row["metrics"].items())
+            out(f"       flipped #{row['index']} ({row['id']}): {row['before']} -> {row['after']}, "
+                f"expected {row['expected']} [{fell}]: {row['input']}")
+        if len(worse) > SHOWN:
+            out(f"       ... and {len(worse) - SHOWN} more (all in --json / --markdown)")
     if suite.flaky:
         out(f"  flaky examples: {len(suite.flaky)} of {suite.examples} "
                       f"(" + ", ".join(f"#{r['index']} {r['correct']:.0%}" for r in suite.flaky[:10]) + ")")
@@ -56,21 +60,36 @@ def print_suite(suite: SuiteCheck) -> None:
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the full result as JSON.")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--alpha", type=FiniteFloat(0, 1, min_open=True, max_open=True),
               help="Significance level of the paired tests (default: the suite's, else 0.05).")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run each suite N times (seeds 0..N-1) for sampled decoding; reports flaky examples.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N examples of each suite.")
 @click.option("--no-store", is_flag=True, help="Do not record the runs in .promptkit/runs.db.")
+@click.option("--no-cache", is_flag=True,
+              help="Call the model for every example. By default deterministic suites (temperature 0 or log-likelihood "
+                   "scoring) reuse answers from .promptkit/cache.db, so paid models are not billed again in each CI run.")
 @click.pass_context
 def check_command(ctx: click.Context, targets: tuple[str, ...], changed_since: str | None, junit: Path | None,
                   markdown: Path | None, json_path: Path | None, alpha: float | None, repeat: int, limit: int | None,
-                  no_store: bool) -> None:
+                  no_store: bool, no_cache: bool) -> None:
     """Check suites (all, or TARGETS: suite names or prompt refs) against thresholds and blessed baselines."""
     project = project_of(ctx)
+    for option, path in (("--junit", junit), ("--markdown", markdown), ("--json", json_path)):
+        if path is not None:  # before any model call: never a device, a FIFO or an unwritable folder
+            check_writable(path, option)
     store = None if no_store else RunStore(project.runs_path)
-    report = run_check(project, targets, changed_since=changed_since, alpha=alpha, repeat=repeat, store=store,
-                       limit=limit, on_suite=print_suite)
+    cache = None
+    if not no_cache:
+        from promptkit.cache import ResponseCache
+
+        cache = ResponseCache(project.state_dir / "cache.db")
+    try:
+        report = run_check(project, targets, changed_since=changed_since, alpha=alpha, repeat=repeat, store=store,
+                           limit=limit, cache=cache, on_suite=print_suite)
+    finally:
+        if cache is not None:
+            cache.close()
     if not report.suites:
         err_console.print("no suite to check" + (f" (unchanged since {changed_since}: {', '.join(report.skipped)})"
                                                  if report.skipped else ""))

@@ -9,7 +9,8 @@ from typing import Any
 import click
 from rich.table import Table
 
-from promptkit.cli.common import console, err_console, project_of
+from promptkit.cli.common import FiniteFloat, console, err_console, project_of
+from promptkit.stats import ALPHA
 
 
 class TuneGroup(click.Group):
@@ -50,7 +51,7 @@ def comparison_table(comparison: Any) -> Table:
     for label, model, value, run_id in comparison.rows():
         table.add_row(label, model, f"{value:.1%}" if value is not None else "-", run_id or "-")
     table.caption = (f"paired McNemar: {test.b_only} fixed, {test.a_only} broken, p={test.p_value:.2g}"
-                     f" ({'significant' if test.significant(0.01) else 'not significant'} at 0.01)")
+                     f" ({'significant' if test.significant(ALPHA) else 'not significant'} at {ALPHA:g})")
     return table
 
 
@@ -76,9 +77,9 @@ def comparison_table(comparison: Any) -> Table:
 @click.option("--base-model", help="Model to tune (lora: the suite's hf model; openai: gpt-4o-mini-2024-07-18).")
 @click.option("--r", "lora_r", type=int, help="LoRA rank (8).")
 @click.option("--alpha", type=int, help="LoRA alpha (16).")
-@click.option("--dropout", type=float, help="LoRA dropout (0.05).")
+@click.option("--dropout", type=FiniteFloat(), help="LoRA dropout (0.05).")
 @click.option("--target-modules", help="Comma-separated modules (q_proj,v_proj).")
-@click.option("--lr", type=float, help="Learning rate (3e-4).")
+@click.option("--lr", type=FiniteFloat(), help="Learning rate (3e-4).")
 @click.option("--batch-size", type=int, help="Batch size (lora 8; openai auto).")
 @click.option("--epochs", type=int, help="Epochs (lora 1; openai auto).")
 @click.option("--patience", type=int, help="Epochs without lower validation loss before stopping (1).")
@@ -87,10 +88,10 @@ def comparison_table(comparison: Any) -> Table:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, help="CPU threads for training.")
 @click.option("--suffix", help="Fine-tuned model suffix (openai).")
-@click.option("--lr-multiplier", type=float, help="Learning rate multiplier (openai).")
-@click.option("--poll-interval", type=float, help="Seconds between job polls (openai, 10).")
+@click.option("--lr-multiplier", type=FiniteFloat(), help="Learning rate multiplier (openai).")
+@click.option("--poll-interval", type=FiniteFloat(), help="Seconds between job polls (openai, 10).")
 @click.option("--window", type=click.IntRange(min=1), default=3, show_default=True, help="Plateau: versions judged.")
-@click.option("--margin", type=float, default=0.01, show_default=True, help="Plateau: minimum gain (0.01 = 1 point).")
+@click.option("--margin", type=FiniteFloat(), default=0.01, show_default=True, help="Plateau: minimum gain (0.01 = 1 point).")
 @click.pass_context
 def run_tune(ctx: click.Context, ref: str, backend: str, force: bool, yes: bool, suite: str | None, data: Path | None,
              train_data: Path | None, train_split: str | None, eval_data: Path | None, eval_split: str | None,
@@ -109,11 +110,14 @@ def run_tune(ctx: click.Context, ref: str, backend: str, force: bool, yes: bool,
     version = project.library.resolve(ref)
     the_suite = project.suite(suite) if suite else project.suite_for(version)
     if not force:
-        verdict = plateau(project, version.name, the_suite, window=window, margin=margin)
+        verdict = plateau(project, version.name, the_suite, window=window, margin=margin, version=version)
         if not verdict.plateaued:
-            err_console.print(f"{version.name} has not plateaued on suite {the_suite.name}: {verdict.reason}.")
+            err_console.print(f"{version.name} has not plateaued on suite {the_suite.name} with model {verdict.model}: "
+                              f"{verdict.reason}.")
             err_console.print("Keep improving the prompt (see 'promptkit status'), or pass --force to tune anyway.")
             ctx.exit(1)
+        err_console.print(f"{version.name} has plateaued on suite {the_suite.name} with model {verdict.model}: "
+                          f"{verdict.reason}; tuning.")
     if data is not None:
         trainset = load_trainset(data, version.spec.prefix)
         check_prepared_overlap(trainset, eval_plan(project, version, the_suite, data=eval_data, split=eval_split))
@@ -172,7 +176,11 @@ class _progress:
             info += f" · {event.tokens_per_s:.0f} tok/s"
             if self.bar is not None:
                 self.bar.update(self.task, completed=event.step, total=event.total_steps, info=info)
-            elif event.phase != "train" or event.step % 10 == 0:
+            elif event.phase == "done":
+                err_console.print(f"trained {event.step} step(s) in {event.epoch + 1} epoch(s): {info}")
+            elif event.phase == "validate":
+                err_console.print(f"epoch {event.epoch + 1} step {event.step}/{event.total_steps} (end of epoch): {info}")
+            elif event.step % 10 == 0:
                 err_console.print(f"epoch {event.epoch + 1} step {event.step}/{event.total_steps}: {info}")
         elif self.bar is not None:
             self.bar.update(self.task, info=f"{event.status} {event.message}"[:60])

@@ -1,4 +1,5 @@
 """The CI gate: blessed baselines, thresholds, paired statistics and the check that combines them.
 
 Modules: `thresholds` (the suite's `thresholds:` block), `baseline` (bless, load, staleness),
-`stats` (exact McNemar, paired bootstrap), `check` (run suites and decide pass/fail)."""
+`decide` (paired tests on per-example outcomes, Holm, the pass/fail of each metric; the
+statistics themselves live in `promptkit.stats`), `check` (pick and run suites, report)."""

@@ -11,59 +11,29 @@ from typing import TYPE_CHECKING, Any
 
 from promptkit.errors import ConfigError, PromptkitError
 from promptkit.gate.baseline import (
-    CONTINUOUS,
     Baseline,
     baseline_path,
+    compared_metrics,
     load_baseline,
     make_baseline,
     mean_metrics,
     outcomes_of,
+    rebless_hint,
     stale_reasons,
     write_baseline,
 )
-from promptkit.gate.stats import accuracy_test, f1_statistic, paired_bootstrap, score_test
+from promptkit.gate.decide import MAX_FLIPPED, SHARE_KINDS, MetricCheck, compare_outcomes, decide
 from promptkit.gate.thresholds import Thresholds
 
 if TYPE_CHECKING:
-    from promptkit.evaluate import EvalRun
+    from promptkit.evaluate import EvalPlan, EvalRun
     from promptkit.library import PromptVersion
     from promptkit.project import Project, Suite
     from promptkit.providers import Provider
 
 PASS, FAIL, STALE, ERROR, NEW = "pass", "fail", "stale", "error", "no baseline"
-MAX_FLIPPED = 50  # examples listed per metric in reports
 
-
-@dataclass
-class MetricCheck:
-    metric: str
-    kind: str  # "min" / "max" (absolute threshold) or "baseline" (drop from the baseline)
-    passed: bool
-    value: float | None
-    limit: float | None = None  # the threshold, or the largest allowed drop
-    baseline: float | None = None
-    test: str | None = None
-    p_value: float | None = None
-    low: float | None = None  # interval of new - baseline
-    high: float | None = None
-    paired: int | None = None
-    flipped: list[dict[str, Any]] = field(default_factory=list)  # worse than in the baseline
-    fixed: int = 0  # better than in the baseline
-    worse: int = 0  # worse than in the baseline (flipped lists the first MAX_FLIPPED)
-    message: str = ""
-
-    @property
-    def name(self) -> str:
-        return f"{self.metric} vs baseline" if self.kind == "baseline" else f"{self.kind} {self.metric}"
-
-    @property
-    def drop(self) -> float | None:
-        if self.value is None or self.baseline is None:
-            return None
-        return self.baseline - self.value
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "drop": self.drop, **asdict(self)}
+__all__ = ["CheckReport", "MetricCheck", "SuiteCheck", "bless", "run_check"]
 
 
 @dataclass
@@ -199,16 +169,22 @@ class Providers:
         self.cache.clear()
 
 
+def deterministic(plan: EvalPlan) -> bool:
+    """Whether the same request always gets the same answer: label log-likelihood scoring or greedy decoding."""
+    return plan.scoring == "loglik" or not plan.decoding.get("temperature")
+
+
 def evaluate(project: Project, version: PromptVersion, suite: Suite, providers: Providers, repeat: int = 1,
-             store: Any | None = None, limit: int | None = None) -> list[EvalRun]:
-    """Run a suite `repeat` times (seeds 0..repeat-1 when repeating, for sampled decoding)."""
+             store: Any | None = None, limit: int | None = None, cache: Any | None = None) -> list[EvalRun]:
+    """Run a suite `repeat` times (seeds 0..repeat-1 when repeating, for sampled decoding). The
+    response cache is used only where decoding is deterministic, so a cached answer is the answer."""
     from promptkit.evaluate import plan_eval, run_eval
 
     runs = []
     for i in range(max(1, repeat)):
         plan = plan_eval(project, version, suite=suite, limit=limit, overrides={"seed": i} if repeat > 1 else None)
         provider = providers.get(plan.model.provider, plan.model.model, dict(plan.model.options))
-        runs.append(run_eval(plan, provider, store=store))
+        runs.append(run_eval(plan, provider, store=store, cache=cache if deterministic(plan) else None))
     return runs
 
 
@@ -242,119 +218,63 @@ def compare(project: Project, runs: list[EvalRun], baseline: Baseline | None, th
     metrics = mean_metrics(runs)
     check.metrics = metrics
     outcomes = outcomes_of(runs)
+    # direction and kind come from the metric classes, carried on the run's values
+    directions = {m.name: m.higher_is_better is not False for m in runs[0].metrics}
+    kinds = {m.name: m.kind for m in runs[0].metrics}
     for name, kind, limit in thresholds.limits():
         value = metrics.get(name)
+        if value is None and name.startswith("latency_") and "latency" in runs[0].plan.metric_names:
+            # every example came from the cache: nothing was timed, so there is nothing to hold to the limit
+            check.notes.append(f"{name} not checked: every example came from the response cache, so latency was not "
+                               "measured (--no-cache to time the model)")
+            continue
         if value is None:
             check.checks.append(MetricCheck(name, kind, False, None, limit,
                                             message=f"{name} is not computed by this suite: add its metric to 'metrics:'"))
             continue
         ok = value >= limit if kind == "min" else value <= limit
         word = "below the minimum" if kind == "min" else "above the maximum"
-        message = f"{name} {value:.4g}" + ("" if ok else f" is {word} {limit:.4g}")
-        check.checks.append(MetricCheck(name, kind, ok, value, limit, message=message))
+        measured = next((m.note for m in runs[0].metrics if m.name == name and m.note), None)
+        message = f"{name} {value:.4g}" + ("" if ok else f" is {word} {limit:.4g}") + (f" ({measured})" if measured else "")
+        check.checks.append(MetricCheck(name, kind, ok, value, limit, message=message, percent=kinds.get(name) in SHARE_KINDS))
     check.flaky = [{"id": k, "correct": v["correct"], **_describe(runs[0], k)} for k, v in outcomes.items()
                    if v["correct"] is not None and 0 < v["correct"] < 1]
     if baseline is None:
         return
     plan = runs[0].plan
-    ids = [k for k, v in outcomes.items() if k in baseline.outcomes
-           and v["correct"] is not None and baseline.outcomes[k].get("correct") is not None]
-    if not ids:
-        count = len(check.checks)
-        compare_scores(runs, baseline, outcomes, thresholds, alpha, check)
-        if len(check.checks) == count:
-            check.notes.append("no example in common with the baseline: nothing to compare")
-        return
-    if len(ids) < len(outcomes):
-        check.notes.append(f"{len(ids)} of {len(outcomes)} examples are in the baseline; compared on those")
-    base = [float(baseline.outcomes[k]["correct"]) for k in ids]
-    new = [float(outcomes[k]["correct"]) for k in ids]
-    worse = [k for k, b, v in zip(ids, base, new, strict=True) if v < b]
-    better = sum(v > b for b, v in zip(base, new, strict=True))
-
-    def flipped() -> list[dict[str, Any]]:
-        rows = []
-        for k in worse[:MAX_FLIPPED]:
-            rows.append({**_describe(runs[0], k), "before": baseline.outcomes[k].get("prediction"),
-                         "after": outcomes[k]["prediction"], "correct_before": baseline.outcomes[k]["correct"],
-                         "correct_now": outcomes[k]["correct"]})
-        return sorted(rows, key=lambda r: r["index"])
-
-    if "accuracy" in metrics:
-        result = accuracy_test(base, new, alpha)
-        check.checks.append(_decide("accuracy", sum(base) / len(base), sum(new) / len(new), result, thresholds, alpha,
-                                    len(ids), flipped(), better, len(worse)))
-    if "f1_macro" in metrics and plan.labels and baseline.repeat == 1 and len(runs) == 1:
-        expected = [next(r.expected for r in runs[0].results if r.id == k) for k in ids]
-        before = [baseline.outcomes[k].get("prediction") for k in ids]
-        after = [outcomes[k]["prediction"] for k in ids]
-        stat = f1_statistic(expected, before, after, plan.labels)
-        result = paired_bootstrap(stat, len(ids), alpha)
-        b_value, n_value = stat(range(len(ids)))
-        check.checks.append(_decide("f1_macro", b_value, n_value, result, thresholds, alpha, len(ids), [], better, len(worse)))
-    compare_scores(runs, baseline, outcomes, thresholds, alpha, check)
+    by_id = {r.id: r for r in runs[0].results}
+    comparisons, notes = compare_outcomes(
+        baseline.outcomes, outcomes, list(metrics), compared_metrics(list(metrics)), plan.labels,
+        {k: r.expected for k, r in by_id.items()},
+        f1_comparable=baseline.repeat == 1 and len(runs) == 1,
+        direction=lambda name: directions.get(name, True), kind=kinds.get, level=1 - alpha)
+    for c in comparisons:
+        c.flipped = sorted((_flipped_row(runs[0], baseline, outcomes, k, c.metric) for k in c.worse_ids[:MAX_FLIPPED]),
+                           key=lambda r: r["index"])
+    if not comparisons and not set(baseline.outcomes) & set(outcomes):
+        # a baseline that cannot be compared is an error, never a pass
+        raise ConfigError(f"the baseline shares no example with this run ({len(baseline.outcomes)} in the baseline, "
+                          f"{len(outcomes)} now): it cannot be compared", where=str(baseline_path(project, plan.suite)),
+                          hint="re-bless it with 'promptkit baseline bless' if the dataset changed on purpose")
+    check.checks += decide(comparisons, thresholds, alpha)
+    check.notes += notes
 
 
-def _scores(outcome: dict[str, Any] | None) -> dict[str, Any]:
-    scores = (outcome or {}).get("scores")
-    return scores if isinstance(scores, dict) else {}
-
-
-def compare_scores(runs: list[EvalRun], baseline: Baseline, outcomes: dict[str, dict[str, Any]], thresholds: Thresholds,
-                   alpha: float, check: SuiteCheck) -> None:
-    """Paired comparisons of the continuous per-example metrics (CONTINUOUS) the suite computes and
-    the baseline holds: the mean over the examples both have, tested by paired bootstrap
-    (exact McNemar for exact_match); the examples whose score fell most are listed."""
-    unscored = []
-    for name in CONTINUOUS:
-        if name not in check.metrics:
-            continue
-        ids = [k for k, v in outcomes.items() if isinstance(_scores(v).get(name), (int, float))
-               and isinstance(_scores(baseline.outcomes.get(k)).get(name), (int, float))]
-        if not ids:
-            unscored.append(name)
-            continue
-        base = [float(_scores(baseline.outcomes[k])[name]) for k in ids]
-        new = [float(_scores(outcomes[k])[name]) for k in ids]
-        result = score_test(name, base, new, alpha)
-        drops = sorted(((b - v, k) for k, b, v in zip(ids, base, new, strict=True) if v < b), key=lambda d: (-d[0], d[1]))
-        better = sum(v > b for b, v in zip(base, new, strict=True))
-        rows = [{**_describe(runs[0], k), "before": baseline.outcomes[k].get("prediction"), "after": outcomes[k]["prediction"],
-                 "score_before": _scores(baseline.outcomes[k])[name], "score_now": _scores(outcomes[k])[name]}
-                for _, k in drops[:MAX_FLIPPED]]
-        check.checks.append(_decide(name, sum(base) / len(base), sum(new) / len(new), result, thresholds, alpha, len(ids),
-                                    rows, better, len(drops), percent=name == "exact_match",
-                                    label="bleu (mean sentence BLEU)" if name == "bleu" else ""))
-    if unscored:
-        check.notes.append(f"the baseline has no per-example {', '.join(unscored)}: re-bless it to compare them")
-
-
-def _decide(metric: str, base: float, new: float, result: Any, thresholds: Thresholds, alpha: float, paired: int,
-            flipped: list[dict[str, Any]], better: int, worse: int, percent: bool = True, label: str = "") -> MetricCheck:
-    """Fail when the drop is larger than the allowed one and significant. Proportions print as
-    percentages, continuous scores (relevance, bleu, rouge_l) as numbers."""
-    drop = base - new
-    allowed = thresholds.drop_allowed(metric)
-    significant = result.p_value < alpha
-    failed = drop > allowed + 1e-12 and significant
-    f = "{:.1%}" if percent else "{:.4f}"
-    d = "{:+.1%}" if percent else "{:+.4f}"
-    interval = f"{1 - alpha:.0%} interval of the change [{d.format(result.low)}, {d.format(result.high)}]"
-    stats = f"{result.test} p={result.p_value:.3g}"
-    change = f"({f.format(base)} -> {f.format(new)})"
-    metric_name, metric = metric, label or metric
-    if failed:
-        message = f"{metric} dropped {f.format(drop)} {change}, {stats} < {alpha}, {interval}"
-    elif drop > allowed + 1e-12:
-        message = f"{metric} dropped {f.format(drop)} {change}, not significant: {stats} >= {alpha}, {interval}"
+def _flipped_row(run: EvalRun, baseline: Baseline, outcomes: dict[str, dict[str, Any]], example_id: str,
+                 metric: str) -> dict[str, Any]:
+    before, now = baseline.outcomes[example_id], outcomes[example_id]
+    row = {**_describe(run, example_id), "before": before.get("prediction"), "after": now.get("prediction")}
+    if metric in compared_metrics([metric]):  # the per-example value compared (exact_match's own 0/1, not `correct`)
+        row["score_before"] = (before.get("scores") or {}).get(metric)
+        row["score_now"] = (now.get("scores") or {}).get(metric)
     else:
-        message = f"{metric} {f.format(base)} -> {f.format(new)}, {stats}, {interval}"
-    return MetricCheck(metric_name, "baseline", not failed, new, allowed, base, result.test, result.p_value,
-                       result.low, result.high, paired, flipped, better, worse, message)
+        row["correct_before"], row["correct_now"] = before.get("correct"), now.get("correct")
+    return row
 
 
 def check_suite(project: Project, suite: Suite, selector: str | None, providers: Providers, alpha: float | None = None,
-                repeat: int = 1, store: Any | None = None, limit: int | None = None) -> SuiteCheck:
+                repeat: int = 1, store: Any | None = None, limit: int | None = None,
+                cache: Any | None = None) -> SuiteCheck:
     check = SuiteCheck(suite.name, repeat=repeat)
     try:
         folder, _ = project.library.folder(suite.config.prompt)
@@ -365,8 +285,15 @@ def check_suite(project: Project, suite: Suite, selector: str | None, providers:
         level = alpha if alpha is not None else thresholds.alpha
         path = baseline_path(project, suite)
         baseline = load_baseline(path)
-        runs = evaluate(project, version, suite, providers, repeat, store, limit)
+        runs = evaluate(project, version, suite, providers, repeat, store, limit, cache)
         plan = runs[0].plan
+        hits = sum(r.cached for run in runs for r in run.results)
+        if hits:
+            total = sum(len(run.results) for run in runs)
+            check.notes.append(f"{hits} of {total} examples from the response cache (decoding is deterministic; "
+                               "--no-cache to call the model for all)")
+        elif cache is not None and not deterministic(plan):
+            check.notes.append("sampled decoding (temperature > 0): the response cache is not used")
         check.model, check.examples = plan.model.spec, len(plan.examples)
         check.run_ids = [r.run_id for r in runs if r.run_id]
         if repeat > 1 and not plan.decoding.get("temperature"):
@@ -380,6 +307,7 @@ def check_suite(project: Project, suite: Suite, selector: str | None, providers:
             check.status = FAIL
         elif check.stale:
             check.status = STALE
+            check.notes.append(rebless_hint(suite))
         elif baseline is None:
             check.status = NEW
             check.notes.append(f"no baseline: bless one with 'promptkit baseline bless {suite.config.prompt}'")
@@ -390,7 +318,7 @@ def check_suite(project: Project, suite: Suite, selector: str | None, providers:
 
 def run_check(project: Project, targets: Sequence[str] = (), changed_since: str | None = None, alpha: float | None = None,
               repeat: int = 1, store: Any | None = None, limit: int | None = None, providers: Providers | None = None,
-              on_suite: Callable[[SuiteCheck], None] | None = None) -> CheckReport:
+              cache: Any | None = None, on_suite: Callable[[SuiteCheck], None] | None = None) -> CheckReport:
     selected = select(project, targets)
     skipped: list[str] = []
     if changed_since:
@@ -408,7 +336,7 @@ def run_check(project: Project, targets: Sequence[str] = (), changed_since: str 
     report = CheckReport([], alpha, skipped)
     try:
         for suite, selector in selected:
-            result = check_suite(project, suite, selector, providers, alpha, repeat, store, limit)
+            result = check_suite(project, suite, selector, providers, alpha, repeat, store, limit, cache)
             report.suites.append(result)
             if on_suite:
                 on_suite(result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from promptkit.config import Strict
+from promptkit.stats import ALPHA
 
 # threshold field -> (metric name in a run, "min" or "max")
 ABSOLUTE: dict[str, tuple[str, str]] = {
@@ -21,12 +22,14 @@ ABSOLUTE: dict[str, tuple[str, str]] = {
 
 class Thresholds(Strict):
     """Absolute limits fail whatever the statistics say; a drop from the baseline fails only when it
-    is larger than `max_drop` and significant at `alpha` on the paired per-example outcomes."""
+    is larger than `max_drop` and significant at `alpha` on the paired per-example outcomes, the
+    p-values of the suite's metrics Holm-adjusted together."""
 
     min_accuracy: float | None = Field(None, ge=0, le=1)
     min_f1: float | None = Field(None, ge=0, le=1, description="minimum macro F1")
     min_relevance: float | None = Field(None, description="minimum mean relevance (generation)")
-    max_latency_p95: float | None = Field(None, gt=0, description="seconds; machine-dependent, keep it loose")
+    max_latency_p95: float | None = Field(None, gt=0, description="seconds per example (per call, or a batch's time amortised); "
+                                           "machine-dependent, keep it loose; skipped when every example was cached")
     max_cost_per_example: float | None = Field(None, ge=0, description="dollars")
     max_cost_per_run: float | None = Field(None, ge=0, description="dollars for the whole suite")
     max_tokens_per_example: float | None = Field(None, gt=0, description="tokens in + out per example")
@@ -34,7 +37,8 @@ class Thresholds(Strict):
     max_drop: float | dict[str, float] = Field(
         0.0, description="largest allowed drop from the baseline (absolute, e.g. 0.02), for all metrics or per metric"
     )
-    alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the paired tests")
+    alpha: float = Field(ALPHA, gt=0, lt=1,
+                         description="significance level of the paired tests (Holm-adjusted over the suite's metrics)")
 
     def drop_allowed(self, metric: str) -> float:
         if isinstance(self.max_drop, dict):

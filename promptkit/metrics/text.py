@@ -1,8 +1,11 @@
 """Reference-based text metrics for generation: exact match, BLEU (sacrebleu-compatible) and ROUGE-L.
 
 BLEU is reported on a 0-1 scale (sacrebleu's score / 100). The run's value is corpus BLEU
-(13a tokenization, up to 4-grams, one reference); the per-example values are sentence BLEU
-with exponential smoothing and effective order, as sacrebleu's `sentence_bleu`. ROUGE-L is the
+(13a tokenization, up to 4-grams, one reference) with sacrebleu's 'exp' smoothing and effective
+order, i.e. sacrebleu's `BLEU(smooth_method="exp", effective_order=True)`: a corpus of answers
+shorter than 4 tokens is scored on the n-gram orders it has, instead of sacrebleu's default
+corpus score of 0 (no 4-gram exists, so its precision is log(0)) however well the answers match.
+The per-example values are sentence BLEU with the same smoothing, as sacrebleu's `sentence_bleu`. ROUGE-L is the
 LCS F-measure of rouge-score (lower-cased alphanumeric tokens, no stemming), averaged."""
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from promptkit.metrics.base import MeanMetric, Metric, MetricValue, ProportionMetric, interval_of, resampled_sums
+from promptkit.metrics.base import MeanMetric, Metric, MetricValue, ProportionMetric
+from promptkit.stats import interval_of, resampled_sums
 
 if TYPE_CHECKING:
     from promptkit.evaluate import ExampleResult
@@ -82,7 +86,7 @@ class Bleu(Metric):
     name = "bleu"
     tasks = ("generation",)
     aggregate = "corpus"
-    description = "corpus BLEU against the reference (0-1, sacrebleu-compatible)"
+    description = "corpus BLEU against the reference (0-1, sacrebleu's exp smoothing with effective order)"
 
     def compute(self, results: Sequence[ExampleResult], labels: Sequence[str] | None) -> list[MetricValue]:
         stats: list[list[float]] = []
@@ -96,9 +100,11 @@ class Bleu(Metric):
             per_example.append(bleu_from_stats(row, effective_order=True))
         if not stats:
             return []
-        corpus = bleu_from_stats([sum(column) for column in zip(*stats, strict=True)])
-        low, high = interval_of([bleu_from_stats(row) for row in resampled_sums(stats).tolist()])
-        return [MetricValue("bleu", corpus, True, low, high, interval="bootstrap", n=len(stats), per_example=per_example)]
+        # effective order: short answers have no 4-grams, and must not make the corpus score 0
+        corpus = bleu_from_stats([sum(column) for column in zip(*stats, strict=True)], effective_order=True)
+        low, high = interval_of([bleu_from_stats(row, effective_order=True) for row in resampled_sums(stats).tolist()])
+        return [MetricValue("bleu", corpus, True, low, high, interval="bootstrap", n=len(stats), kind=self.aggregate,
+                            per_example=per_example)]
 
 
 def rouge_tokens(text: str) -> list[str]:

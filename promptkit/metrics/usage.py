@@ -5,28 +5,55 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from promptkit.metrics.base import Metric, MetricValue, bootstrap_mean, bootstrap_percentile, percentile, wilson
+from promptkit.metrics.base import Metric, MetricValue
+from promptkit.stats import bootstrap_mean, bootstrap_percentile, percentile, wilson
 
 if TYPE_CHECKING:
     from promptkit.evaluate import ExampleResult
 
 
+def latency_samples(results: Sequence[ExampleResult]) -> tuple[list[float], str]:
+    """What was measured, and how: (samples, kind). Cache hits are left out. A provider that times
+    each call (API providers) gives one sample per example ("per call"); a local batch is timed as
+    a whole and its time shared among its examples, which then carry the very same latency: those
+    count as one sample per batch ("per batch, amortised per example"), so p95 and the interval
+    are over the batches actually timed, not over copies of one number."""
+    measured = [r.latency for r in results if not r.cached]
+    groups: list[list[float]] = []
+    for value in measured:
+        if groups and groups[-1][0] == value and value > 0:
+            groups[-1].append(value)
+        else:
+            groups.append([value])
+    if any(len(g) > 1 for g in groups):
+        return [g[0] for g in groups], "per batch, amortised per example"
+    return measured, "per call"
+
+
 class Latency(Metric):
-    """Median and 95th-percentile latency of the examples actually sent to the model (cache hits excluded)."""
+    """Median and 95th-percentile latency of the examples actually sent to the model (cache hits
+    excluded; nothing when all came from the cache: latency was not measured)."""
 
     name = "latency"
     higher_is_better = False
     aggregate = "percentile"
-    description = "p50 / p95 seconds per example, cache hits excluded"
+    description = "p50 / p95 seconds per example (per call, or per batch amortised per example), cache hits excluded"
 
     def compute(self, results: Sequence[ExampleResult], labels: Sequence[str] | None) -> list[MetricValue]:
-        times = [r.latency for r in results if not r.cached]
+        samples, kind = latency_samples(results)
+        if not samples:
+            return []
+        cached = sum(r.cached for r in results)
+        note = f"{kind}, over {len(samples)} {'batches' if kind.startswith('per batch') else 'calls'}" + (
+            f"; {cached} cached examples left out" if cached else "")
         out = []
         for q in (50, 95):
-            low, high = bootstrap_percentile(times, q)
-            out.append(MetricValue(f"latency_p{q}", percentile(times, q), False, low, high, unit="s",
-                                   interval="bootstrap" if times else None, n=len(times)))
-        out.append(MetricValue("latency_total", sum(times), None, unit="s", n=len(times)))
+            low, high = bootstrap_percentile(samples, q) if len(samples) > 1 else (None, None)
+            out.append(MetricValue(f"latency_p{q}", percentile(samples, q), False, low, high, unit="s",
+                                   interval="bootstrap" if low is not None else None, n=len(samples),
+                                   kind=self.aggregate, note=note))
+        total = sum(r.latency for r in results if not r.cached)
+        out.append(MetricValue("latency_total", total, None, unit="s", n=len(samples), kind="sum", note=note))
         return out
 
 
@@ -41,10 +68,10 @@ class Tokens(Metric):
         tokens_out = sum(r.tokens_out for r in results)
         low, high = bootstrap_mean([r.tokens_in + r.tokens_out for r in results])
         return [
-            MetricValue("tokens_in", tokens_in, None, n=n),
-            MetricValue("tokens_out", tokens_out, None, n=n),
+            MetricValue("tokens_in", tokens_in, None, n=n, kind="sum"),
+            MetricValue("tokens_out", tokens_out, None, n=n, kind="sum"),
             MetricValue("tokens_per_example", (tokens_in + tokens_out) / max(1, n), False, low, high,
-                        interval="bootstrap" if n else None, n=n),
+                        interval="bootstrap" if n else None, n=n, kind="mean"),
         ]
 
 
@@ -58,9 +85,9 @@ class Cost(Metric):
         total = sum(r.cost for r in results)
         low, high = bootstrap_mean([r.cost for r in results])
         return [
-            MetricValue("cost_total", total, None, unit="$", n=n),
+            MetricValue("cost_total", total, None, unit="$", n=n, kind="sum"),
             MetricValue("cost_per_example", total / max(1, n), False, low, high, unit="$",
-                        interval="bootstrap" if n else None, n=n),
+                        interval="bootstrap" if n else None, n=n, kind="mean"),
         ]
 
 
@@ -75,4 +102,5 @@ class Errors(Metric):
         n = len(results)
         failed = sum(r.error is not None for r in results)
         low, high = wilson(failed, n)
-        return [MetricValue("error_rate", failed / max(1, n), False, low, high, interval="wilson", n=n)]
+        return [MetricValue("error_rate", failed / max(1, n), False, low, high, interval="wilson", n=n,
+                            kind=self.aggregate)]

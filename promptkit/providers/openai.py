@@ -5,17 +5,28 @@ Model spec `openai:NAME`. Options (suite `provider_options`, or a registered mod
   api_key      default: env OPENAI_API_KEY (or the variable `api_key_env` names); never logged,
                recorded or shown in errors
   concurrency  requests in flight at once (default 8; `eval -j N`)
-  timeout      seconds per HTTP request (default 60)
+  timeout      seconds for a whole HTTP request, body included (default 60): a deadline, not a
+               per-read timeout, so an endpoint that trickles its answer is cut off
   max_retries  retries per request after the first try (default 6)
   backoff      first backoff in seconds, doubled per retry with jitter (default 0.5; max_backoff 30)
   scoring      auto | logprobs | generate (default auto: logprobs where the endpoint returns them)
   chat         true: send plain-text prompts to /chat/completions instead of /completions
 
-Classification scores each label by its log-likelihood after the prompt through /completions
-with echo and logprobs (all labels in one request); an endpoint without them gets the prompt
-to generate, and evaluate.parse_label reads the answer. 429, 5xx, timeouts, connection errors
-and malformed bodies are retried with exponential backoff and jitter, honouring Retry-After.
-Each failure ends up in Response.error; `stats` counts requests, retries and faults by kind."""
+Classification scores each label by its log-likelihood after the prompt. Plain-text prompts go
+through /completions with echo and logprobs (all labels in one request). Chat prompts go through
+/chat/completions: `promptkit serve` takes the extension field `score_labels` and answers each
+label's full log-likelihood (`choices[0].label_logprobs`), the same numbers as a local run; other
+endpoints (OpenAI, vLLM) are asked for one token with `top_logprobs` and each label is scored by
+its first token ("loglik-first-token"). An endpoint without logprobs gets the prompt to generate,
+and evaluate.parse_label reads the answer. `scoring_modes` counts which scoring each request got.
+
+429, 5xx, timeouts and malformed bodies are retried with exponential backoff and jitter,
+honouring Retry-After. Failures that retrying cannot fix stop the run (`fatal` is set and every
+later request fails at once without a call): an authentication error (401/403), and an endpoint
+that cannot be reached (connection refused twice before any success, or three requests in a row
+that gave up on connection errors). Each failure ends up in Response.error; `stats` counts
+requests, retries and faults by kind. The API key is redacted from everything the provider
+returns, outputs included."""
 
 from __future__ import annotations
 
@@ -36,6 +47,9 @@ from promptkit.providers.base import Provider, Request, Response
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 FAULT_KINDS = ("rate_limit", "server_error", "timeout", "connection", "malformed")
+FIRST_TOKEN_TOP = 20  # top_logprobs asked for when labels are scored by their first token
+DOWN_AFTER = 3  # requests in a row that gave up on connection errors: the endpoint is down
+EXTENSIONS = ("score_labels", "label_prefix")  # promptkit serve's fields, sent as extra_body
 
 
 @lru_cache(maxsize=1)
@@ -117,6 +131,12 @@ class OpenAIProvider(Provider):
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._chat_scoring: str | None = None  # "labels" (promptkit serve) | "first_token" | "generate"
+        self._probed: dict[str, tuple[Request, Response]] = {}
+        self._ever_ok = False
+        self._down_streak = 0
+        self.fatal: str | None = None  # set when the run cannot go on (bad key, endpoint down)
+        self.scoring_modes: dict[str, int] = {}
         self.stats: dict[str, Any] = {"requests": 0, "attempts": 0, "retries": 0, "failed": 0,
                                       "faults": dict.fromkeys(FAULT_KINDS, 0)}
 
@@ -129,7 +149,11 @@ class OpenAIProvider(Provider):
         return count_tiktoken(text)
 
     def scores_by_logprobs(self, request: Request) -> bool:
-        return bool(request.labels) and request.text is not None and self._logprobs is not False
+        if not request.labels:
+            return False
+        if request.text is not None and not self.chat:
+            return self._logprobs is not False
+        return self._chat_scoring != "generate" and self._logprobs is not False
 
     def expected_tokens_out(self, request: Request) -> float | None:
         """Label scoring by logprobs bills no output tokens; otherwise the estimator's rules apply."""
@@ -137,7 +161,7 @@ class OpenAIProvider(Provider):
 
     def prompt_tokens(self, request: Request) -> int:
         """Input tokens the endpoint bills for a request: label scoring sends prompt+label once per label."""
-        if request.text is not None and request.labels and self.scores_by_logprobs(request):
+        if request.text is not None and not self.chat and request.labels and self.scores_by_logprobs(request):
             return sum(self.count_tokens(request.text + request.label_prefix + label) for label in request.labels)
         if request.text is not None:
             return self.count_tokens(request.text)
@@ -172,7 +196,14 @@ class OpenAIProvider(Provider):
         return self._client
 
     def _secret_free(self, message: str) -> str:
-        return message.replace(self._api_key, "***") if self._api_key else message
+        # Keys too short to be secrets would mangle ordinary words.
+        return message.replace(self._api_key, "***") if len(self._api_key) >= 8 else message
+
+    def _fail(self, message: str) -> None:
+        """Stop the run: every later request fails at once with this message."""
+        with self._lock:
+            if self.fatal is None:
+                self.fatal = self._secret_free(message)
 
     def _count(self, key: str, kind: str | None = None) -> None:
         with self._lock:
@@ -182,15 +213,25 @@ class OpenAIProvider(Provider):
                 self.stats[key][kind] += 1
 
     def _attempt(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-        """One HTTP call; returns the decoded JSON body or raises Fault / Fatal."""
+        """One HTTP call; returns the decoded JSON body or raises Fault / Fatal. The body is read
+        in chunks against a deadline, so the whole request takes at most `timeout` (plus one read)."""
         import openai
 
         resource = self.client.chat.completions if endpoint == "chat" else self.client.completions
+        fields = {k: v for k, v in body.items() if k not in EXTENSIONS}
+        extra = {k: v for k, v in body.items() if k in EXTENSIONS}
+        deadline = time.monotonic() + self.timeout
+        late = Fault("timeout", f"request took longer than the {self.timeout:g} s timeout")
         try:
-            raw = resource.with_raw_response.create(**body)
-            text = raw.http_response.text
+            with resource.with_streaming_response.create(**fields, extra_body=extra or None) as raw:
+                data = bytearray()
+                for chunk in raw.iter_bytes():
+                    data += chunk
+                    if time.monotonic() > deadline:
+                        raise late
+            text = data.decode("utf-8", errors="replace")
         except openai.APITimeoutError:
-            raise Fault("timeout", f"request timed out after {self.timeout:g} s") from None
+            raise late from None
         except openai.APIConnectionError as e:
             raise Fault("connection", f"connection error: {e.__cause__ or e}") from None
         except openai.APIStatusError as e:
@@ -200,6 +241,12 @@ class OpenAIProvider(Provider):
             if e.status_code >= 500 or e.status_code == 408:
                 raise Fault("server_error", f"HTTP {e.status_code}: {e.message}", wait) from None
             raise Fatal(f"HTTP {e.status_code}: {e.message}", e.status_code) from None
+        except Fault:
+            raise
+        except Exception as e:  # noqa: BLE001 - the HTTP library's own errors while reading the body
+            if "timeout" in type(e).__name__.lower():
+                raise late from None
+            raise Fault("connection", f"connection error: {type(e).__name__}: {e}") from None
         try:
             data = json.loads(text)
         except ValueError:
@@ -210,16 +257,35 @@ class OpenAIProvider(Provider):
         return data
 
     def _call(self, endpoint: str, body: dict[str, Any]) -> tuple[dict[str, Any], float]:
-        """An HTTP call with retries; returns (body, seconds spent waiting between attempts)."""
+        """An HTTP call with retries; returns (body, seconds spent waiting between attempts).
+        Authentication errors and an unreachable endpoint stop the run (`fatal`)."""
         body = {"model": self.model, **body}
         waited = 0.0
         for attempt in range(self.max_retries + 1):
+            if self.fatal:
+                raise Fatal(self.fatal)
             self._count("attempts")
             try:
-                return self._attempt(endpoint, body), waited
+                data = self._attempt(endpoint, body)
+                with self._lock:
+                    self._ever_ok, self._down_streak = True, 0
+                return data, waited
+            except Fatal as e:
+                if e.status in (401, 403):
+                    self._fail(f"{e} (authentication failed: check the API key for {self.base_url}; "
+                               "no request was retried)")
+                raise
             except Fault as fault:
                 self._count("faults", fault.kind)
-                if attempt == self.max_retries:
+                never_answered = fault.kind == "connection" and not self._ever_ok
+                if attempt == self.max_retries or (never_answered and attempt >= 1):
+                    if fault.kind == "connection":
+                        with self._lock:
+                            self._down_streak += 1
+                            down = never_answered or self._down_streak >= DOWN_AFTER
+                        if down:
+                            self._fail(f"cannot reach {self.base_url}: {fault}; stopped the run "
+                                       "(start the server or fix base_url)")
                     raise Fatal(f"{fault} (gave up after {attempt + 1} attempts)") from None
                 delay = min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
                 if fault.retry_after is not None:
@@ -269,6 +335,50 @@ class OpenAIProvider(Provider):
         return Response(output=best, scores=scores, tokens_in=tokens_in, tokens_out=0,
                         cost=self.cost(tokens_in, 0))
 
+    def _messages(self, request: Request) -> list[dict[str, str]]:
+        return request.messages if request.messages is not None else [{"role": "user", "content": request.text or ""}]
+
+    def _score_chat(self, request: Request) -> tuple[Response | None, str]:
+        """Labels of a chat prompt by log-likelihood: promptkit serve's `score_labels` extension
+        (full label log-likelihood), else the first token's top_logprobs. (None, "generate") when
+        the endpoint gives no logprobs."""
+        assert request.labels
+        messages = self._messages(request)
+        if self._chat_scoring in (None, "labels"):
+            try:
+                data, _ = self._call("chat", {"messages": messages, "max_tokens": 1, "temperature": 0,
+                                              "score_labels": request.labels, "label_prefix": request.label_prefix})
+            except Fatal as e:
+                if e.status not in (400, 404, 405, 422, 501):
+                    raise
+                data = {}
+            scores = (data.get("choices") or [{}])[0].get("label_logprobs") if data else None
+            if isinstance(scores, dict) and set(scores) == set(request.labels) and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores.values()):
+                with self._lock:
+                    self._chat_scoring = "labels"
+                return self._scored({k: float(v) for k, v in scores.items()}, data, request), "loglik"
+            with self._lock:
+                if self._chat_scoring == "labels":
+                    raise Fault("malformed", "label_logprobs missing from the answer")
+                self._chat_scoring = "first_token"
+        data, _ = self._call("chat", {"messages": messages, "max_tokens": 1, "temperature": 0, "logprobs": True,
+                                      "top_logprobs": FIRST_TOKEN_TOP})
+        content = ((data["choices"][0].get("logprobs") or {}).get("content")) or []
+        tops = content[0].get("top_logprobs") if content and isinstance(content[0], dict) else None
+        if not isinstance(tops, list) or not tops:
+            return None, "generate"
+        scores = first_token_scores(tops, request.labels, request.label_prefix)
+        if scores is None:
+            return None, "generate"
+        return self._scored(scores, data, request), "loglik-first-token"
+
+    def _scored(self, scores: dict[str, float], data: dict[str, Any], request: Request) -> Response:
+        usage = data.get("usage") or {}
+        tokens_in = int(usage.get("prompt_tokens") or self.prompt_tokens(request))
+        best = max(scores, key=scores.__getitem__)
+        return Response(output=best, scores=scores, tokens_in=tokens_in, tokens_out=0, cost=self.cost(tokens_in, 0))
+
     def _generate(self, request: Request) -> Response:
         body: dict[str, Any] = {"max_tokens": request.max_tokens, "temperature": request.temperature}
         if request.stop:
@@ -276,8 +386,7 @@ class OpenAIProvider(Provider):
         if request.seed is not None:
             body["seed"] = request.seed
         if request.messages is not None or self.chat:
-            messages = request.messages if request.messages is not None else [{"role": "user", "content": request.text}]
-            data, _ = self._call("chat", {**body, "messages": messages})
+            data, _ = self._call("chat", {**body, "messages": self._messages(request)})
             message = data["choices"][0].get("message") or {}
             output = message.get("content")
         else:
@@ -291,31 +400,72 @@ class OpenAIProvider(Provider):
         return Response(output=output.strip(), tokens_in=tokens_in, tokens_out=tokens_out,
                         cost=self.cost(tokens_in, tokens_out))
 
+    def _answer(self, request: Request) -> tuple[Response, str]:
+        """The response and the scoring that produced it."""
+        if not self.scores_by_logprobs(request):
+            return self._generate(request), "generate"
+        if request.messages is not None or self.chat:
+            response, mode = self._score_chat(request)
+            if response is None:
+                with self._lock:
+                    self._chat_scoring = "generate"
+                if self._logprobs:
+                    raise Fatal("the endpoint returned no logprobs (set scoring: generate)")
+            return (response, mode) if response is not None else (self._generate(request), "generate")
+        response = self._score(request)
+        if response is None:
+            with self._lock:
+                if self._logprobs is None:
+                    self._logprobs = False
+            if self._logprobs:
+                raise Fatal("the endpoint returned no logprobs (set scoring: generate)")
+            return self._generate(request), "generate"
+        if self._logprobs is None:
+            self._logprobs = True
+        return response, "loglik"
+
     def _one(self, request: Request) -> Response:
+        probed = self._probed.pop(request.id, None)
+        if probed is not None and probed[0] == request:
+            return probed[1]
         start = time.perf_counter()
         self._count("requests")
         try:
-            response = None
-            if self.scores_by_logprobs(request):
-                response = self._score(request)
-                if response is None:
-                    with self._lock:
-                        if self._logprobs is None:
-                            self._logprobs = False
-                    if self._logprobs:
-                        raise Fatal("the endpoint returned no logprobs (set scoring: generate)")
-            if response is None:
-                response = self._generate(request)
-            elif self._logprobs is None:
-                self._logprobs = True
+            if self.fatal:
+                raise Fatal(self.fatal)
+            response, mode = self._answer(request)
+            with self._lock:
+                self.scoring_modes[mode] = self.scoring_modes.get(mode, 0) + 1
+            response.output = self._secret_free(response.output)  # an endpoint may echo what it was sent
         except (Fatal, Fault) as e:
             self._count("failed")
-            response = Response(error=self._secret_free(f"openai: {e}"))
+            message = str(e) if self.fatal and str(e) == self.fatal else f"openai: {e}"
+            response = Response(error=self._secret_free(message))
         except Exception as e:  # noqa: BLE001 - failure is data: the run goes on
             self._count("failed")
             response = Response(error=self._secret_free(f"openai: {type(e).__name__}: {e}"))
         response.latency = time.perf_counter() - start
         return response
+
+    def resolve_scoring(self, request: Request) -> tuple[str, str | None]:
+        """Which scoring a label request really gets from this endpoint: "loglik",
+        "loglik-first-token" or "generate", and why when it is not full log-likelihood. Sends the
+        request once (for any request: a bad key or a dead endpoint shows here, before a batch is
+        sent); its answer is kept and handed back when the run asks for it."""
+        response = self._one(request)
+        self._probed[request.id] = (request, response)
+        if self.fatal:
+            return "loglik", None
+        if request.messages is not None or self.chat:
+            mode = {"labels": "loglik", "first_token": "loglik-first-token"}.get(self._chat_scoring or "", "generate")
+        else:
+            mode = "generate" if self._logprobs is False else "loglik"
+        reasons = {
+            "loglik-first-token": f"{self.base_url} gives chat logprobs only for generated tokens: each label is "
+                                  f"scored by its first token's log-probability (top {FIRST_TOKEN_TOP})",
+            "generate": f"{self.base_url} returns no logprobs: the model generates and the answer is read as a label",
+        }
+        return mode, reasons.get(mode)
 
     def _complete(self, requests: Sequence[Request]) -> list[Response]:
         self._stopping.clear()
@@ -345,3 +495,20 @@ class OpenAIProvider(Provider):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def first_token_scores(tops: list[Any], labels: Sequence[str], prefix: str = "") -> dict[str, float] | None:
+    """Label scores from the first generated token's top_logprobs: each label gets the best
+    log-probability among listed tokens that begin it; a label none begins ranks below every listed
+    token. None when no listed token begins any label."""
+    listed = [(str(t.get("token", "")), float(t["logprob"])) for t in tops
+              if isinstance(t, dict) and isinstance(t.get("logprob"), (int, float))]
+    if not listed:
+        return None
+    floor = min(v for _, v in listed) - 1.0
+    scores: dict[str, float] = {}
+    for label in labels:
+        target = (prefix + label).lstrip().lower()
+        matches = [v for token, v in listed if token.strip() and target.startswith(token.strip().lower())]
+        scores[label] = max(matches) if matches else floor
+    return scores if any(v > floor for v in scores.values()) else None

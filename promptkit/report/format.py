@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+# Shares of examples, by value name: only for values stored before MetricValue carried its `kind`
+# (older runs) and for per-example cells that have no MetricValue; otherwise the kind decides.
 PERCENT = ("accuracy", "exact_match", "error_rate", "precision_macro", "recall_macro", "f1_macro")
+SHARE_KINDS = ("proportion", "macro")
 
 
-def fmt(name: str, value: float | None, unit: str = "") -> str:
-    """A metric value for people: proportions as percentages, seconds as ms or s, money in $."""
+def fmt(name: str, value: float | None, unit: str = "", kind: str | None = None) -> str:
+    """A metric value for people: shares of examples (the metric class's `kind` proportion or macro)
+    as percentages, seconds as ms or s, money in $, totals with thousands separators."""
     if value is None:
         return ""
     if unit == "s":
         return f"{value * 1000:.3g} ms" if value < 1 else f"{value:.2f} s"
     if unit == "$":
         return f"${value:.6f}" if value else "$0"
-    if name in ("tokens_in", "tokens_out"):
-        return f"{int(value):,}"
-    if name in PERCENT:
+    if kind == "sum" or (kind is None and name in ("tokens_in", "tokens_out")):
+        return f"{int(value):,}" if float(value).is_integer() else f"{value:,.1f}"
+    if kind in SHARE_KINDS or (kind is None and (name in PERCENT or name == "assertions" or name.startswith("assert:"))):
         return f"{value:.1%}"
     return f"{value:.3f}" if abs(value) < 10 else f"{value:,.1f}"
 
 
-def fmt_interval(name: str, low: float | None, high: float | None, unit: str = "") -> str:
+def fmt_interval(name: str, low: float | None, high: float | None, unit: str = "", kind: str | None = None) -> str:
     if low is None or high is None:
         return ""
-    return f"{fmt(name, low, unit)} – {fmt(name, high, unit)}"
+    return f"{fmt(name, low, unit, kind)} – {fmt(name, high, unit, kind)}"

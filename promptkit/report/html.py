@@ -10,11 +10,12 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from promptkit.metrics.base import percentile
+from promptkit.metrics.usage import latency_samples
 from promptkit.report.format import fmt, fmt_interval
 from promptkit.report.run_view import RunView, view_of_run
+from promptkit.stats import percentile
 
 if TYPE_CHECKING:
     from promptkit.evaluate import EvalRun, ExampleResult
@@ -37,7 +38,7 @@ def interval_svg(m: MetricValue, width: int = 160, height: int = 16) -> str:
         return 4 + (width - 8) * (v - bottom) / span
 
     return (f'<svg class="ci" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
-            f'<title>{esc(fmt(m.name, m.low, m.unit))} – {esc(fmt(m.name, m.high, m.unit))}</title>'
+            f'<title>{esc(fmt(m.name, m.low, m.unit, m.kind))} – {esc(fmt(m.name, m.high, m.unit, m.kind))}</title>'
             f'<line x1="4" x2="{width - 4}" y1="8" y2="8" stroke="#e2e8f0" stroke-width="4"/>'
             f'<line x1="{x(m.low):.1f}" x2="{x(m.high):.1f}" y1="8" y2="8" stroke="#93c5fd" stroke-width="6"/>'
             f'<circle cx="{x(m.value):.1f}" cy="8" r="4" fill="#1d4ed8"/></svg>')
@@ -47,10 +48,12 @@ def metrics_section(run: RunView) -> str:
     rows = []
     for m in run.metrics:
         arrow = "" if m.higher_is_better is None else "↑ higher is better" if m.higher_is_better else "↓ lower is better"
-        interval = fmt_interval(m.name, m.low, m.high, m.unit)
+        interval = fmt_interval(m.name, m.low, m.high, m.unit, m.kind)
         if m.value != m.value:  # NaN: a stored metric without a value
             continue
-        rows.append(f'<tr><td class="name">{esc(m.name)}</td><td class="num value">{esc(fmt(m.name, m.value, m.unit))}</td>'
+        note = f'<div class="note">{esc(m.note)}</div>' if m.note else ""
+        value = fmt(m.name, m.value, m.unit, m.kind)
+        rows.append(f'<tr><td class="name">{esc(m.name)}{note}</td><td class="num value">{esc(value)}</td>'
                     f'<td class="num">{esc(interval)}</td><td>{interval_svg(m)}</td><td>{esc(m.interval or "")}</td>'
                     f'<td class="num">{esc(m.n if m.n is not None else "")}</td><td class="dir">{esc(arrow)}</td></tr>')
     return ('<section><h2>Metrics</h2><table class="metrics"><thead><tr><th>metric</th><th>value</th>'
@@ -137,8 +140,12 @@ def histogram_svg(values: Sequence[float], bins: int = 20, width: int = 640, hei
 
 
 def latency_section(run: RunView) -> str:
-    times = [r.latency for r in run.results if not r.cached]  # the same examples as the latency metric
-    body = histogram_svg(times) if times else '<p class="note">every example came from the cache: no latencies</p>'
+    times, kind = latency_samples(run.results)  # the same samples as the latency metric
+    if not times:
+        body = '<p class="note">latency n/a: every example came from the cache, nothing was timed</p>'
+    else:
+        unit = "batches" if kind.startswith("per batch") else "calls"
+        body = f'<p class="note">{esc(kind)}: {len(times)} {unit} timed</p>' + histogram_svg(times)
     return f'<section><h2>Latency</h2>{body}</section>'
 
 
@@ -146,6 +153,12 @@ def _status(correct: bool | None, error: str | None) -> str:
     if error is not None:
         return "error"
     return "n/a" if correct is None else "correct" if correct else "wrong"
+
+
+def assertion_lines(outcomes: list[dict[str, Any]] | None) -> str:
+    """One line per assertion: ✓/✗ (? for a judge error), its metric name and the reason."""
+    marks = {True: "✓", False: "✗", None: "?"}
+    return "\n".join(f"{marks[o.get('pass')]} {o['metric']}: {o.get('reason', '')}" for o in outcomes or [])
 
 
 def _details(summary: str, text: str | None) -> str:
@@ -164,6 +177,7 @@ def _scores(r: ExampleResult, metric_values: dict[str, float]) -> str:
 def examples_section(run: RunView, q: str = "", outcome: str = "all") -> str:
     """The per-example table; `q` and `outcome` preset the filter (and the URL hash keeps them: a permalink)."""
     scores = [{k: v for k, v in row.items() if k != "accuracy"} for row in run.example_metrics()]
+    with_asserts = any(getattr(r, "assertions", None) for r in run.results)
     rows = []
     for r, row in zip(run.results, scores, strict=True):
         status = _status(r.correct, r.error)
@@ -174,6 +188,7 @@ def examples_section(run: RunView, q: str = "", outcome: str = "all") -> str:
         more = f' <a class="example-link" href="{esc(run.example_link(r))}">rendered prompt</a>' \
             if run.example_link is not None else ""
         mark = {"correct": "✓", "wrong": "✗", "error": "error", "n/a": ""}[status]
+        assert_cell = f'<td class="small text">{esc(assertion_lines(r.assertions))}</td>' if with_asserts else ""
         anchor = f"ex-{r.index + 1}"
         rows.append(
             f'<tr id="{anchor}" data-status="{status}" data-cached="{int(r.cached)}">'
@@ -181,7 +196,7 @@ def examples_section(run: RunView, q: str = "", outcome: str = "all") -> str:
             f'<td class="text">{esc(text_in)}{_details("rendered prompt", rendered)}{more}</td>'
             f'<td class="text">{esc(r.expected)}</td>'
             f'<td class="text">{esc(answer)}</td><td class="status {status}">{esc(mark)}</td>'
-            f'<td class="small">{esc(_scores(r, row))}</td><td class="num">{esc(fmt("latency", r.latency, "s"))}'
+            f'<td class="small">{esc(_scores(r, row))}</td>{assert_cell}<td class="num">{esc(fmt("latency", r.latency, "s"))}'
             f'{" (cached)" if r.cached else ""}</td><td class="num">{r.tokens_in}+{r.tokens_out}</td>'
             f'<td class="num">{esc(fmt("cost", r.cost, "$"))}</td><td class="text err">{esc(r.error)}</td></tr>')
     options = "".join(f'<option value="{v}"{" selected" if v == outcome else ""}>{label}</option>'
@@ -192,7 +207,8 @@ def examples_section(run: RunView, q: str = "", outcome: str = "all") -> str:
             f'<select id="status" aria-label="outcome">{options}</select> '
             f'<span id="shown">{len(rows)}</span> of {len(rows)} shown</div>'
             '<table id="examples"><thead><tr><th>#</th><th>input</th><th>expected</th><th>output</th><th></th>'
-            '<th>metrics</th><th>latency</th><th>tokens</th><th>cost</th><th>error</th></tr></thead>'
+            f'<th>metrics</th>{"<th>assertions</th>" if with_asserts else ""}'
+            '<th>latency</th><th>tokens</th><th>cost</th><th>error</th></tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></section>')
 
 

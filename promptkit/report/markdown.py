@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from promptkit.config import atomic_write
 from promptkit.errors import PromptkitError
+from promptkit.gate.decide import worse_examples
 
 if TYPE_CHECKING:
     from promptkit.gate.check import CheckReport, MetricCheck, SuiteCheck
@@ -15,29 +16,31 @@ if TYPE_CHECKING:
 ICON = {"pass": "✅", "fail": "❌", "stale": "⚠️", "error": "⛔", "no baseline": "🆕"}
 
 
-def _fmt(value: float | None, metric: str) -> str:
+def _fmt(value: float | None, percent: bool) -> str:
     if value is None:
         return "–"
-    if _is_share(metric):
-        return f"{value:.1%}"
-    return f"{value:.4g}"
+    return f"{value:.1%}" if percent else f"{value:.4g}"
 
 
-def _is_share(metric: str) -> bool:
-    return metric.startswith(("accuracy", "f1", "precision", "recall", "error_rate", "exact_match"))
+def _delta(value: float | None, percent: bool) -> str:
+    if value is None:
+        return "?"
+    return f"{value * 100:+.1f} pt" if percent else f"{value:+.4f}"
 
 
 def _row(check: MetricCheck) -> str:
+    """One check; whether a value is a share (%, drops in points) comes from the metric class, via the check."""
+    share = check.percent
     if check.kind == "baseline":
-        d = "{:+.1%}" if _is_share(check.metric) else "{:+.4f}"
-        limit = f"drop ≤ {_fmt(check.limit, check.metric)}" if check.limit else "no significant drop"
-        stats = f"{check.test}: p = {check.p_value:.3g}; Δ 95% [{d.format(check.low)}, {d.format(check.high)}]; " \
-                f"{check.worse} worse, {check.fixed} better of {check.paired}"
-        base = _fmt(check.baseline, check.metric)
+        limit = f"drop ≤ {_delta(check.limit, share).lstrip('+')}" if check.limit else "no significant drop"
+        raw = f" (raw {check.raw_p_value:.3g}, Holm-adjusted)" if check.raw_p_value not in (None, check.p_value) else ""
+        stats = f"{check.test}: p = {check.p_value:.3g}{raw}; Δ {check.level:.0%} [{_delta(check.low, share)}, " \
+                f"{_delta(check.high, share)}]; {check.worse} worse, {check.fixed} better of {check.paired}"
+        base = _fmt(check.baseline, share)
     else:
-        limit = f"{'≥' if check.kind == 'min' else '≤'} {_fmt(check.limit, check.metric)}"
+        limit = f"{'≥' if check.kind == 'min' else '≤'} {_fmt(check.limit, share)}"
         stats, base = "", "–"
-    return f"| {'✅' if check.passed else '❌'} | {check.name} | {base} | {_fmt(check.value, check.metric)} | {limit} | {stats} |"
+    return f"| {'✅' if check.passed else '❌'} | {check.name} | {base} | {_fmt(check.value, share)} | {limit} | {stats} |"
 
 
 def _suite(suite: SuiteCheck) -> list[str]:
@@ -55,15 +58,16 @@ def _suite(suite: SuiteCheck) -> list[str]:
         lines += ["| | check | baseline | now | limit | statistics |", "|---|---|---|---|---|---|"]
         lines += [_row(c) for c in suite.checks]
         lines.append("")
-    for check in suite.checks:
-        if check.flipped and not check.passed:
-            what = "now wrong" if _is_share(check.metric) else "scored lower"
-            lines += [f"<details><summary>{check.worse} example(s) {what} ({check.metric})</summary>", "",
-                      "| # | input | expected | before | now |", "|---|---|---|---|---|"]
-            for row in check.flipped:
-                text = str(row["input"]).replace("|", "\\|")
-                lines.append(f"| {row['index']} | {text} | {row['expected']} | {row['before']} | {row['after']} |")
-            lines += ["", "</details>", ""]
+    worse = worse_examples(suite.checks)
+    if worse:
+        failed = ", ".join(c.metric for c in suite.failures if c.kind == "baseline")
+        lines += [f"<details><summary>{len(worse)} example(s) got worse ({failed})</summary>", "",
+                  "| # | input | expected | before | now | fell |", "|---|---|---|---|---|---|"]
+        for row in worse:
+            text = str(row["input"]).replace("|", "\\|")
+            fell = "; ".join(f"{metric} {change}" for metric, change in row["metrics"].items())
+            lines.append(f"| {row['index']} | {text} | {row['expected']} | {row['before']} | {row['after']} | {fell} |")
+        lines += ["", "</details>", ""]
     if suite.flaky:
         lines.append(f"Flaky over {suite.repeat} repeats: " + ", ".join(
             f"#{r['index']} ({r['correct']:.0%} right)" for r in suite.flaky[:30]))

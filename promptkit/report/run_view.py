@@ -59,7 +59,8 @@ def view_of_run(run: EvalRun) -> RunView:
 
 
 def metric_of(entry: dict[str, Any]) -> MetricValue:
-    known = {k: entry[k] for k in ("name", "value", "higher_is_better", "low", "high", "unit", "interval", "n") if k in entry}
+    known = {k: entry[k] for k in ("name", "value", "higher_is_better", "low", "high", "unit", "interval", "n", "kind", "note")
+             if k in entry}
     known["value"] = float("nan") if known.get("value") is None else known["value"]
     return MetricValue(**known)
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def format_value(m: MetricValue) -> str:
-    return fmt(m.name, m.value, m.unit)
+    return fmt(m.name, m.value, m.unit, m.kind)
 
 
 def metrics_table(run: EvalRun) -> Table:
@@ -24,8 +24,13 @@ def metrics_table(run: EvalRun) -> Table:
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("95% interval", justify="right")
+    notes = any(m.note for m in run.metrics)
+    if notes:
+        table.add_column("measured")
     for m in run.metrics:
-        table.add_row(m.name, format_value(m), fmt_interval(m.name, m.low, m.high, m.unit))
+        table.add_row(m.name, format_value(m), fmt_interval(m.name, m.low, m.high, m.unit, m.kind), *([m.note or ""] * notes))
+    if "latency" in plan.metric_names and not any(m.name.startswith("latency_") for m in run.metrics):
+        table.add_row("latency", "n/a", "", *(["every example cached: nothing timed"] * notes))
     return table
 
 

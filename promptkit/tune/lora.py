@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -132,6 +133,17 @@ def _validation_loss(model: Any, items: Sequence[tuple[list[int], int]], pad: in
     return total / max(1, count)
 
 
+def quiet_libraries() -> None:
+    """Keep the libraries' deprecation chatter (transformers' FutureWarning on gradient checkpointing,
+    peft and torch notices) and progress bars out of tune's output; errors still show."""
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(transformers|peft|torch)(\.|$)")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def train_lora(
     provider: Any,
     train_rows: Sequence[TrainRow],
@@ -147,6 +159,7 @@ def train_lora(
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from transformers import AutoModelForCausalLM
 
+    quiet_libraries()
     torch.set_num_threads(int(settings.threads or os.cpu_count() or 1))
     torch.manual_seed(settings.seed)
     random.seed(settings.seed)
@@ -248,8 +261,8 @@ def train_lora(
         "tokens_per_s": round(state["tokens"] / max(1e-9, seconds), 1),
         "resumed_from_step": state.get("resumed_from"),
     }
-    if progress:
-        progress(TrainEvent("done", state["epoch"], step, total, metrics["final_train_loss"], state["best_val"],
+    if progress:  # epoch: the 0-based index of the last epoch run, as in the other events
+        progress(TrainEvent("done", max(0, state["epoch"] - 1), step, total, metrics["final_train_loss"], state["best_val"],
                             metrics["tokens_per_s"]))
     atomic_write(out / "training.json", json.dumps(metrics, indent=2) + "\n")
     return metrics

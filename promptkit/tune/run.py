@@ -13,7 +13,7 @@ from promptkit.evaluate import EvalRun, ProgressFn, plan_eval, run_eval
 from promptkit.library import PromptVersion
 from promptkit.project import Project, Suite
 from promptkit.runs import RunStore
-from promptkit.tune.stats import McNemar, mcnemar
+from promptkit.stats import McNemar, mcnemar
 
 # LoRA training tokens/s of the reference run (SmolLM2-135M, chat prompt, 1000 amazon rows = 47k tokens
 # in 11.3 min on 2 idle CPU cores), used until a project has measured its own (.promptkit/tune/speed.json,

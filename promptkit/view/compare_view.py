@@ -9,7 +9,7 @@ from typing import Any
 from promptkit.compare import Comparison, compare, outcome, side_of_record
 from promptkit.library.diff import PartDiff, diff_versions
 from promptkit.runs import RunRecord, RunStore
-from promptkit.tune.stats import McNemar, mcnemar
+from promptkit.stats import McNemar, mcnemar
 
 PAIRED = ("accuracy", "exact_match")  # metrics whose per-example outcome is the stored `correct`
 
