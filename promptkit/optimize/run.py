@@ -16,7 +16,6 @@ from promptkit.errors import ConfigError
 from promptkit.evaluate import EvalRun, run_eval
 from promptkit.library import PromptVersion
 from promptkit.library.spec import PromptSpec
-from promptkit.metrics.base import wilson
 from promptkit.optimize import candidates as cands
 from promptkit.optimize.calibrate import cross_fitted_accuracy, fit_bias
 from promptkit.optimize.candidates import Candidate
@@ -24,6 +23,7 @@ from promptkit.optimize.data import OptimizeData, carve
 from promptkit.optimize.state import SearchState
 from promptkit.project import Project, Suite
 from promptkit.providers import Provider
+from promptkit.stats import wilson
 
 Event = Callable[[str, dict[str, Any]], None]  # (kind, info): "phase", "candidate", "rows", "note"
 
@@ -329,7 +329,7 @@ def optimize(project: Project, base: PromptVersion, suite: Suite, provider: Prov
              proposer: Provider | None = None, resume: bool = False, dry_run: bool = False,
              label: str | None = None, event: Event | None = None) -> OptimizeResult:
     from promptkit.optimize.publish import estimate, publish
-    from promptkit.tune.stats import mcnemar
+    from promptkit.stats import mcnemar
 
     event = event or (lambda kind, info: None)
     if not base.spec.labels:
