@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,13 @@ def write_prompt(root: Path, name: str, data: dict[str, Any]) -> Path:
     return folder
 
 
-# ---------------------------------------------------------------- labelled reviews
+# ---------------------------------------------------------------- datasets
+
+def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
+    """One JSON object per line."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
 
 POSITIVE_WORDS = ["great", "love", "wonderful", "excellent", "perfect"]
 NEGATIVE_WORDS = ["awful", "broke", "terrible", "refund", "worst"]
@@ -70,9 +77,8 @@ def toy_project(root: Path, n: int = 200, task: str = "Review: {{ text }}", thre
         label = "positive" if i % 2 == 0 else "negative"
         word = "great" if label == "positive" else "awful"
         rows.append({"text": f"a {word} place #{i}.", "label": label, "split": "test"})
-    data = root / "evals" / "data" / "toy.jsonl"
-    data.parent.mkdir(parents=True)
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (root / "evals" / "data").mkdir(parents=True)
+    write_jsonl(root / "evals" / "data" / "toy.jsonl", rows)
     suite = {
         "prompt": "toy",
         "dataset": {"path": "data/toy.jsonl", "fields": {"text": "text"}, "target": "label", "split_field": "split"},
@@ -123,7 +129,7 @@ def tune_project(root: Path, style: str = "chat", overlap: bool = False) -> Path
         rows += [{"text": p, "label": "positive", "split": split}, {"text": n, "label": "negative", "split": split}]
     if overlap:
         rows.append({"text": POS[0], "label": "positive", "split": "train"})
-    (root / "evals" / "data" / "reviews.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(root / "evals" / "data" / "reviews.jsonl", rows)
     (root / "evals" / "review.yaml").write_text(
         "prompt: review\ntask: classification\ndataset:\n  path: data/reviews.jsonl\n  fields: {text: text}\n"
         "  target: label\n  split_field: split\nsplit: test\nmodel: smollm2\nmetrics: [accuracy, f1]\n")
