@@ -124,6 +124,18 @@ def _weights_signature(paths: Sequence[Path]) -> list[list[Any]]:
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 
 
+class _InputLogits:
+    """A prompt-tuning PeftModel's logits cover its virtual tokens too: keep those of the input ids."""
+
+    def __init__(self, model: Any):
+        self.model = model
+
+    def __call__(self, input_ids: Any) -> Any:
+        out = self.model(input_ids=input_ids)
+        out.logits = out.logits[:, -input_ids.shape[1]:]
+        return out
+
+
 class HFProvider(Provider):
     """Options: batch_size (examples per scoring forward, default 16), generate_batch_size (rows decoded
     together, default 4 x batch_size), threads (default: all cores),
@@ -145,6 +157,7 @@ class HFProvider(Provider):
         self._tokenizer: Any = None
         self._identity: dict[str, Any] | None = None
         self._prefixes: Any = None
+        self._soft_prompt = False  # a prompt/prefix-tuning adapter: virtual tokens the fast paths would skip
 
     # -- identity and loading ---------------------------------------------------------------
     @property
@@ -224,6 +237,7 @@ class HFProvider(Provider):
 
                 with _loading("the adapter", adapter, "give a folder written by peft (adapter_config.json + weights)"):
                     model = PeftModel.from_pretrained(model, str(adapter))
+                self._soft_prompt = bool(model.active_peft_config.is_prompt_learning)
             model.eval()
             self._model = model
         return self._model
@@ -331,6 +345,9 @@ class HFProvider(Provider):
     def _score(self, requests: Sequence[Request]) -> list[Response]:
         from promptkit.providers.hf_fast import score_batch
 
+        if self._soft_prompt:  # PeftModel.forward adds the virtual tokens; the fast path calls the decoder
+            return self.score_naive(requests)
+
         prepared: dict[int, Any] = {}
         for i, request in enumerate(requests):
             try:
@@ -368,7 +385,7 @@ class HFProvider(Provider):
         with torch.inference_mode():
             for request in requests:
                 context, conts = self._label_tokens(request)
-                scores = naive_score(self.hf_model, context, conts)
+                scores = naive_score(_InputLogits(self.hf_model) if self._soft_prompt else self.hf_model, context, conts)
                 best = max(scores, key=scores.__getitem__)
                 responses.append(Response(output=best, scores=scores, tokens_in=len(context), tokens_out=len(conts[best])))
         return responses
@@ -382,6 +399,9 @@ class HFProvider(Provider):
 
     def _generate(self, requests: Sequence[Request]) -> list[Response]:
         from promptkit.providers.hf_fast import GenSpec, generate_batch
+
+        if self._soft_prompt:
+            return self.generate_naive(requests)
 
         contexts: dict[int, Any] = {}
         for i, request in enumerate(requests):
