@@ -59,13 +59,15 @@ def comparison_table(comparison: Any) -> Table:
 @click.option("--backend", type=click.Choice(["lora", "openai"]), default="lora", show_default=True,
               help="lora: train locally on the suite's hf model (any --method); openai: hosted fine-tuning.")
 @click.option("--method", default="lora", show_default=True,
-              help="Local method: lora, qlora, ia3, prompt-tuning, prefix-tuning.")
+              help="lora, qlora, ia3, prompt-tuning, prefix-tuning, or dpo (preference pairs in --data; also hosted).")
+@click.option("--beta", type=float, help="DPO: how far the tuned model may move from the base (0.1).")
 @click.option("--virtual-tokens", type=int, help="Virtual tokens of prompt-tuning / prefix-tuning (20).")
 @click.option("--init-text", help="Text the prompt-tuning tokens start from ('' for random).")
 @click.option("--force", is_flag=True, help="Tune even if the prompt has not plateaued.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before spending money (hosted).")
 @click.option("--suite", help="Eval suite name or YAML file.")
-@click.option("--data", type=click.Path(dir_okay=False, path_type=Path), help="A prepared chat JSONL training file.")
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
+              help="A prepared chat JSONL training file (dpo: prompt, chosen, rejected JSONL).")
 @click.option("--train-data", type=click.Path(dir_okay=False, path_type=Path),
               help="A labelled dataset rendered through the prompt (default: the suite's file, train split).")
 @click.option("--train-split", help="Split of the training data (default: train; all rows of --train-data).")
@@ -97,7 +99,7 @@ def comparison_table(comparison: Any) -> Table:
 @click.option("--window", type=click.IntRange(min=1), default=3, show_default=True, help="Plateau: versions judged.")
 @click.option("--margin", type=float, default=0.01, show_default=True, help="Plateau: minimum gain (0.01 = 1 point).")
 @click.pass_context
-def run_tune(ctx: click.Context, ref: str, backend: str, method: str, virtual_tokens: int | None,
+def run_tune(ctx: click.Context, ref: str, backend: str, method: str, beta: float | None, virtual_tokens: int | None,
              init_text: str | None, force: bool, yes: bool, suite: str | None, data: Path | None,
              train_data: Path | None, train_split: str | None, eval_data: Path | None, eval_split: str | None,
              eval_limit: int | None, limit: int | None, no_eval: bool, name: str | None, out: Path | None, resume: bool,
@@ -107,6 +109,7 @@ def run_tune(ctx: click.Context, ref: str, backend: str, method: str, virtual_to
              seed: int, threads: int | None, suffix: str | None,
              lr_multiplier: float | None, poll_interval: float | None, window: int, margin: float) -> None:
     """Fine-tune prompt REF's task: training data rendered exactly as the evals render it."""
+    from promptkit.errors import ConfigError
     from promptkit.tune.base import TuneJob, tuners
     from promptkit.tune.plateau import plateau
     from promptkit.tune.trainset import build_trainset, check_prepared_overlap, eval_plan, load_trainset
@@ -120,18 +123,29 @@ def run_tune(ctx: click.Context, ref: str, backend: str, method: str, virtual_to
             err_console.print(f"{version.name} has not plateaued on suite {the_suite.name}: {verdict.reason}.")
             err_console.print("Keep improving the prompt (see 'promptkit status'), or pass --force to tune anyway.")
             ctx.exit(1)
-    if data is not None:
+    dpo = method == "dpo"
+    if dpo:  # the preference file is the training data
+        from promptkit.tune.trainset import TrainSet
+
+        if data is None:
+            raise ConfigError("--method dpo needs a preference file", hint="pass --data PREFS.jsonl (prompt, chosen, rejected)")
+        trainset = TrainSet([], {"dataset": str(data)})
+    elif data is not None:
         trainset = load_trainset(data, version.spec.prefix)
         check_prepared_overlap(trainset, eval_plan(project, version, the_suite, data=eval_data, split=eval_split))
     else:
         trainset = build_trainset(project, version, the_suite, train_data, train_split, eval_data, eval_split, limit)
-    if backend == "lora":
+    if backend == "lora" and not dpo:
         from promptkit.tune.methods import method_of
 
         method_of(method)
+    elif backend == "openai" and method not in ("lora", "dpo"):  # lora is the option's default
+        raise ConfigError(f"--backend openai takes --method dpo or none, not {method!r}",
+                          hint="local methods run with --backend lora")
     name = name or f"{version.name}-{method if backend == 'lora' else backend}"
     options: dict[str, Any] = {
-        "method": method if backend == "lora" else None, "virtual_tokens": virtual_tokens,
+        "method": method if backend == "lora" or dpo else None, "virtual_tokens": virtual_tokens,
+        "preferences": str(data) if dpo else None, "beta": beta,
         "init_text": init_text,
         "base_model": base_model, "r": lora_r, "alpha": alpha, "dropout": dropout, "lr": lr, "batch_size": batch_size,
         "epochs": epochs, "patience": patience, "max_steps": max_steps,
@@ -146,7 +160,12 @@ def run_tune(ctx: click.Context, ref: str, backend: str, method: str, virtual_to
                   eval_data=eval_data, eval_split=eval_split, eval_limit=eval_limit, evaluate=not no_eval, resume=resume,
                   confirm=lambda message: yes or click.confirm(message + ". Go on?", err=True, default=False),
                   notify=lambda message: err_console.print(message))
-    tuner = tuners.get(backend)()
+    if dpo and backend == "lora":
+        from promptkit.tune.dpo import DpoTuner
+
+        tuner: Any = DpoTuner()
+    else:
+        tuner = tuners.get(backend)()
     err_console.print(f"[dim]{version.ref} ({version.hash}) · {len(trainset.rows)} training rows from "
                       f"{trainset.manifest.get('dataset')} · dataset {trainset.manifest.get('dataset_hash')}[/dim]")
     _print_estimate(tuner.estimate(job))
