@@ -129,7 +129,10 @@ def run_tune(ctx: click.Context, ref: str, backend: str, method: str, beta: floa
 
         if data is None:
             raise ConfigError("--method dpo needs a preference file", hint="pass --data PREFS.jsonl (prompt, chosen, rejected)")
-        trainset = TrainSet([], {"dataset": str(data)})
+        from promptkit.tune.dpo import load_pairs
+
+        pairs = load_pairs(data)  # every line checked before anything loads
+        trainset = TrainSet([], {"dataset": f"{data} ({len(pairs)} preference pairs)"})
     elif data is not None:
         trainset = load_trainset(data, version.spec.prefix)
         check_prepared_overlap(trainset, eval_plan(project, version, the_suite, data=eval_data, split=eval_split))
@@ -166,8 +169,11 @@ def run_tune(ctx: click.Context, ref: str, backend: str, method: str, beta: floa
         tuner: Any = DpoTuner()
     else:
         tuner = tuners.get(backend)()
-    err_console.print(f"[dim]{version.ref} ({version.hash}) · {len(trainset.rows)} training rows from "
-                      f"{trainset.manifest.get('dataset')} · dataset {trainset.manifest.get('dataset_hash')}[/dim]")
+    if dpo:
+        err_console.print(f"[dim]{version.ref} ({version.hash}) · {trainset.manifest['dataset']}[/dim]")
+    else:
+        err_console.print(f"[dim]{version.ref} ({version.hash}) · {len(trainset.rows)} training rows from "
+                          f"{trainset.manifest.get('dataset')} · dataset {trainset.manifest.get('dataset_hash')}[/dim]")
     _print_estimate(tuner.estimate(job))
     with _progress(backend) as progress:
         job.progress = progress
