@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from promptkit import dbfile
 from promptkit.errors import PromptkitError
 from promptkit.providers.base import Provider, Request, Response
 
@@ -40,50 +43,81 @@ CHUNK = 1 << 20
 
 
 class ResponseCache:
-    """Responses by key in `path` (default: the project's .promptkit/cache.db)."""
+    """Responses by key in `path` (default: the project's .promptkit/cache.db).
+
+    The cache only saves work, so it is never fatal: a damaged file is set aside (renamed) and
+    rebuilt with a warning, a row that does not decode is a miss, and a cache that breaks or stays
+    locked in the middle of a run is switched off for the rest of it with a warning. A file that
+    is an SQLite database of another program is refused, untouched."""
 
     def __init__(self, path: Path):
         self.path = path
         self.hits = 0
         self.misses = 0
+        self._off = False
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            self._db.executescript(SCHEMA)
-        except (sqlite3.Error, OSError) as e:
-            raise PromptkitError(f"cannot open the cache: {e}", where=str(path), hint="rerun with --no-cache") from None
+            self._db = dbfile.open_checked(path, "the cache", _check_schema, lambda db: db.executescript(SCHEMA))
+        except dbfile.DamagedDatabase as e:
+            aside = _set_aside(path)
+            _warn(f"{e.message}; set it aside as {aside.name} and started a new cache")
+            self._db = dbfile.open_checked(path, "the cache", _check_schema, lambda db: db.executescript(SCHEMA))
+        except dbfile.ForeignDatabase:
+            raise
+        except PromptkitError as e:
+            raise PromptkitError(f"cannot open the cache: {e.message}", where=e.where or str(path),
+                                 hint=e.hint or "rerun with --no-cache") from None
+        except OSError as e:
+            raise PromptkitError(f"cannot open the cache: {e.strerror or e}", where=str(path),
+                                 hint="rerun with --no-cache") from None
+
+    def _fail(self, error: sqlite3.Error) -> None:
+        """Switch the cache off for this run after an error, with one warning."""
+        if not self._off:
+            self._off = True
+            reason = "stayed locked by another process" if dbfile.is_locked(error) else f"failed ({error})"
+            _warn(f"{self.path}: the cache {reason}; going on without it for this run")
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Response]:
-        """Cached responses for the keys that have one, marked `cached`."""
+        """Cached responses for the keys that have one, marked `cached`. A row that does not
+        decode as a response counts as a miss (it is replaced when the answer is stored)."""
         found: dict[str, Response] = {}
-        for start in range(0, len(keys), 500):
-            part = list(keys[start: start + 500])
-            marks = ",".join("?" * len(part))
-            for key, data in self._db.execute(f"SELECT key, response FROM responses WHERE key IN ({marks})", part):
-                response = Response(**json.loads(data))
-                response.cached = True
-                found[key] = response
+        if not self._off:
+            try:
+                for start in range(0, len(keys), 500):
+                    part = list(keys[start: start + 500])
+                    marks = ",".join("?" * len(part))
+                    for key, data in self._db.execute(f"SELECT key, response FROM responses WHERE key IN ({marks})", part):
+                        response = _decode(data)
+                        if response is not None:
+                            found[key] = response
+            except sqlite3.Error as e:
+                self._fail(e)
         self.hits += len(found)
         self.misses += len(set(keys) - set(found))
         return found
 
     def put_many(self, items: Iterable[tuple[str, Response]]) -> None:
         """Store successful responses; failures are not cached, so a rerun tries them again."""
-        rows = [(key, json.dumps({**r.to_dict(), "cached": False}), _now()) for key, r in items if r.error is None]
-        if not rows:
+        rows = [(key, blob, _now()) for key, r in items if r.error is None and (blob := _encode(r)) is not None]
+        if not rows or self._off:
             return
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany("INSERT OR REPLACE INTO responses (key, response, created) VALUES (?, ?, ?)", rows)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO responses (key, response, created) VALUES (?, ?, ?)", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            self._fail(e)
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+        try:
+            return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+        except sqlite3.Error as e:
+            self._fail(e)
+            return 0
 
     def fingerprint(self, path: Path) -> str:
         """sha256 of a file, or of a folder's files, remembered per (path, size, mtime)."""
@@ -92,18 +126,75 @@ class ResponseCache:
             return hashlib.sha256("\n".join(parts).encode()).hexdigest()
         stat = path.stat()
         stamp = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-        row = self._db.execute("SELECT digest FROM fingerprints WHERE stat = ?", (stamp,)).fetchone()
-        if row:
-            return str(row[0])
+        if not self._off:
+            try:
+                row = self._db.execute("SELECT digest FROM fingerprints WHERE stat = ?", (stamp,)).fetchone()
+                if row and isinstance(row[0], str):
+                    return row[0]
+            except sqlite3.Error as e:
+                self._fail(e)
         digest = hashlib.sha256()
         with path.open("rb") as f:
             while block := f.read(CHUNK):
                 digest.update(block)
-        self._db.execute("INSERT OR REPLACE INTO fingerprints (stat, digest) VALUES (?, ?)", (stamp, digest.hexdigest()))
+        if not self._off:
+            try:
+                self._db.execute("INSERT OR REPLACE INTO fingerprints (stat, digest) VALUES (?, ?)",
+                                 (stamp, digest.hexdigest()))
+            except sqlite3.Error as e:
+                self._fail(e)
         return digest.hexdigest()
 
     def close(self) -> None:
         self._db.close()
+
+
+def _check_schema(db: sqlite3.Connection) -> None:
+    have = dbfile.tables(db)
+    ours = {"responses": {"key", "response", "created"}, "fingerprints": {"stat", "digest"}}
+    foreign = [t for t in have if t not in ours] + [t for t, cols in ours.items() if t in have and not cols <= have[t]]
+    if foreign:
+        raise dbfile.ForeignDatabase(f"not a promptkit cache: it holds table {sorted(foreign)[0]!r}",
+                                     hint="move it away (promptkit rebuilds the cache) or rerun with --no-cache")
+
+
+def _decode(data: Any) -> Response | None:
+    try:
+        fields = json.loads(data)
+        response = Response(**fields)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    if not isinstance(response.output, (str, type(None))):
+        return None
+    response.cached = True
+    return response
+
+
+def _encode(response: Response) -> str | None:
+    """A response as strict JSON; None (not cached) when it holds NaN or infinity."""
+    try:
+        return json.dumps({**response.to_dict(), "cached": False}, allow_nan=False)
+    except (ValueError, TypeError):
+        return None
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename a damaged database file (and its WAL side files) out of the way."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        source = path.with_name(path.name + suffix)
+        if source.exists():
+            try:
+                os.replace(source, aside.with_name(aside.name + suffix))
+            except OSError as e:
+                raise PromptkitError(f"the cache is damaged and cannot be moved aside: {e.strerror or e}",
+                                     where=str(path), hint="remove it, or rerun with --no-cache") from None
+    return aside
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def _now() -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,6 +10,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from promptkit.errors import ConfigError, did_you_mean
+from promptkit.fileio import atomic_write, read_regular, writable_target
+
+__all__ = ["atomic_write", "check_writable", "dump_yaml", "line_of", "load_yaml", "read_text", "validate"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -18,7 +20,7 @@ M = TypeVar("M", bound=BaseModel)
 class Strict(BaseModel):
     """Base for config models: unknown keys are errors, values are not coerced loosely."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 MAX_CONFIG_BYTES = 2 << 20  # prompt, suite and settings files: 2 MB is far beyond any real one
@@ -27,20 +29,9 @@ MAX_YAML_DEPTH = 200
 
 
 def read_text(path: Path, limit: int = MAX_CONFIG_BYTES) -> str:
-    """A UTF-8 text file, refused with a clear message when missing, too big, binary or unreadable."""
-    try:
-        size = path.stat().st_size
-        if path.is_file() and size > limit:
-            raise ConfigError(f"file is {size / 1e6:.1f} MB, over the {limit / 1e6:.0f} MB limit for this kind of file",
-                              where=str(path), hint="is this the right file?")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError("file not found", where=str(path)) from None
-    except IsADirectoryError:
-        raise ConfigError("is a folder, not a file", where=str(path)) from None
-    except OSError as e:
-        raise ConfigError(f"cannot read: {e.strerror or e}", where=str(path)) from None
-    return decode_text(data, path, "utf-8")
+    """A UTF-8 text file, refused with a clear message when missing, too big, binary, unreadable or
+    not a regular file (a device or FIFO is never read)."""
+    return decode_text(read_regular(path, limit), path, "utf-8")
 
 
 def decode_text(data: bytes, path: Path, encoding: str = "utf-8") -> str:
@@ -58,7 +49,22 @@ def decode_text(data: bytes, path: Path, encoding: str = "utf-8") -> str:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (silently dropping one is a classic config bug)."""
+    """SafeLoader that refuses duplicate keys (silently dropping one is a classic config bug), keeps
+    dates as the text written (a date object cannot be written to JSON or rendered as typed) and
+    refuses binary, set and ordered-map values, which no promptkit file can use."""
+
+    yaml_implicit_resolvers = {  # noqa: RUF012 - PyYAML's own class attribute, replaced whole
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def _refuse_tag(self, node: yaml.Node) -> Any:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"a {node.tag.rsplit(':', 1)[-1]} value ({node.tag}) is not supported here; write plain text",
+            node.start_mark)
+
+    def _timestamp_as_text(self, node: yaml.Node) -> Any:
+        return self.construct_scalar(node)  # type: ignore[arg-type]
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, Any] = {}
@@ -76,6 +82,11 @@ class _Loader(yaml.SafeLoader):
                 )
             seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep=deep)
+
+
+for _tag in ("binary", "set", "omap", "pairs"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _Loader._refuse_tag)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader._timestamp_as_text)
 
 
 def _check_size(node: yaml.Node, path: Path) -> None:
@@ -220,29 +231,6 @@ def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseMo
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write a file so that readers see the old or the new content, never half of it.
-    Raises OSError (callers that know the option to blame turn it into a message)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def check_writable(path: Path, option: str = "--output") -> None:
     """Refuse an output path that cannot be written, before any work is done."""
     from promptkit.errors import ConfigError
@@ -253,6 +241,10 @@ def check_writable(path: Path, option: str = "--output") -> None:
         existing = existing.parent
     if path.is_dir():
         raise ConfigError(f"{option} names a folder, not a file", where=str(path), hint="give a file name")
+    try:
+        writable_target(path)
+    except ConfigError as e:
+        raise ConfigError(f"{option}: {e.message}", where=e.where, hint=e.hint) from None
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot write {option} here: {existing} is not a writable folder", where=str(path),
                           hint=f"choose a writable path with {option}")

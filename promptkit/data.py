@@ -13,6 +13,7 @@ from typing import Any
 
 from promptkit.config import decode_text
 from promptkit.errors import ConfigError, NotFoundError
+from promptkit.fileio import read_regular
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,14 @@ class Example:
 
 
 def file_hash(path: Path) -> str:
+    import stat
+
+    try:
+        regular = stat.S_ISREG(path.stat().st_mode)
+    except OSError as e:
+        raise ConfigError(f"cannot read the dataset: {e.strerror or e}", where=str(path)) from None
+    if not regular:
+        raise ConfigError("dataset path is not a regular file", where=str(path), hint="give the path of an ordinary file")
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -58,13 +67,12 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
         raise ConfigError(f"unsupported dataset format {suffix or '(none)'!r}", where=str(path), hint="use .jsonl or .csv")
     limit = max_dataset_bytes()
     try:
-        size = path.stat().st_size
-        if size > limit:
-            raise ConfigError(f"dataset is {size / 1e6:.0f} MB, over the {limit / 1e6:.0f} MB limit", where=str(path),
-                              hint="use a sample, or raise the limit with PROMPTKIT_MAX_DATASET_MB")
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot read the dataset: {e.strerror or e}", where=str(path)) from None
+        raw = read_regular(path, limit, "dataset")
+    except ConfigError as e:
+        if "limit" in e.message:
+            raise ConfigError(e.message, where=e.where,
+                              hint="use a sample, or raise the limit with PROMPTKIT_MAX_DATASET_MB") from None
+        raise
     text = decode_text(raw, path, "utf-8-sig")  # -sig: tolerate a byte-order mark
     rows: list[tuple[int, dict[str, Any]]] = []
     if suffix in (".csv", ".tsv"):
@@ -93,7 +101,9 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
             if not record.strip():
                 continue
             try:
-                row = json.loads(record)
+                row = json.loads(record, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+            except _RowError as e:
+                raise ConfigError(str(e), where=f"{path}:{number}", hint="fix that row") from None
             except json.JSONDecodeError as e:
                 raise ConfigError(f"invalid JSON: {e.msg} at column {e.colno}", where=f"{path}:{number}",
                                   hint="each line must be one JSON object") from None
@@ -105,6 +115,30 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     if not rows:
         raise ConfigError("dataset is empty", where=str(path), hint="add at least one row")
     return rows
+
+
+class _RowError(ValueError):
+    """A JSON row that parses but cannot be taken as written."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in row:
+            raise _RowError(f"duplicate key {key!r} in one JSON object (which value is meant?)")
+        row[key] = value
+    return row
+
+
+def _no_constant(name: str) -> Any:
+    raise _RowError(f"{name} is not a number JSON allows")
+
+
+def _check_value(value: Any, column: str, where: str) -> None:
+    """A dataset value a prompt can render: text, a number, a boolean, or lists/objects of those."""
+    if value is None:
+        raise ConfigError(f"field {column!r} is null", where=where,
+                          hint="give it a value (an empty string if it is meant to be empty)")
 
 
 def load_examples(
@@ -125,6 +159,7 @@ def load_examples(
                     where=f"{path}:{line}",
                     hint=f"fields in this row: {', '.join(map(str, row)) or 'none'}",
                 )
+            _check_value(row[column], column, f"{path}:{line}")
             variables[var] = row[column]
         expected = None
         if target is not None:

@@ -38,6 +38,7 @@ class ExampleResult:
     cost: float = 0.0
     latency: float = 0.0
     cached: bool = False
+    assertions: list[dict[str, Any]] | None = None  # one outcome per assertion (promptkit.assertions)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,6 +64,8 @@ class EvalPlan:
     scoring_asked: str | None = None  # what the suite asked ("loglik"); `scoring` is what ran
     scoring_note: str | None = None  # why
     probed: bool = False  # resolve_scoring has asked the provider
+    checks: Any = None  # promptkit.assertions.SuiteChecks: the suite's and rows' assertions, with their judge
+    custom_metrics: dict[str, Any] = field(default_factory=dict)  # name -> Metric class from the project folder
 
     @property
     def price(self) -> Price:
@@ -102,6 +105,7 @@ class EvalPlan:
             "decoding": self.decoding,
             "scoring": self.scoring,
             "labels": self.labels,
+            **({"checks": self.checks.settings()} if self.checks is not None else {}),
         } | ({"scoring_note": self.scoring_note} if self.scoring_note else {})
 
 
@@ -128,6 +132,7 @@ def plan_eval(
     split: str | None = None,
     limit: int | None = None,
     overrides: dict[str, Any] | None = None,
+    judge: str | None = None,
 ) -> EvalPlan:
     suite = suite or project.suite_for(version)
     cfg = suite.config
@@ -168,11 +173,15 @@ def plan_eval(
 
     supports = providers.get(model_ref.provider).supports_scoring
     scoring = cfg.scoring or ("loglik" if task == "classification" and supports else "generate")
-    names = cfg.metrics or DEFAULT_METRICS[task]
+    from promptkit.assertions import build_checks
+    from promptkit.metrics import resolve_metrics
+
+    names, custom = resolve_metrics(cfg.metrics or DEFAULT_METRICS[task], project.root, str(suite.path))
     for name in names:
-        metrics.get(name).check()  # unknown or unusable metrics fail here, before any model call
+        (custom.get(name) or metrics.get(name)).check()  # unknown or unusable metrics fail here, before any model call
+    checks = build_checks(project, suite, examples, data_path, judge)
     return EvalPlan(version, suite, model_ref, task, examples, data_path, file_hash(data_path), split, decoding,
-                    scoring, names, load_prices(project.root))
+                    scoring, names, load_prices(project.root), checks=checks, custom_metrics=custom)
 
 
 def build_request(plan: EvalPlan, example: Example) -> Request:
@@ -242,9 +251,13 @@ def check_context_window(plan: EvalPlan, provider: Provider) -> None:
 def compute_metrics(plan: EvalPlan, results: Sequence[ExampleResult]) -> list[MetricValue]:
     values: list[MetricValue] = []
     for name in plan.metric_names:
-        metric = metrics.get(name)()
+        metric = (plan.custom_metrics.get(name) or metrics.get(name))()
         if plan.task in metric.tasks:
             values += metric.compute(results, plan.labels)
+    if plan.checks is not None:
+        from promptkit.assertions import assertion_metrics
+
+        values += assertion_metrics(results)
     return values
 
 
@@ -388,6 +401,8 @@ def run_eval(
             for response in responses:
                 _fill_cost(plan, response)
             scored = [score_example(plan, e, r) for e, r in zip(batch, responses, strict=True)]
+            if plan.checks is not None:  # assertions, and the judge's calls for model-graded ones
+                spent += plan.checks.apply(scored, cache)
             if store is not None and run_id is not None and scored:
                 store.add_results(run_id, scored)
             for result in scored:

@@ -216,7 +216,7 @@ def lint_suite(project: Project, suite: Suite) -> list[Finding]:
         findings.append(Finding(_at(suite.path, text, "task"), "schema", "classification suite but the prompt has no labels",
                                 f"add labels to {version.source}"))
     for name in cfg.metrics or []:
-        if name not in metrics:
+        if isinstance(name, str) and name not in metrics:  # custom {name, class} entries load at eval time
             findings.append(Finding(_at(suite.path, text, "metrics"), "unknown-metric", f"unknown metric {name!r}",
                                     f"known: {', '.join(metrics.names())}"))
     model = None

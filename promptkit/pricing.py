@@ -9,6 +9,7 @@ override or add prices in `promptkit.yaml` at its root:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,16 @@ def load_prices(root: Path | str | None = None) -> dict[str, Price]:
         if not isinstance(entry, dict) or set(entry) - {"input", "output"}:
             raise ConfigError(f"price for {name!r} must be {{input: N, output: N}}", where=f"{path}: prices.{name}")
         try:
-            table[str(name)] = Price(float(entry.get("input", 0)), float(entry.get("output", 0)))
+            values = [entry.get("input", 0), entry.get("output", 0)]
+            if any(isinstance(v, bool) or not isinstance(v, (int, float, str)) for v in values):
+                raise TypeError
+            numbers = [float(v) for v in values]
         except (TypeError, ValueError):
             raise ConfigError(f"price for {name!r} must be numbers", where=f"{path}: prices.{name}") from None
+        if not all(math.isfinite(n) and n >= 0 for n in numbers):
+            raise ConfigError(f"price for {name!r} must be finite numbers of 0 or more, got {values}",
+                              where=f"{path}: prices.{name}", hint="dollars per million tokens, e.g. 0.15")
+        table[str(name)] = Price(numbers[0], numbers[1])
     return table
 
 

@@ -6,8 +6,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
+from promptkit.assertions.base import AssertionSpec
 from promptkit.config import Strict, load_yaml, validate
 from promptkit.errors import ConfigError, NotFoundError, did_you_mean
 from promptkit.gate.thresholds import Thresholds
@@ -24,7 +25,16 @@ class DatasetConfig(Strict):
     split_field: str | None = Field(None, description="column naming each row's split (train, test, ...)")
 
 
+class CustomMetric(Strict):
+    """A metric class from the project folder, named in the suite: {name: brevity, class: "mymetrics:Brevity"}."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    name: str = Field(description="the name it reports under")
+    class_: str = Field(alias="class", description="module:Class in the project folder (a promptkit Metric subclass)")
+
+
 class SuiteConfig(Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     description: str = ""
     prompt: str = Field(description="the prompt this suite scores, e.g. sentiment")
     task: Literal["classification", "generation"] | None = Field(
@@ -34,19 +44,27 @@ class SuiteConfig(Strict):
     split: str | None = Field(None, description="the split evaluated by default")
     model: str | None = Field(None, description="model spec; default: the prompt's, else smollm2")
     provider_options: dict[str, Any] = Field(default_factory=dict)
-    metrics: list[str] | None = None
+    metrics: list[str | CustomMetric] | None = None
     scoring: Literal["loglik", "generate"] | None = Field(
         None, description="classification by label log-likelihood (default where supported) or by parsing output"
     )
     thresholds: Thresholds | None = Field(None, description="what `promptkit check` enforces for this suite")
+    # Assertions and judges (promptkit/assertions, promptkit/judges)
+    assert_: list[AssertionSpec] = Field(default_factory=list, alias="assert",
+                                         description="checks on every output: [{type, value, weight, metric}]")
+    judge: str | None = Field(None, description="model spec of the judge for llm-rubric/factuality assertions")
+
+    def metric_names(self) -> list[str]:
+        """The names `metrics:` lists, custom entries included."""
+        return [m if isinstance(m, str) else m.name for m in self.metrics or []]
 
     @field_validator("metrics")
     @classmethod
-    def _known_metrics(cls, names: list[str] | None) -> list[str] | None:
+    def _known_metrics(cls, names: list[str | CustomMetric] | None) -> list[str | CustomMetric] | None:
         from promptkit.metrics import metrics
 
         for name in names or []:
-            if name not in metrics:
+            if isinstance(name, str) and name not in metrics:
                 raise ValueError(f"unknown metric {name!r} ({did_you_mean(name, metrics.names())})")
         return names
 

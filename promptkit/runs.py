@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -14,7 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promptkit import dbfile
 from promptkit.errors import NotFoundError, PromptkitError
+from promptkit.fileio import lock_timeout
 
 if TYPE_CHECKING:
     from promptkit.evaluate import ExampleResult
@@ -32,7 +37,8 @@ CREATE TABLE IF NOT EXISTS runs (
     plan_hash TEXT,
     pid INTEGER,
     host TEXT,
-    extra TEXT
+    extra TEXT,
+    heartbeat REAL
 );
 CREATE TABLE IF NOT EXISTS results (
     run_id TEXT NOT NULL REFERENCES runs(id),
@@ -45,8 +51,23 @@ CREATE INDEX IF NOT EXISTS runs_plan ON runs(plan_hash, status);
 """
 
 # Columns added after the first release: older stores get them on open.
-ADDED_COLUMNS = {"plan_hash": "TEXT", "pid": "INTEGER", "host": "TEXT", "extra": "TEXT"}
+ADDED_COLUMNS = {"plan_hash": "TEXT", "pid": "INTEGER", "host": "TEXT", "extra": "TEXT", "heartbeat": "REAL"}
+BASE_COLUMNS = {"runs": {"id", "created", "finished", "status", "settings", "metrics"},
+                "results": {"run_id", "example_id", "idx", "data"}}
+OTHER_TABLES = {"reviews"}  # added by promptkit view (promptkit/view/reviews.py)
 UNFINISHED = ("running", "interrupted")
+RECOVER = ("move it aside (mv {0} {0}.bad) and start a new one; to save its runs: "
+           "sqlite3 {0}.bad .recover | sqlite3 {0}")
+
+
+def lease_seconds() -> float:
+    """How long a running run's heartbeat stays valid (PROMPTKIT_RUN_LEASE, default 120 s). A run
+    whose heartbeat is older than this is no longer running, whatever its pid and host say."""
+    try:
+        value = float(os.environ.get("PROMPTKIT_RUN_LEASE", "120"))
+    except ValueError:
+        return 120.0
+    return value if math.isfinite(value) and value > 0 else 120.0
 
 
 @dataclass
@@ -61,99 +82,160 @@ class RunRecord:
     plan_hash: str | None = None
     pid: int | None = None
     host: str | None = None
+    heartbeat: float | None = None  # time.time() of the last sign of life while running
 
     def metric(self, name: str) -> float | None:
         return next((m["value"] for m in self.metrics if m["name"] == name), None)
 
 
 class RunStore:
+    """Runs in an SQLite file. Opening is serialised across processes and refuses a damaged or
+    foreign file before writing anything; every later failure is a PromptkitError naming the file."""
+
     def __init__(self, path: Path):
         self.path = path
+        self._beat: _Heartbeat | None = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            have = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-            for column, kind in ADDED_COLUMNS.items():
-                if have and column not in have:
-                    self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
-            self._db.executescript(SCHEMA)
-        except (sqlite3.Error, OSError) as e:
-            raise PromptkitError(f"cannot open the run store: {e}", where=str(path)) from None
+            self._db = dbfile.open_checked(path, "the run store", _check_schema, _setup)
+        except dbfile.DamagedDatabase as e:
+            raise PromptkitError(e.message, where=str(path), hint=RECOVER.format(path)) from None
+        except dbfile.ForeignDatabase:
+            raise
+        except PromptkitError as e:
+            raise PromptkitError(f"cannot open the run store: {e.message}", where=e.where or str(path),
+                                 hint=e.hint) from None
+        except OSError as e:
+            raise PromptkitError(f"cannot open the run store: {e.strerror or e}", where=str(path)) from None
+
+    def _error(self, e: Exception) -> PromptkitError:
+        if isinstance(e, sqlite3.Error) and dbfile.is_locked(e):
+            return PromptkitError(f"the run store stayed locked by another process for {lock_timeout():.0f} s",
+                                  where=str(self.path), hint="answers already paid for are in the cache: resume the run "
+                                  "with 'promptkit eval ... --resume' (or raise PROMPTKIT_LOCK_TIMEOUT)")
+        if isinstance(e, (ValueError, TypeError, KeyError)):
+            return PromptkitError(f"the run store holds a damaged record ({type(e).__name__}: {e})",
+                                  where=str(self.path), hint=RECOVER.format(self.path))
+        return PromptkitError(f"the run store is damaged: {e}", where=str(self.path), hint=RECOVER.format(self.path))
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        try:
+            yield
+        except PromptkitError:
+            raise
+        except (sqlite3.Error, ValueError, TypeError, KeyError) as e:
+            raise self._error(e) from None
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise self._error(e) from None
         try:
             yield self._db
             self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
+        except BaseException as e:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            if isinstance(e, (sqlite3.Error, ValueError, TypeError)):
+                raise self._error(e) from None
             raise
+
+    def _start_heartbeat(self, run_id: str) -> None:
+        self._stop_heartbeat()
+        self._beat = _Heartbeat(self.path, run_id)
+        self._beat.start()
+
+    def _stop_heartbeat(self) -> None:
+        if self._beat is not None:
+            self._beat.stop()
+            self._beat = None
 
     def create_run(self, settings: dict[str, Any], plan_hash: str | None = None) -> str:
         run_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         with self._tx() as db:
             db.execute(
                 "INSERT INTO runs (id, created, status, prompt, prompt_hash, suite, model, dataset_hash, settings,"
-                " plan_hash, pid, host) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " plan_hash, pid, host, heartbeat) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, _now(), settings.get("prompt"), settings.get("prompt_hash"), settings.get("suite"),
-                 settings.get("model"), settings.get("dataset_hash"), json.dumps(settings), plan_hash,
-                 os.getpid(), socket.gethostname()),
+                 settings.get("model"), settings.get("dataset_hash"), _dumps(settings), plan_hash,
+                 os.getpid(), socket.gethostname(), time.time()),
             )
+        self._start_heartbeat(run_id)
         return run_id
 
     def claim(self, run_id: str) -> None:
         """Mark a run as running in this process (when it resumes)."""
         with self._tx() as db:
-            db.execute("UPDATE runs SET status = 'running', finished = NULL, pid = ?, host = ? WHERE id = ?",
-                       (os.getpid(), socket.gethostname(), run_id))
+            db.execute("UPDATE runs SET status = 'running', finished = NULL, pid = ?, host = ?, heartbeat = ? WHERE id = ?",
+                       (os.getpid(), socket.gethostname(), time.time(), run_id))
+        self._start_heartbeat(run_id)
 
     def set_status(self, run_id: str, status: str, extra: dict[str, Any] | None = None) -> None:
+        if status != "running":
+            self._stop_heartbeat()
         with self._tx() as db:
             db.execute("UPDATE runs SET status = ?, extra = COALESCE(?, extra) WHERE id = ?",
-                       (status, json.dumps(extra) if extra is not None else None, run_id))
+                       (status, _dumps(extra) if extra is not None else None, run_id))
 
     def latest_unfinished(self, plan_hash: str) -> RunRecord | None:
         """The newest running or interrupted run of a plan, if any."""
-        row = self._db.execute(
-            f"SELECT {COLUMNS} FROM runs WHERE plan_hash = ? AND status IN (?, ?) ORDER BY created DESC, rowid DESC LIMIT 1",
-            (plan_hash, *UNFINISHED)).fetchone()
-        return _record(row) if row else None
+        with self._reading():
+            row = self._db.execute(
+                f"SELECT {COLUMNS} FROM runs WHERE plan_hash = ? AND status IN (?, ?) ORDER BY created DESC, rowid DESC"
+                " LIMIT 1", (plan_hash, *UNFINISHED)).fetchone()
+            return _record(row) if row else None
 
     def mean_tokens_out(self, prompt_hash: str, model: str) -> float | None:
         """Average output tokens of successful examples in earlier runs of this prompt version on this model."""
-        row = self._db.execute(
-            "SELECT AVG(json_extract(r.data, '$.tokens_out')) FROM results r JOIN runs ON runs.id = r.run_id"
-            " WHERE runs.prompt_hash = ? AND runs.model = ? AND json_extract(r.data, '$.error') IS NULL",
-            (prompt_hash, model)).fetchone()
-        return float(row[0]) if row and row[0] is not None else None
+        try:
+            row = self._db.execute(
+                "SELECT AVG(json_extract(r.data, '$.tokens_out')) FROM results r JOIN runs ON runs.id = r.run_id"
+                " WHERE runs.prompt_hash = ? AND runs.model = ? AND json_valid(r.data)"
+                " AND json_extract(r.data, '$.error') IS NULL", (prompt_hash, model)).fetchone()
+            value = float(row[0]) if row and row[0] is not None else None
+        except (sqlite3.Error, ValueError, TypeError):
+            return None  # an estimate only: a damaged store just gives none
+        return value if value is not None and math.isfinite(value) else None
 
     def count_results(self, run_id: str) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM results WHERE run_id = ?", (run_id,)).fetchone()[0])
+        with self._reading():
+            return int(self._db.execute("SELECT COUNT(*) FROM results WHERE run_id = ?", (run_id,)).fetchone()[0])
 
     def add_results(self, run_id: str, results: Sequence[ExampleResult]) -> None:
         with self._tx() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO results (run_id, example_id, idx, data) VALUES (?, ?, ?, ?)",
-                [(run_id, r.id, r.index, json.dumps(r.to_dict())) for r in results],
+                [(run_id, r.id, r.index, _dumps(r.to_dict())) for r in results],
             )
+            db.execute("UPDATE runs SET heartbeat = ? WHERE id = ? AND status = 'running'", (time.time(), run_id))
 
     def finish_run(self, run_id: str, metrics: Sequence[MetricValue], status: str = "finished",
                    extra: dict[str, Any] | None = None) -> None:
+        self._stop_heartbeat()
         with self._tx() as db:
             db.execute(
                 "UPDATE runs SET finished = ?, status = ?, metrics = ?, extra = COALESCE(?, extra) WHERE id = ?",
-                (_now() if status == "finished" else None, status, json.dumps([m.to_dict() for m in metrics]),
-                 json.dumps(extra) if extra is not None else None, run_id),
+                (_now() if status == "finished" else None, status, _dumps([m.to_dict() for m in metrics]),
+                 _dumps(extra) if extra is not None else None, run_id),
             )
 
     def results(self, run_id: str) -> list[ExampleResult]:
         from promptkit.evaluate import ExampleResult
 
-        rows = self._db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY idx", (run_id,))
-        return [ExampleResult(**json.loads(data)) for (data,) in rows]
+        with self._reading():
+            rows = self._db.execute("SELECT example_id, data FROM results WHERE run_id = ? ORDER BY idx", (run_id,))
+            out = []
+            for example_id, data in rows.fetchall():
+                try:
+                    out.append(ExampleResult(**json.loads(data)))
+                except (ValueError, TypeError) as e:
+                    raise PromptkitError(f"run {run_id}: the result of example {example_id} is damaged ({e})",
+                                         where=str(self.path), hint=RECOVER.format(self.path)) from None
+            return out
 
     def runs(self, limit: int = 50, prompt: str | None = None) -> list[RunRecord]:
         query = f"SELECT {COLUMNS} FROM runs"
@@ -161,40 +243,123 @@ class RunStore:
         if prompt:
             query += " WHERE prompt LIKE ?"
             args = (f"{prompt}@%",)
-        rows = self._db.execute(query + " ORDER BY created DESC, rowid DESC LIMIT ?", (*args, limit))
-        return [_record(row) for row in rows]
+        with self._reading():
+            rows = self._db.execute(query + " ORDER BY created DESC, rowid DESC LIMIT ?", (*args, limit)).fetchall()
+            return [_record(row) for row in rows]
 
     def run(self, run_id: str) -> RunRecord:
-        rows = list(self._db.execute(
-            f"SELECT {COLUMNS} FROM runs WHERE id = ? OR id LIKE ?"
-            " ORDER BY id = ? DESC, created DESC", (run_id, f"%{run_id}%", run_id)))
-        if not rows:
-            raise NotFoundError(f"no run {run_id!r}", where=str(self.path), hint="see 'promptkit runs list'")
-        return _record(rows[0])
+        with self._reading():
+            rows = list(self._db.execute(
+                f"SELECT {COLUMNS} FROM runs WHERE id = ? OR id LIKE ?"
+                " ORDER BY id = ? DESC, created DESC", (run_id, f"%{run_id}%", run_id)))
+            if not rows:
+                raise NotFoundError(f"no run {run_id[:80]!r}", where=str(self.path), hint="see 'promptkit runs list'")
+            return _record(rows[0])
 
     def close(self) -> None:
+        self._stop_heartbeat()
         self._db.close()
+
+
+def _check_schema(db: sqlite3.Connection) -> None:
+    """Refuse (read-only, before any change) a database with tables or columns promptkit never wrote."""
+    have = dbfile.tables(db)
+    extra_tables = sorted(t for t in have if t not in BASE_COLUMNS and t not in OTHER_TABLES)
+    if extra_tables:
+        raise dbfile.ForeignDatabase(f"not a promptkit run store: it holds table {extra_tables[0]!r}",
+                                     hint="point --project elsewhere or move the file away; it was left untouched")
+    known = {"runs": BASE_COLUMNS["runs"] | set(ADDED_COLUMNS) | {"prompt", "prompt_hash", "suite", "model",
+                                                                   "dataset_hash"},
+             "results": BASE_COLUMNS["results"]}
+    for table, columns in have.items():
+        if table in OTHER_TABLES:
+            continue
+        missing, unknown = BASE_COLUMNS[table] - columns, columns - known[table]
+        if missing or unknown:
+            odd = sorted(missing)[0] if missing else sorted(unknown)[0]
+            raise dbfile.ForeignDatabase(
+                f"not a promptkit run store: table {table!r} {'lacks' if missing else 'has'} column {odd!r}",
+                hint="point --project elsewhere or move the file away; it was left untouched")
+
+
+def _setup(db: sqlite3.Connection) -> None:
+    have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    for column, kind in ADDED_COLUMNS.items():
+        if have and column not in have:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+    db.executescript(SCHEMA)
+
+
+def _finite(value: Any) -> Any:
+    """`value` with NaN and infinities replaced by None, so the JSON written is strict."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(_finite(value), allow_nan=False, default=str)
+
+
+class _Heartbeat(threading.Thread):
+    """Renews a running run's lease every third of the lease, on a connection of its own."""
+
+    def __init__(self, path: Path, run_id: str):
+        super().__init__(daemon=True, name=f"promptkit-heartbeat-{run_id}")
+        self.path, self.run_id = path, run_id
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        interval = lease_seconds() / 3
+        while not self._stop_event.wait(interval):
+            try:
+                db = dbfile.connect(self.path)
+                try:
+                    db.execute("UPDATE runs SET heartbeat = ? WHERE id = ? AND status = 'running'",
+                               (time.time(), self.run_id))
+                finally:
+                    db.close()
+            except sqlite3.Error:
+                pass  # a missed beat: the next one, or the next batch's write, renews the lease
+
+    def stop(self) -> None:
+        self._stop_event.set()
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-COLUMNS = "id, created, finished, status, settings, metrics, extra, plan_hash, pid, host"
+COLUMNS = "id, created, finished, status, settings, metrics, extra, plan_hash, pid, host, heartbeat"
 
 
 def _record(row: tuple[Any, ...]) -> RunRecord:
-    run_id, created, finished, status, settings, metrics, extra, plan_hash, pid, host = row
-    return RunRecord(run_id, created, finished, status, json.loads(settings), json.loads(metrics or "[]"),
-                     json.loads(extra or "{}"), plan_hash, pid, host)
+    run_id, created, finished, status, settings, metrics, extra, plan_hash, pid, host, heartbeat = row
+    settings, metrics, extra = json.loads(settings), json.loads(metrics or "[]"), json.loads(extra or "{}")
+    if not isinstance(settings, dict) or not isinstance(metrics, list) or not isinstance(extra, dict) \
+            or not all(isinstance(m, dict) and "name" in m for m in metrics):
+        raise ValueError(f"run {run_id} has settings, metrics or extra of the wrong shape")
+    return RunRecord(str(run_id), str(created), finished, str(status), settings, metrics, extra, plan_hash,
+                     pid if isinstance(pid, int) else None, host,
+                     float(heartbeat) if isinstance(heartbeat, (int, float)) else None)
 
 
 def process_alive(record: RunRecord) -> bool:
-    """Whether a 'running' run's process still runs (on this host; another host counts as alive)."""
+    """Whether a 'running' run is still being run. Its lease decides: a run whose heartbeat is
+    older than lease_seconds() is not running (its process was killed, its container is gone,
+    or its pid now belongs to another program). Within the lease, a run on this host counts as
+    alive only while its pid does; one on another host is trusted. A record from before
+    heartbeats: this host checks the pid, another host cannot be checked and counts as gone."""
     if record.status != "running" or record.pid is None:
         return False
+    if record.heartbeat is not None and time.time() - record.heartbeat > lease_seconds():
+        return False
     if record.host and record.host != socket.gethostname():
-        return True
+        return record.heartbeat is not None
     if record.pid == os.getpid():
         return False
     try:

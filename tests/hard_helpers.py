@@ -84,9 +84,11 @@ def _place(project: Path, scratch: Path, name: str, spec: Any) -> None:
         with path.open("wb") as f:  # sparse: instant, takes no disk
             f.truncate(int(spec["size_mb"]) * 1_000_000)
     elif "symlink" in spec:
-        path.symlink_to(spec["symlink"])
+        path.symlink_to(spec["symlink"].replace("{tmp}", str(scratch)))
     elif "mkdir" in spec:
         path.mkdir()
+    elif "fifo" in spec:
+        os.mkfifo(path)
     elif "delete" in spec:
         pass
     else:

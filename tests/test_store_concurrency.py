@@ -27,3 +27,76 @@ def test_two_evals_share_one_run_store(tmp_path: Path) -> None:
     finally:
         con.close()
     assert statuses == ["finished", "finished"]
+
+
+# ---------------------------------------------------------------- issue 18 class 1, issue 11 item 9
+
+def test_four_evals_on_one_project_each_record_every_example_once(tmp_path: Path) -> None:
+    rows = 20
+    project = make_slow_project(tmp_path / "project", rows=rows, batch=2, delay=0.005)
+    procs = [start_eval(project) for _ in range(4)]
+    outputs = [p.communicate(timeout=240) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-2000:]
+        assert "database is locked" not in err
+    db = project / ".promptkit" / "runs.db"
+    assert store_check(db) == []
+    runs = store_rows(db)
+    assert len(runs) == 4
+    for results in runs.values():
+        ids = [example_id for example_id, _ in results]
+        assert len(ids) == rows and len(set(ids)) == rows
+
+
+def test_brand_new_project_opened_by_16_processes(tmp_path: Path) -> None:
+    """The busy timeout is set before WAL mode, and opening is serialised: none fails 'database is locked'."""
+    from tests.concurrency_helpers import open_race
+
+    for rep in range(5):  # scripts/reliability.py repeats this 50 times
+        project = tmp_path / f"new-{rep}"
+        project.mkdir()
+        assert open_race(project, tmp_path / f"work-{rep}", processes=16) == []
+
+
+def test_concurrent_labels_and_new_versions_lose_nothing(tmp_path: Path) -> None:
+    """20 `prompt label` and 20 `prompt new-version` at once, the working copy changing under them."""
+    from tests.concurrency_helpers import library_race
+    from tests.hard_helpers import make_project
+
+    for rep in range(2):  # scripts/reliability.py repeats this 20 times
+        project = make_project(tmp_path / f"project-{rep}")
+        result = library_race(project, tmp_path / f"work-{rep}", labels=20, publishers=20)
+        assert result.problems == [], result.problems
+        assert result.labels == 20 and result.published >= 1
+
+
+def test_a_store_locked_past_the_timeout_is_a_clear_error(tmp_path: Path) -> None:
+    """Another process holding the write lock longer than PROMPTKIT_LOCK_TIMEOUT: one line naming
+    the file, exit 2, never an internal error."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.hard_helpers import ROOT, cli_env, make_project
+
+    project = make_project(tmp_path / "project")
+    subprocess.run([sys.executable, "-m", "promptkit", "eval", "sentiment@v1", "-m", "fake:x", "--limit", "2"],
+                   cwd=project, env=cli_env(), check=True, capture_output=True, timeout=120)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+        "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(30)"),
+        str(project / ".promptkit" / "runs.db")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        start = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "promptkit", "eval", "sentiment@v1", "-m", "fake:x", "--limit", "2"],
+                              cwd=project, env=cli_env(PROMPTKIT_LOCK_TIMEOUT="2"), capture_output=True, text=True,
+                              timeout=120)
+        assert time.monotonic() - start < 60
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "runs.db" in proc.stderr and "locked" in proc.stderr
+    assert ROOT.exists()

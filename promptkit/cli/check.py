@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from promptkit.cli.common import console, err_console, project_of
-from promptkit.config import atomic_write
+from promptkit.cli.common import FiniteFloat, console, err_console, project_of
+from promptkit.config import atomic_write, check_writable
 from promptkit.errors import PromptkitError
 from promptkit.gate.check import SuiteCheck, run_check
 from promptkit.gate.decide import worse_examples
@@ -60,7 +60,7 @@ def print_suite(suite: SuiteCheck) -> None:
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the full result as JSON.")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--alpha", type=FiniteFloat(0, 1, min_open=True, max_open=True),
               help="Significance level of the paired tests (default: the suite's, else 0.05).")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run each suite N times (seeds 0..N-1) for sampled decoding; reports flaky examples.")
@@ -75,6 +75,9 @@ def check_command(ctx: click.Context, targets: tuple[str, ...], changed_since: s
                   no_store: bool, no_cache: bool) -> None:
     """Check suites (all, or TARGETS: suite names or prompt refs) against thresholds and blessed baselines."""
     project = project_of(ctx)
+    for option, path in (("--junit", junit), ("--markdown", markdown), ("--json", json_path)):
+        if path is not None:  # before any model call: never a device, a FIFO or an unwritable folder
+            check_writable(path, option)
     store = None if no_store else RunStore(project.runs_path)
     cache = None
     if not no_cache:

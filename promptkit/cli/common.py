@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import click
 from rich.console import Console
@@ -25,6 +27,19 @@ from promptkit.project import Project
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that refuses nan and infinities (they pass every range comparison), with an
+    optional range like click.FloatRange."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return float(number)
 
 
 def project_of(ctx: click.Context) -> Project:

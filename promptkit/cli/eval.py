@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from promptkit.cli.common import console, err_console, progress_bar, project_of
+from promptkit.cli.common import FiniteFloat, console, err_console, progress_bar, project_of
 from promptkit.config import atomic_write, check_writable
 from promptkit.errors import ConfigError, NotFoundError
 from promptkit.evaluate import EvalPlan, EvalRun, RunFailed, plan_eval, resolve_scoring, run_eval
@@ -33,25 +33,35 @@ REPORT_SUFFIXES = (".json", ".jsonl", ".csv", ".html", ".htm")
               help="Write a report here: .json, .jsonl, .csv or .html (a comparison's JSON when several runs are compared).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Examples per model batch.")
 @click.option("--concurrency", "-j", type=click.IntRange(min=1), help="Requests in flight at once (API providers).")
-@click.option("--temperature", type=click.FloatRange(0, 2), help="Override the prompt's temperature.")
+@click.option("--temperature", type=FiniteFloat(0, 2), help="Override the prompt's temperature.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Override the prompt's max_tokens.")
 @click.option("--no-store", is_flag=True, help="Do not record the run in .promptkit/runs.db.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache (.promptkit/cache.db).")
 @click.option("--resume", is_flag=False, flag_value=LATEST, default=None, metavar="[ID]",
               help="Continue an interrupted run (default: the latest unfinished run of the same plan).")
+@click.option("--force", is_flag=True, help="With --resume: take the run over even if it looks still running.")
 @click.option("--estimate", is_flag=True, help="Print tokens and money the run will take, call no model, and exit.")
-@click.option("--max-cost", type=click.FloatRange(min=0), metavar="DOLLARS",
+@click.option("--max-cost", type=FiniteFloat(min=0), metavar="DOLLARS",
               help="Stop before the run's spending would cross this; the run stays resumable.")
+@click.option("--judge", metavar="MODEL",
+              help="Judge model: grades llm-rubric/factuality assertions; with two runs, judges them pairwise.")
+@click.option("--preferences", type=click.Path(dir_okay=False, path_type=Path),
+              help="Pairwise judging: write the preference pairs here (default .promptkit/preferences/A-vs-B.jsonl).")
 @click.pass_context
 def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, ...], suite: str | None,
                  data: Path | None, split: str | None, limit: int | None, output: Path | None,
                  batch_size: int | None, concurrency: int | None, temperature: float | None,
                  max_tokens: int | None, no_store: bool, no_cache: bool, resume: str | None,
-                 estimate: bool, max_cost: float | None) -> None:
+                 estimate: bool, max_cost: float | None, force: bool, judge: str | None,
+                 preferences: Path | None) -> None:
     """Score prompt REFS (e.g. prompts/sentiment, sentiment@v2) on their eval suite.
 
     Several refs and/or several --model print one side-by-side comparison."""
     project = project_of(ctx)
+    if judge is not None and not judge.strip():
+        raise ConfigError("--judge is empty", hint="give a model spec, e.g. --judge openai:gpt-4o-mini")
+    if preferences is not None:
+        check_writable(preferences, "--preferences")
     plans: list[EvalPlan] = []
     for ref in refs:
         version = project.library.resolve(ref)
@@ -60,13 +70,22 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
                 project, version,
                 suite=project.suite(suite) if suite else None,
                 model=model, data=data, split=split, limit=limit,
-                overrides={"temperature": temperature, "max_tokens": max_tokens},
+                overrides={"temperature": temperature, "max_tokens": max_tokens}, judge=judge,
             ))
+    pairwise = None
+    if judge is not None and len(plans) == 2:
+        from promptkit.judges import Judge
+
+        pairwise = Judge.resolve(judge, project, "--judge", plans[0].prices)
+    elif preferences is not None:
+        raise ConfigError("--preferences is written by pairwise judging", hint="compare two prompts or models with --judge MODEL")
     if output is not None:  # before any model call: a bad path or format must not cost a run
         _check_output(output, comparison=len(plans) > 1)
     _notes(plans, temperature, concurrency)
     if resume is not None and len(plans) > 1:
         raise ConfigError("--resume continues one run", hint="resume each prompt/model separately")
+    if force and resume is None:
+        raise ConfigError("--force only goes with --resume", hint="add --resume [ID]")
     if resume is not None and no_store:
         raise ConfigError("--resume needs the run store", hint="drop --no-store")
     cache = None
@@ -84,7 +103,7 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
     runs: list[EvalRun] = []
     for plan in plans:
         provider = _provider(plan, batch_size, concurrency, project)
-        run_id = _resume_id(store, plan, resume) if store is not None and resume is not None else None
+        run_id = _resume_id(store, plan, resume, force) if store is not None and resume is not None else None
         try:
             resolve_scoring(plan, provider, cache)  # the header names the scoring that will really run
         except BaseException:
@@ -102,6 +121,8 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
                                max_cost=max_cost)
         finally:
             provider.close()
+            if plan.checks is not None:
+                plan.checks.close()  # the assertions' judge model
         runs.append(run)
         _print_run(run, project, show=len(plans) == 1 and run.status != "failed")
         if run.status == "failed":
@@ -113,8 +134,11 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
 
         comparison = compare([side_of_run(r, _side_name(r, runs)) for r in runs])
         print_comparison(comparison)
+        summary = comparison.to_dict()
+        if pairwise is not None:
+            summary["pairwise"] = _judge_pairwise(runs, pairwise, cache, preferences, project)
         if output is not None:
-            atomic_write(output, json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False))
+            atomic_write(output, json.dumps(summary, indent=2, ensure_ascii=False))
             err_console.print(f"comparison: {output}")
     elif output is not None:
         write_report(runs[0], output)
@@ -152,7 +176,7 @@ def _provider(plan: EvalPlan, batch_size: int | None, concurrency: int | None, p
     return make_provider(plan.model.provider, plan.model.model, **options)
 
 
-def _resume_id(store: RunStore, plan: EvalPlan, resume: str) -> str:
+def _resume_id(store: RunStore, plan: EvalPlan, resume: str, force: bool = False) -> str:
     if resume == LATEST:
         record = store.latest_unfinished(plan.hash)
         if record is None:
@@ -165,9 +189,10 @@ def _resume_id(store: RunStore, plan: EvalPlan, resume: str) -> str:
                               where=str(store.path), hint=f"repeat its command: promptkit runs show {record.id}")
         if record.status == "finished":
             raise ConfigError(f"run {record.id} is already finished", hint="drop --resume to start a new run")
-    if process_alive(record):
-        raise ConfigError(f"run {record.id} is still running (process {record.pid})",
-                          hint="wait for it, or stop that process first")
+    if process_alive(record) and not force:
+        raise ConfigError(f"run {record.id} is still running (process {record.pid} on {record.host})",
+                          hint="wait for it (its lease runs out when it stops beating), or take it over with "
+                               "--resume --force once you know it has stopped")
     return record.id
 
 
@@ -211,3 +236,25 @@ def _print_run(run: EvalRun, project: Project, show: bool) -> None:
                           f"continue with --resume {run.run_id or ''}[/yellow]")
     if run.run_id:
         err_console.print(f"[dim]run {run.run_id} recorded in {project.runs_path}[/dim]")
+
+
+def _judge_pairwise(runs: list[EvalRun], judge: Any, cache: Any, preferences: Path | None, project: Project) -> dict[str, Any]:
+    from promptkit.judges.pairwise import judge_pairs, write_preferences
+
+    a, b = runs
+    try:
+        with progress_bar(f"pairwise judging · {judge.ref.spec}") as progress:
+            progress(0, len(a.results))
+            result = judge_pairs(a, b, judge, cache)
+            progress(len(a.results), len(a.results))
+    finally:
+        judge.close()
+    safe = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in f"{_side_name(a, runs)}-vs-{_side_name(b, runs)}")
+    path = preferences or project.state_dir / "preferences" / f"{safe}.jsonl"
+    written = write_preferences(result, path)
+    console.print(f"[bold]pairwise[/bold] judged by {judge.ref.spec} (both orders): {result.a} wins {result.count('a')}, "
+                  f"{result.b} wins {result.count('b')}, ties {result.count('tie')}, judge errors {result.count('error')}"
+                  f"{', skipped ' + str(result.count('skipped')) if result.count('skipped') else ''}; "
+                  f"sign test p={result.p_value:.3g}")
+    err_console.print(f"[dim]{written} preference pairs: {path} · judge spent ${judge.spent:.6f}[/dim]")
+    return result.to_dict()

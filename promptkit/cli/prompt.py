@@ -8,6 +8,7 @@ from rich.table import Table
 
 from promptkit.cli.common import console, project_of
 from promptkit.errors import ConfigError
+from promptkit.library.store import PromptFolder
 
 
 @click.group()
@@ -82,20 +83,40 @@ def new_version(ctx: click.Context, name: str, message: str) -> None:
     if created:
         console.print(f"published {version.ref} ({version.hash})")
     else:
-        console.print(f"unchanged: the working copy is {version.ref} ({version.hash})")
+        note = "; the message was not recorded" if message else ""
+        console.print(f"unchanged: the working copy is {version.ref} ({version.hash}){note}")
 
 
 @prompt.command("label")
 @click.argument("ref")
 @click.argument("label")
+@click.option("--remove", is_flag=True, help="Remove LABEL from prompt REF instead (REF: the prompt's name).")
 @click.pass_context
-def label(ctx: click.Context, ref: str, label: str) -> None:
-    """Point LABEL (e.g. production) at version REF."""
+def label(ctx: click.Context, ref: str, label: str, remove: bool) -> None:
+    """Point LABEL (e.g. production) at version REF, or remove it with --remove."""
     library = project_of(ctx).library
     folder, _ = library.folder(ref)
+    if remove:
+        _remove_label(folder, label)
+        return
     version = library.resolve(ref)
     folder.set_label(label, version)
     console.print(f"{version.name}@{label} → {version.label} ({version.hash})")
+
+
+@prompt.command("unlabel")
+@click.argument("name")
+@click.argument("label")
+@click.pass_context
+def unlabel(ctx: click.Context, name: str, label: str) -> None:
+    """Remove LABEL from prompt NAME (the same as 'prompt label --remove')."""
+    folder, _ = project_of(ctx).library.folder(name)
+    _remove_label(folder, label)
+
+
+def _remove_label(folder: PromptFolder, label: str) -> None:
+    target = folder.remove_label(label)
+    console.print(f"removed {folder.name}@{label} (it pointed at {target})")
 
 
 @prompt.command("diff")

@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from promptkit.cli.common import console, project_of
+from promptkit.cli.common import FiniteFloat, console, project_of
 
 BAR = 30
 
@@ -33,8 +33,8 @@ def chart(points: list[Any], metric: str) -> Table:
 @click.argument("ref")
 @click.option("--suite", help="Eval suite name or YAML file (default: the one naming the prompt).")
 @click.option("--window", type=click.IntRange(min=1), default=3, show_default=True, help="Versions judged for a plateau.")
-@click.option("--margin", type=float, default=0.01, show_default=True, help="Minimum gain (0.01 = one point).")
-@click.option("--alpha", type=float, default=0.05, show_default=True, help="Significance level of the gain.")
+@click.option("--margin", type=FiniteFloat(), default=0.01, show_default=True, help="Minimum gain (0.01 = one point).")
+@click.option("--alpha", type=FiniteFloat(), default=0.05, show_default=True, help="Significance level of the gain.")
 @click.option("--estimate/--no-estimate", default=None, help="Tuning estimates (default: when plateaued).")
 @click.pass_context
 def status(ctx: click.Context, ref: str, suite: str | None, window: int, margin: float, alpha: float,

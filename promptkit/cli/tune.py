@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from promptkit.cli.common import console, err_console, project_of
+from promptkit.cli.common import FiniteFloat, console, err_console, project_of
 
 
 class TuneGroup(click.Group):
@@ -83,9 +83,9 @@ def comparison_table(comparison: Any) -> Table:
 @click.option("--base-model", help="Model to tune (lora: the suite's hf model; openai: gpt-4o-mini-2024-07-18).")
 @click.option("--r", "lora_r", type=int, help="LoRA rank (8).")
 @click.option("--alpha", type=int, help="LoRA alpha (16).")
-@click.option("--dropout", type=float, help="LoRA dropout (0.05).")
+@click.option("--dropout", type=FiniteFloat(), help="LoRA dropout (0.05).")
 @click.option("--target-modules", help="Comma-separated modules (q_proj,v_proj).")
-@click.option("--lr", type=float, help="Learning rate (3e-4).")
+@click.option("--lr", type=FiniteFloat(), help="Learning rate (3e-4).")
 @click.option("--batch-size", type=int, help="Batch size (lora 8; openai auto).")
 @click.option("--epochs", type=int, help="Epochs (lora 1; openai auto).")
 @click.option("--patience", type=int, help="Epochs without lower validation loss before stopping (1).")
@@ -94,10 +94,10 @@ def comparison_table(comparison: Any) -> Table:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, help="CPU threads for training.")
 @click.option("--suffix", help="Fine-tuned model suffix (openai).")
-@click.option("--lr-multiplier", type=float, help="Learning rate multiplier (openai).")
-@click.option("--poll-interval", type=float, help="Seconds between job polls (openai, 10).")
+@click.option("--lr-multiplier", type=FiniteFloat(), help="Learning rate multiplier (openai).")
+@click.option("--poll-interval", type=FiniteFloat(), help="Seconds between job polls (openai, 10).")
 @click.option("--window", type=click.IntRange(min=1), default=3, show_default=True, help="Plateau: versions judged.")
-@click.option("--margin", type=float, default=0.01, show_default=True, help="Plateau: minimum gain (0.01 = 1 point).")
+@click.option("--margin", type=FiniteFloat(), default=0.01, show_default=True, help="Plateau: minimum gain (0.01 = 1 point).")
 @click.pass_context
 def run_tune(ctx: click.Context, ref: str, backend: str, method: str, beta: float | None, virtual_tokens: int | None,
              init_text: str | None, force: bool, yes: bool, suite: str | None, data: Path | None,

@@ -30,6 +30,12 @@ CONTINUOUS = ("exact_match", "relevance", "answer_relevance", "bleu", "rouge_l")
 SCORE_DIGITS = 4
 
 
+def compared_metrics(names: list[str] | tuple[str, ...] | dict[str, float]) -> list[str]:
+    """CONTINUOUS plus the assertion pass rates among `names` (assertions, assert:NAME): their
+    per-example 0/1 values are stored in the baseline and compared pairwise like exact_match."""
+    return [*CONTINUOUS, *(n for n in names if n == "assertions" or n.startswith("assert:"))]
+
+
 @dataclass
 class Baseline:
     suite: str
@@ -85,7 +91,7 @@ def example_scores(runs: list[EvalRun]) -> dict[str, list[float | None]]:
     """Per-example values of the suite's continuous metrics (CONTINUOUS), aligned with
     runs[0].results, averaged over repeated runs and rounded; None where an example does not count."""
     out: dict[str, list[float | None]] = {}
-    for name in CONTINUOUS:
+    for name in compared_metrics([m.name for m in runs[0].metrics]):
         series = [next((m.per_example for m in run.metrics if m.name == name and m.per_example is not None), None)
                   for run in runs]
         if any(s is None or len(s) != len(run.results) for s, run in zip(series, runs, strict=True)):
@@ -169,26 +175,114 @@ def write_baseline(path: Path, baseline: Baseline) -> None:
         raise ConfigError(f"cannot write the baseline: {e.strerror or e}", where=str(path)) from None
 
 
+MAX_BASELINE_BYTES = 100_000_000
+
+
 def load_baseline(path: Path) -> Baseline | None:
-    """The baseline at `path`, or None when there is none. A damaged file is a ConfigError."""
-    if not path.is_file():
+    """The baseline at `path`, or None when there is none. A damaged file, or one whose values
+    have the wrong types (a hand edit, a merge gone wrong), is a ConfigError naming the key."""
+    from promptkit.config import decode_text
+    from promptkit.fileio import read_regular
+
+    if not path.exists() and not path.is_symlink():
         return None
+    text = decode_text(read_regular(path, MAX_BASELINE_BYTES, "baseline"), path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != FORMAT:
-            raise ConfigError(f"unsupported baseline format {data.get('format')!r}", where=str(path),
-                              hint="re-bless with 'promptkit baseline bless'")
-        return Baseline(
-            suite=str(data["suite"]), prompt=str(data["prompt"]), prompt_hash=str(data["prompt_hash"]),
-            model=str(data["model"]), dataset=str(data["dataset"]), dataset_hash=str(data["dataset_hash"]),
-            split=data.get("split"), suite_hash=str(data["suite_hash"]), repeat=int(data.get("repeat", 1)),
-            metrics={str(k): float(v) for k, v in data["metrics"].items()},
-            outcomes={str(k): dict(v) for k, v in data["outcomes"].items()}, blessed=str(data.get("blessed", "")),
-        )
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"baseline is not valid JSON: {e}", where=str(path), hint="re-bless it") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ConfigError(f"baseline is missing or has a bad field: {e}", where=str(path), hint="re-bless it") from None
+        data = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except _BadValue as e:
+        raise ConfigError(f"baseline: {e}", where=str(path), hint="re-bless it with 'promptkit baseline bless'") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"baseline is not valid JSON: {e.msg}", where=f"{path}:{e.lineno}",
+                          hint="re-bless it with 'promptkit baseline bless'") from None
+    except RecursionError:
+        raise ConfigError("baseline JSON nested too deeply", where=str(path)) from None
+    try:
+        return _baseline_of(data)
+    except _BadValue as e:
+        raise ConfigError(f"baseline: {e}", where=str(path), hint="re-bless it with 'promptkit baseline bless'") from None
+
+
+class _BadValue(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _BadValue(f"key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise _BadValue(f"{name} is not a number a baseline can hold")
+
+
+def _text(data: dict[str, Any], key: str, optional: bool = False) -> Any:
+    if key not in data:
+        if optional:
+            return None
+        raise _BadValue(f"missing key {key!r}")
+    value = data[key]
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise _BadValue(f"{key!r} must be text, got {json.dumps(value)[:40]}")
+    return value
+
+
+def _number(value: Any, where: str, low: float | None = None, high: float | None = None,
+            optional: bool = False) -> float | None:
+    import math
+
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _BadValue(f"{where} must be a number, got {json.dumps(value)[:40]}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise _BadValue(f"{where} is {value}, outside {low} to {high}")
+    return float(value)
+
+
+def _baseline_of(data: Any) -> Baseline:
+    if not isinstance(data, dict):
+        raise _BadValue("the file must hold one JSON object")
+    if data.get("format") != FORMAT:
+        raise _BadValue(f"unsupported baseline format {json.dumps(data.get('format'))[:20]}")
+    repeat = data.get("repeat", 1)
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 1000:
+        raise _BadValue(f"'repeat' must be a whole number from 1 to 1000, got {json.dumps(repeat)[:20]}")
+    metrics, outcomes = data.get("metrics"), data.get("outcomes")
+    if not isinstance(metrics, dict):
+        raise _BadValue("'metrics' must be an object of metric name -> number")
+    if not isinstance(outcomes, dict):
+        raise _BadValue("'outcomes' must be an object of example id -> outcome")
+    checked_metrics = {name: _number(v, f"metrics.{name}") for name, v in metrics.items()}
+    checked: dict[str, dict[str, Any]] = {}
+    for example_id, outcome in outcomes.items():
+        where = f"outcomes.{example_id[:40]}"
+        if not isinstance(outcome, dict):
+            raise _BadValue(f"{where} must be an object")
+        _number(outcome.get("correct"), f"{where}.correct", 0, 1, optional=True)
+        for key in ("tokens", "cost"):
+            _number(outcome.get(key), f"{where}.{key}", 0, None, optional=True)
+        prediction = outcome.get("prediction")
+        if prediction is not None and not isinstance(prediction, str):
+            raise _BadValue(f"{where}.prediction must be text or null")
+        scores = outcome.get("scores", {})
+        if not isinstance(scores, dict):
+            raise _BadValue(f"{where}.scores must be an object")
+        for name, value in scores.items():
+            _number(value, f"{where}.scores.{name}", optional=True)
+        checked[example_id] = dict(outcome)
+    return Baseline(
+        suite=_text(data, "suite"), prompt=_text(data, "prompt"), prompt_hash=_text(data, "prompt_hash"),
+        model=_text(data, "model"), dataset=_text(data, "dataset"), dataset_hash=_text(data, "dataset_hash"),
+        split=_text(data, "split", optional=True), suite_hash=_text(data, "suite_hash"), repeat=repeat,
+        metrics={k: v for k, v in checked_metrics.items() if v is not None}, outcomes=checked,
+        blessed=_text(data, "blessed", optional=True) or "",
+    )
 
 
 def stale_reasons(project: Project, baseline: Baseline, plan: EvalPlan) -> list[str]:

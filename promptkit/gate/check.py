@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from promptkit.errors import ConfigError, PromptkitError
 from promptkit.gate.baseline import (
-    CONTINUOUS,
     Baseline,
     baseline_path,
+    compared_metrics,
     load_baseline,
     make_baseline,
     mean_metrics,
@@ -243,13 +243,18 @@ def compare(project: Project, runs: list[EvalRun], baseline: Baseline | None, th
     plan = runs[0].plan
     by_id = {r.id: r for r in runs[0].results}
     comparisons, notes = compare_outcomes(
-        baseline.outcomes, outcomes, list(metrics), CONTINUOUS, plan.labels,
+        baseline.outcomes, outcomes, list(metrics), compared_metrics(list(metrics)), plan.labels,
         {k: r.expected for k, r in by_id.items()},
         f1_comparable=baseline.repeat == 1 and len(runs) == 1,
         direction=lambda name: directions.get(name, True), kind=kinds.get, level=1 - alpha)
     for c in comparisons:
         c.flipped = sorted((_flipped_row(runs[0], baseline, outcomes, k, c.metric) for k in c.worse_ids[:MAX_FLIPPED]),
                            key=lambda r: r["index"])
+    if not comparisons and not set(baseline.outcomes) & set(outcomes):
+        # a baseline that cannot be compared is an error, never a pass
+        raise ConfigError(f"the baseline shares no example with this run ({len(baseline.outcomes)} in the baseline, "
+                          f"{len(outcomes)} now): it cannot be compared", where=str(baseline_path(project, plan.suite)),
+                          hint="re-bless it with 'promptkit baseline bless' if the dataset changed on purpose")
     check.checks += decide(comparisons, thresholds, alpha)
     check.notes += notes
 
@@ -258,7 +263,7 @@ def _flipped_row(run: EvalRun, baseline: Baseline, outcomes: dict[str, dict[str,
                  metric: str) -> dict[str, Any]:
     before, now = baseline.outcomes[example_id], outcomes[example_id]
     row = {**_describe(run, example_id), "before": before.get("prediction"), "after": now.get("prediction")}
-    if metric in CONTINUOUS:  # the per-example value compared (exact_match's own 0/1, not `correct`)
+    if metric in compared_metrics([metric]):  # the per-example value compared (exact_match's own 0/1, not `correct`)
         row["score_before"] = (before.get("scores") or {}).get(metric)
         row["score_now"] = (now.get("scores") or {}).get(metric)
     else:

@@ -11,6 +11,7 @@ Layout of one prompt folder::
 from __future__ import annotations
 
 import re
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -18,14 +19,37 @@ from pathlib import Path
 
 from promptkit.config import atomic_write, dump_yaml, load_yaml, validate
 from promptkit.errors import ConfigError, NotFoundError, did_you_mean
+from promptkit.fileio import file_lock
 from promptkit.library.render import Template
 from promptkit.library.spec import PromptSpec, content_hash
 
 WORKING = "working"
 PROMPT_FILE = "prompt.yaml"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-VERSION_RE = re.compile(r"^v(\d+)$")
-HASH_RE = re.compile(r"^[0-9a-f]{4,12}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # ASCII only: no look-alike letters
+VERSION_RE = re.compile(r"v(\d{1,9})")  # fullmatch; more digits than that is no version anyone published
+HASH_RE = re.compile(r"[0-9a-f]{4,12}")
+LABEL_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+LOOKS_LIKE_REF = re.compile(r"(?i)v\d+|working|[0-9a-f]{4,64}")  # a version name, 'working' or a hash prefix
+
+
+def label_problem(label: str) -> str | None:
+    """Why `label` cannot be a label name, or None. Labels are lower-case ASCII so that two labels
+    never differ only by case, spacing or a look-alike letter from another script, and never look
+    like a version name or a hash prefix, which a selector would read first."""
+    if not label:
+        return "a label cannot be empty"
+    if label != label.strip():
+        return f"label {label!r} has leading or trailing spaces"
+    if not label.isascii():
+        odd = next(c for c in label if not c.isascii())
+        return f"label {label!r} holds the non-ASCII character {odd!r} (U+{ord(odd):04X}), which can look like a Latin letter"
+    if label != label.lower():
+        return f"label {label!r} has upper-case letters; labels are lower-case so that two never differ only by case"
+    if LOOKS_LIKE_REF.fullmatch(label):
+        return f"label {label!r} looks like a version name or a hash prefix, so 'prompt@{label}' would be ambiguous"
+    if not LABEL_RE.fullmatch(label):
+        return f"invalid label name {label[:80]!r}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -86,7 +110,7 @@ class PromptFolder:
             return []
         numbers = []
         for path in self.versions_dir.glob("v*.yaml"):
-            match = VERSION_RE.match(path.stem)
+            match = VERSION_RE.fullmatch(path.stem)
             if match:
                 numbers.append(int(match.group(1)))
         return sorted(numbers)
@@ -119,8 +143,8 @@ class PromptFolder:
     def versions(self) -> list[PromptVersion]:
         return [self.version(n) for n in self.version_numbers()]
 
-    def labels(self) -> dict[str, str]:
-        if not self.labels_file.is_file():
+    def _raw_labels(self) -> dict[str, str]:
+        if not self.labels_file.exists() and not self.labels_file.is_symlink():
             return {}
         data, _ = load_yaml(self.labels_file)
         if data is None:
@@ -128,6 +152,18 @@ class PromptFolder:
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise ConfigError("expected 'label: vN' lines", where=str(self.labels_file), hint="e.g. 'production: v2'")
         return {str(k): v for k, v in data.items()}
+
+    def labels(self) -> dict[str, str]:
+        labels = self._raw_labels()
+        for key in labels:
+            problem = label_problem(key)
+            if problem:
+                from promptkit.config import line_of
+
+                line = line_of(self.labels_file.read_text(encoding="utf-8"), (key,))
+                raise ConfigError(problem, where=f"{self.labels_file}:{line}" if line else str(self.labels_file),
+                                  hint=f"remove it: promptkit prompt label --remove {self.name} '{key}'")
+        return labels
 
     def resolve(self, selector: str | None) -> PromptVersion:
         """Selector: None (production, else newest, else working), 'working', 'vN', a label or a hash prefix."""
@@ -139,24 +175,28 @@ class PromptFolder:
             return self.version(numbers[-1]) if numbers else self.working()
         if selector == WORKING:
             return self.working()
-        match = VERSION_RE.match(selector)
+        match = VERSION_RE.fullmatch(selector)
         if match:
             return self.version(int(match.group(1)))
+        if re.fullmatch(r"v\d+", selector):
+            raise NotFoundError(f"prompt {self.name!r} has no version {selector[:20]}{'...' if len(selector) > 20 else ''}",
+                                where=str(self.versions_dir), hint=f"published: {', '.join(f'v{n}' for n in numbers) or 'none'}")
         labels = self.labels()
         if selector in labels:
             return self._labelled(selector, labels[selector])
-        if HASH_RE.match(selector):
+        if HASH_RE.fullmatch(selector):
             found = [v for v in self.versions() if v.hash.startswith(selector)]
             if len(found) == 1:
                 return found[0]
             if len(found) > 1:
                 raise NotFoundError(f"hash prefix {selector!r} matches several versions", hint="give more characters")
         known = [f"v{n}" for n in numbers] + list(labels) + [WORKING]
-        raise NotFoundError(f"prompt {self.name!r} has no version {selector!r}", where=str(self.versions_dir),
+        shown = selector if len(selector) <= 80 else selector[:80] + "..."
+        raise NotFoundError(f"prompt {self.name!r} has no version {shown!r}", where=str(self.versions_dir),
                             hint=did_you_mean(selector, known))
 
     def _labelled(self, label: str, target: str) -> PromptVersion:
-        match = VERSION_RE.match(target)
+        match = VERSION_RE.fullmatch(target)
         if not match or int(match.group(1)) not in self.version_numbers():
             from promptkit.config import line_of
 
@@ -167,9 +207,24 @@ class PromptFolder:
                               hint=f"published: {', '.join(f'v{n}' for n in self.version_numbers()) or 'none'}")
         return self.version(int(match.group(1)))
 
+    def lock(self) -> AbstractContextManager[None]:
+        """Serialise writers of this prompt's versions and labels across processes."""
+        try:
+            self.versions_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"cannot create the versions folder: {e.strerror or e}", where=str(self.versions_dir),
+                              hint="check the folder's permissions") from None
+        return file_lock(self.versions_dir, f"prompt {self.name!r}")
+
     def publish(self, message: str = "") -> tuple[PromptVersion, bool]:
         """Publish the working copy as the next version; returns (version, created).
-        Publishing content identical to an existing version creates nothing."""
+        Publishing content identical to an existing version creates nothing. Several processes
+        publishing at once are serialised: each gets its own number, none overwrites another."""
+        self.working()  # refuse a broken working copy before taking the lock
+        with self.lock():
+            return self._publish(message)
+
+    def _publish(self, message: str) -> tuple[PromptVersion, bool]:
         working = self.working()
         for version in self.versions():
             if version.hash == working.hash:
@@ -192,11 +247,35 @@ class PromptFolder:
         if version.number is None:
             raise ConfigError(f"only published versions can be labelled, not {version.ref}", where=str(version.source),
                               hint="run 'promptkit prompt new-version' first")
-        if not NAME_RE.match(label) or VERSION_RE.match(label) or label == WORKING:
-            raise ConfigError(f"invalid label name {label!r}", hint="use letters, digits, '-', '_', not 'vN' or 'working'")
-        labels = self.labels()
-        labels[label] = version.label
-        _write(self.labels_file, dump_yaml(labels))
+        check_label(label)
+        with self.lock():  # read-modify-write: without the lock, concurrent labels overwrite each other
+            labels = self.labels()
+            labels[label] = version.label
+            _write(self.labels_file, dump_yaml(labels))
+
+    def remove_label(self, label: str) -> str:
+        """Remove a label; returns the version it pointed at."""
+        with self.lock():
+            labels = self._raw_labels()  # a label refused today can still be removed
+            if label not in labels:
+                raise NotFoundError(f"prompt {self.name!r} has no label {label!r}", where=str(self.labels_file),
+                                    hint=did_you_mean(label, list(labels)))
+            target = labels.pop(label)
+            if labels:
+                _write(self.labels_file, dump_yaml(labels))
+            else:
+                try:
+                    self.labels_file.unlink()
+                except OSError as e:
+                    raise ConfigError(f"cannot remove: {e.strerror or e}", where=str(self.labels_file)) from None
+            return target
+
+
+def check_label(label: str) -> None:
+    problem = label_problem(label)
+    if problem:
+        raise ConfigError(problem, hint="labels are lower-case ASCII letters, digits, '-', '_' or '.', "
+                                        "not 'vN', 'working' or hex digits, e.g. 'production'")
 
 
 def _write(path: Path, text: str) -> None:
@@ -219,6 +298,13 @@ class Library:
 
     def folder(self, ref: str) -> tuple[PromptFolder, str | None]:
         """Parse a ref: 'sentiment', 'prompts/sentiment', 'sentiment@v2', 'sentiment@production', a path."""
+        try:
+            return self._folder(ref)
+        except OSError as e:  # a name too long for the file system, a loop of symlinks...
+            shown = ref if len(ref) <= 80 else ref[:80] + "..."
+            raise NotFoundError(f"prompt reference {shown!r} is not a usable path: {e.strerror or e}") from None
+
+    def _folder(self, ref: str) -> tuple[PromptFolder, str | None]:
         if not ref or not ref.strip():
             raise NotFoundError("empty prompt reference", hint="give a prompt name such as 'sentiment'")
         base, sep, selector = ref.rpartition("@") if "@" in ref else (ref, "", "")
@@ -240,8 +326,8 @@ class Library:
                     hint=f"a prompt folder holds {PROMPT_FILE}; prompts here: {', '.join(self.names()) or 'none'}",
                 )
             return PromptFolder(candidate), selector or None
-        if not NAME_RE.match(base) or not PromptFolder(self.root / base).exists():
-            raise NotFoundError(f"unknown prompt {base!r}", where=str(self.root), hint=did_you_mean(base, self.names()))
+        if not NAME_RE.fullmatch(base) or not PromptFolder(self.root / base).exists():
+            raise NotFoundError(f"unknown prompt {base[:80]!r}", where=str(self.root), hint=did_you_mean(base, self.names()))
         return PromptFolder(self.root / base), selector or None
 
     def resolve(self, ref: str) -> PromptVersion:

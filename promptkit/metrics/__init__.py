@@ -6,15 +6,17 @@ aggregate comes with a 95% interval (Wilson for proportions, seeded bootstrap ot
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from promptkit.errors import ConfigError
 from promptkit.metrics.base import MeanMetric, Metric, MetricValue, ProportionMetric
-from promptkit.registry import Registry
+from promptkit.registry import Registry, load_project_object
 
 if TYPE_CHECKING:
     from promptkit.evaluate import ExampleResult
 
-metrics: Registry[type[Metric]] = Registry("metric")
+metrics: Registry[type[Metric]] = Registry("metric", group="promptkit.metrics")
 metrics.register("accuracy", "promptkit.metrics.classification:Accuracy")
 metrics.register("f1", "promptkit.metrics.classification:MacroPRF")
 metrics.register("latency", "promptkit.metrics.usage:Latency")
@@ -47,4 +49,24 @@ def per_example_scores(names: Sequence[str], results: Sequence[ExampleResult],
     return out
 
 
-__all__ = ["DEFAULT_METRICS", "MeanMetric", "Metric", "MetricValue", "ProportionMetric", "metrics", "per_example_scores"]
+__all__ = ["DEFAULT_METRICS", "MeanMetric", "Metric", "MetricValue", "ProportionMetric", "metrics", "per_example_scores",
+           "resolve_metrics"]
+
+
+def resolve_metrics(entries: Sequence[Any], root: Path, where: str) -> tuple[list[str], dict[str, type[Metric]]]:
+    """A suite's `metrics:` list as names, plus the classes of its custom entries
+    ({name, class: "module:Class"}) imported from the project folder `root`."""
+    names: list[str] = []
+    custom: dict[str, type[Metric]] = {}
+    for entry in entries:
+        if isinstance(entry, str):
+            names.append(entry)
+            continue
+        name, target = entry.name, entry.class_
+        cls = load_project_object(root, target, where, f"metric {name!r}")
+        if not (isinstance(cls, type) and issubclass(cls, Metric)):
+            raise ConfigError(f"metric {name!r}: {target} is not a promptkit Metric class", where=where,
+                              hint="subclass promptkit.metrics.MeanMetric or ProportionMetric")
+        custom[name] = type(cls.__name__, (cls,), {"name": name})  # reports under the suite's name for it
+        names.append(name)
+    return names, custom

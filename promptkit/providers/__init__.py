@@ -3,7 +3,7 @@
 from promptkit.providers.base import Provider, Request, Response
 from promptkit.registry import Registry
 
-providers: Registry[type[Provider]] = Registry("provider")
+providers: Registry[type[Provider]] = Registry("provider", group="promptkit.providers")
 providers.register("fake", "promptkit.providers.fake:FakeProvider")
 providers.register("hf", "promptkit.providers.hf:HFProvider")
 providers.register("openai", "promptkit.providers.openai:OpenAIProvider")

@@ -19,7 +19,7 @@ def fmt(name: str, value: float | None, unit: str = "", kind: str | None = None)
         return f"${value:.6f}" if value else "$0"
     if kind == "sum" or (kind is None and name in ("tokens_in", "tokens_out")):
         return f"{int(value):,}" if float(value).is_integer() else f"{value:,.1f}"
-    if kind in SHARE_KINDS or (kind is None and name in PERCENT):
+    if kind in SHARE_KINDS or (kind is None and (name in PERCENT or name == "assertions" or name.startswith("assert:"))):
         return f"{value:.1%}"
     return f"{value:.3f}" if abs(value) < 10 else f"{value:,.1f}"
 

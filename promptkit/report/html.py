@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from promptkit.metrics.usage import latency_samples
 from promptkit.report.format import fmt, fmt_interval
@@ -155,6 +155,12 @@ def _status(correct: bool | None, error: str | None) -> str:
     return "n/a" if correct is None else "correct" if correct else "wrong"
 
 
+def assertion_lines(outcomes: list[dict[str, Any]] | None) -> str:
+    """One line per assertion: ✓/✗ (? for a judge error), its metric name and the reason."""
+    marks = {True: "✓", False: "✗", None: "?"}
+    return "\n".join(f"{marks[o.get('pass')]} {o['metric']}: {o.get('reason', '')}" for o in outcomes or [])
+
+
 def _details(summary: str, text: str | None) -> str:
     if not text:
         return ""
@@ -171,6 +177,7 @@ def _scores(r: ExampleResult, metric_values: dict[str, float]) -> str:
 def examples_section(run: RunView, q: str = "", outcome: str = "all") -> str:
     """The per-example table; `q` and `outcome` preset the filter (and the URL hash keeps them: a permalink)."""
     scores = [{k: v for k, v in row.items() if k != "accuracy"} for row in run.example_metrics()]
+    with_asserts = any(getattr(r, "assertions", None) for r in run.results)
     rows = []
     for r, row in zip(run.results, scores, strict=True):
         status = _status(r.correct, r.error)
@@ -181,6 +188,7 @@ def examples_section(run: RunView, q: str = "", outcome: str = "all") -> str:
         more = f' <a class="example-link" href="{esc(run.example_link(r))}">rendered prompt</a>' \
             if run.example_link is not None else ""
         mark = {"correct": "✓", "wrong": "✗", "error": "error", "n/a": ""}[status]
+        assert_cell = f'<td class="small text">{esc(assertion_lines(r.assertions))}</td>' if with_asserts else ""
         anchor = f"ex-{r.index + 1}"
         rows.append(
             f'<tr id="{anchor}" data-status="{status}" data-cached="{int(r.cached)}">'
@@ -188,7 +196,7 @@ def examples_section(run: RunView, q: str = "", outcome: str = "all") -> str:
             f'<td class="text">{esc(text_in)}{_details("rendered prompt", rendered)}{more}</td>'
             f'<td class="text">{esc(r.expected)}</td>'
             f'<td class="text">{esc(answer)}</td><td class="status {status}">{esc(mark)}</td>'
-            f'<td class="small">{esc(_scores(r, row))}</td><td class="num">{esc(fmt("latency", r.latency, "s"))}'
+            f'<td class="small">{esc(_scores(r, row))}</td>{assert_cell}<td class="num">{esc(fmt("latency", r.latency, "s"))}'
             f'{" (cached)" if r.cached else ""}</td><td class="num">{r.tokens_in}+{r.tokens_out}</td>'
             f'<td class="num">{esc(fmt("cost", r.cost, "$"))}</td><td class="text err">{esc(r.error)}</td></tr>')
     options = "".join(f'<option value="{v}"{" selected" if v == outcome else ""}>{label}</option>'
@@ -199,7 +207,8 @@ def examples_section(run: RunView, q: str = "", outcome: str = "all") -> str:
             f'<select id="status" aria-label="outcome">{options}</select> '
             f'<span id="shown">{len(rows)}</span> of {len(rows)} shown</div>'
             '<table id="examples"><thead><tr><th>#</th><th>input</th><th>expected</th><th>output</th><th></th>'
-            '<th>metrics</th><th>latency</th><th>tokens</th><th>cost</th><th>error</th></tr></thead>'
+            f'<th>metrics</th>{"<th>assertions</th>" if with_asserts else ""}'
+            '<th>latency</th><th>tokens</th><th>cost</th><th>error</th></tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></section>')
 
 

@@ -46,7 +46,7 @@ class Verdict:
 
 
 def primary_metric(suite: Suite) -> str:
-    names = [m for m in (suite.config.metrics or []) if m not in ("latency", "tokens", "cost", "errors")]
+    names = [m for m in suite.config.metric_names() if m not in ("latency", "tokens", "cost", "errors")]
     return names[0] if names else ("accuracy" if suite.config.task != "generation" else "exact_match")
 
 

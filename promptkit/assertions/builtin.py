@@ -1,0 +1,348 @@
+"""The built-in deterministic assertion types (promptfoo's names where they overlap)."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from typing import Any
+
+from promptkit.assertions.base import AssertionType, Context, Outcome
+from promptkit.config import load_yaml
+from promptkit.errors import PromptkitError
+from promptkit.registry import load_project_object
+
+SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+
+
+@lru_cache(maxsize=256)
+def _template(text: str) -> Any:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False).from_string(text)
+
+
+def render(value: str, row: dict[str, Any]) -> str:
+    """A string value with {{ field }} of the dataset row filled in (plain strings pass through)."""
+    if "{{" not in value and "{%" not in value:
+        return value
+    return str(_template(value).render(**row))
+
+
+def _check_template(value: str) -> None:
+    if "{{" in value or "{%" in value:
+        from jinja2 import TemplateSyntaxError
+
+        try:
+            _template(value)
+        except TemplateSyntaxError as e:
+            raise ValueError(f"template error in {value!r}: {e.message}") from None
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Strings(AssertionType):
+    """Types whose value is one string or a list of strings."""
+
+    def setup(self) -> None:
+        value = self.spec.value
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in values):
+            raise ValueError(f"{self.spec.type} needs a string or a list of strings as 'value'")
+        self.values = [str(v) for v in values]
+        for v in self.values:
+            _check_template(v)
+
+    def wanted(self, ctx: Context) -> list[str]:
+        return [render(v, ctx.row) for v in self.values]
+
+
+class Contains(_Strings):
+    name = "contains"
+    description = "output contains the value (every value of a list)"
+    fold = False
+
+    def check(self, output: str, ctx: Context) -> Outcome:
+        text = output.lower() if self.fold else output
+        missing = [v for v in self.wanted(ctx) if (v.lower() if self.fold else v) not in text]
+        if missing:
+            return Outcome(False, f"does not contain {missing[0]!r}")
+        return Outcome(True, "contains " + ", ".join(repr(v) for v in self.wanted(ctx)))
+
+
+class IContains(Contains):
+    name = "icontains"
+    description = "as contains, ignoring case"
+    fold = True
+
+
+class ContainsAny(_Strings):
+    name = "contains-any"
+    description = "output contains at least one of the values"
+
+    def check(self, output: str, ctx: Context) -> Outcome:
+        found = [v for v in self.wanted(ctx) if v in output]
+        return Outcome(True, f"contains {found[0]!r}") if found else Outcome(False, "contains none of the values")
+
+
+class NotContains(_Strings):
+    name = "not-contains"
+    description = "output contains none of the values"
+    fold = False
+
+    def check(self, output: str, ctx: Context) -> Outcome:
+        text = output.lower() if self.fold else output
+        found = [v for v in self.wanted(ctx) if (v.lower() if self.fold else v) in text]
+        return Outcome(False, f"contains {found[0]!r}") if found else Outcome(True, "contains none of the values")
+
+
+class NotIContains(NotContains):
+    name = "not-icontains"
+    description = "as not-contains, ignoring case"
+    fold = True
+
+
+class Equals(_Strings):
+    name = "equals"
+    description = "output equals the value (surrounding whitespace ignored)"
+
+    def check(self, output: str, ctx: Context) -> Outcome:
+        wanted = self.wanted(ctx)
+        if output.strip() in (v.strip() for v in wanted):
+            return Outcome(True, "equal")
+        return Outcome(False, f"{_short(output)!r} is not {wanted[0]!r}")
+
+
+class StartsWith(_Strings):
+    name = "starts-with"
+    description = "output (leading whitespace ignored) starts with the value"
+
+    def check(self, output: str, ctx: Context) -> Outcome:
+        wanted = self.wanted(ctx)
+        if any(output.lstrip().startswith(v) for v in wanted):
+            return Outcome(True, "starts as expected")
+        return Outcome(False, f"starts {_short(output, 20)!r}, not {wanted[0]!r}")
+
+
+class Regex(AssertionType):
+    name = "regex"
+    description = "output matches the regular expression (Python syntax, searched anywhere)"
+    negate = False
+
+    def setup(self) -> None:
+        if not isinstance(self.spec.value, str) or not self.spec.value:
+            raise ValueError(f"{self.spec.type} needs a pattern string as 'value'")
+        try:
+            self.pattern = re.compile(self.spec.value)
+        except re.error as e:
+            raise ValueError(f"bad regular expression {self.spec.value!r}: {e}") from None
+
+    def check(self, output: str, ctx: Context) -> Outcome:
+        match = self.pattern.search(output)
+        if self.negate:
+            return Outcome(False, f"matches at {match.group(0)!r}") if match else Outcome(True, "no match")
+        return Outcome(True, f"matches {match.group(0)!r}") if match else Outcome(False, "no match")
+
+
+class NotRegex(Regex):
+    name = "not-regex"
+    description = "output does not match the regular expression"
+    negate = True
+
+
+def parse_json(output: str) -> tuple[Any, str | None]:
+    """The output as JSON (a ```json fence around it is allowed); (None, why) when it is not."""
+    text = output.strip()
+    fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, re.S)
+    if fenced:
+        text = fenced.group(1)
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as e:
+        return None, f"not JSON: {e.msg} at column {e.colno}"
+    except RecursionError:
+        return None, "not JSON: nested too deeply"
+
+
+class IsJson(AssertionType):
+    name = "is-json"
+    description = "output is one JSON value (a ```json fence allowed)"
+
+    def check(self, output: str, ctx: Context) -> Outcome:
+        _, why = parse_json(output)
+        return Outcome(False, why) if why else Outcome(True, "valid JSON")
+
+
+class JsonSchema(AssertionType):
+    name = "json-schema"
+    description = "output is JSON valid under the schema (inline, or a .json/.yaml file relative to the suite)"
+
+    def setup(self) -> None:
+        import jsonschema
+
+        value = self.spec.value
+        if isinstance(value, str):
+            path = (self.folder / value).resolve()
+            if not path.is_file():
+                raise ValueError(f"schema file {value!r} not found (looked in {self.folder})")
+            try:
+                value = json.loads(path.read_text(encoding="utf-8")) if path.suffix == ".json" else load_yaml(path)[0]
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ValueError(f"schema file {value!r} is not valid JSON: {e}") from None
+            except PromptkitError as e:
+                raise ValueError(f"schema file: {e}") from None
+        if not isinstance(value, dict):
+            raise ValueError("json-schema needs a schema mapping or a schema file path as 'value'")
+        cls = jsonschema.validators.validator_for(value)
+        try:
+            cls.check_schema(value)
+        except jsonschema.SchemaError as e:
+            where = "/".join(str(p) for p in e.path) or "top level"
+            raise ValueError(f"invalid JSON schema at {where}: {e.message}") from None
+        self.validator = cls(value)
+
+    def check(self, output: str, ctx: Context) -> Outcome:
+        data, why = parse_json(output)
+        if why:
+            return Outcome(False, why)
+        error = next(iter(sorted(self.validator.iter_errors(data), key=lambda e: list(e.path))), None)
+        if error is None:
+            return Outcome(True, "matches the schema")
+        where = "/".join(str(p) for p in error.path) or "top level"
+        return Outcome(False, f"schema: {where}: {_short(error.message, 100)}")
+
+
+class _Bounds(AssertionType):
+    """Types whose value is {min: N, max: M} (either may be left out) or a number (the maximum)."""
+
+    unit = ""
+
+    def setup(self) -> None:
+        value = self.spec.value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = {"max": value}
+        if not isinstance(value, dict) or not value or set(value) - {"min", "max"} or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
+            raise ValueError(f"{self.spec.type} needs 'value: {{min: N, max: M}}' (either bound may be left out)")
+        self.low, self.high = value.get("min"), value.get("max")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"{self.spec.type}: min {self.low} is above max {self.high}")
+
+    def measure(self, output: str) -> float:
+        raise NotImplementedError
+
+    def check(self, output: str, ctx: Context) -> Outcome:
+        n = self.measure(output)
+        if self.low is not None and n < self.low:
+            return Outcome(False, f"{n:g} {self.unit}, under the minimum {self.low:g}")
+        if self.high is not None and n > self.high:
+            return Outcome(False, f"{n:g} {self.unit}, over the maximum {self.high:g}")
+        return Outcome(True, f"{n:g} {self.unit}")
+
+
+class Length(_Bounds):
+    name = "length"
+    description = "characters of the output (stripped) within {min, max}"
+    unit = "characters"
+
+    def measure(self, output: str) -> float:
+        return len(output.strip())
+
+
+class WordCount(_Bounds):
+    name = "word-count"
+    description = "words of the output within {min, max}"
+    unit = "words"
+
+    def measure(self, output: str) -> float:
+        return len(output.split())
+
+
+class SentenceCount(_Bounds):
+    name = "sentence-count"
+    description = "sentences (ending in . ! or ?, a last unterminated one counts) within {min, max}"
+    unit = "sentences"
+
+    def measure(self, output: str) -> float:
+        text = output.strip()
+        if not text:
+            return 0
+        ends = len(SENTENCE_END.findall(text))
+        return ends + (0 if SENTENCE_END.search(text[-1] + " ") else 1)
+
+
+class _Limit(AssertionType):
+    unit = ""
+
+    def setup(self) -> None:
+        limit = self.spec.threshold if self.spec.threshold is not None else self.spec.value
+        if not isinstance(limit, (int, float)) or isinstance(limit, bool) or limit < 0:
+            raise ValueError(f"{self.spec.type} needs a non-negative number as 'threshold'")
+        self.limit = float(limit)
+
+    def measured(self, ctx: Context) -> float:
+        raise NotImplementedError
+
+    def check(self, output: str, ctx: Context) -> Outcome:
+        value = self.measured(ctx)
+        ok = value <= self.limit
+        return Outcome(ok, f"{value:.4g} {self.unit} {'within' if ok else 'over'} the limit {self.limit:g}")
+
+
+class Latency(_Limit):
+    name = "latency"
+    description = "the model call took at most `threshold` seconds"
+    unit = "s"
+
+    def measured(self, ctx: Context) -> float:
+        return ctx.result.latency
+
+
+class Cost(_Limit):
+    name = "cost"
+    description = "the model call cost at most `threshold` dollars"
+    unit = "$"
+
+    def measured(self, ctx: Context) -> float:
+        return ctx.result.cost
+
+
+class Python(AssertionType):
+    name = "python"
+    description = "module:function from the project folder gets (output, row) and returns pass/score/reason"
+
+    def setup(self) -> None:
+        if not isinstance(self.spec.value, str):
+            raise ValueError("python needs 'value: module:function' (a .py file in the project folder)")
+        try:
+            self.function = load_project_object(self.root, self.spec.value, "", "python assertion")
+        except PromptkitError as e:
+            raise ValueError(e.message + (f" ({e.hint})" if e.hint else "")) from None
+        if not callable(self.function):
+            raise ValueError(f"{self.spec.value} is not a function")
+
+    def check(self, output: str, ctx: Context) -> Outcome:
+        try:
+            answer = self.function(output, ctx.row)
+        except Exception as e:  # noqa: BLE001 - the user's code failing on one output is that output's failure
+            return Outcome(False, f"{self.spec.value} raised {type(e).__name__}: {_short(str(e), 80)}")
+        return self.outcome(answer)
+
+    def outcome(self, answer: Any) -> Outcome:
+        """bool; a number (a score, passing at `threshold`, default 0.5); or {pass, score, reason}."""
+        pass_mark = self.spec.threshold if self.spec.threshold is not None else 0.5
+        if isinstance(answer, bool):
+            return Outcome(answer, f"{self.spec.value} returned {answer}")
+        if isinstance(answer, (int, float)):
+            return Outcome(answer >= pass_mark, f"score {answer:g} (pass at {pass_mark:g})", float(answer))
+        if isinstance(answer, dict) and ("pass" in answer or "score" in answer):
+            score = answer.get("score")
+            score = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
+            passed = bool(answer["pass"]) if "pass" in answer else (score is not None and score >= pass_mark)
+            return Outcome(passed, str(answer.get("reason") or f"{self.spec.value} returned pass={passed}"), score)
+        return Outcome(False, f"{self.spec.value} returned {type(answer).__name__}; "
+                              "expected bool, a number or {pass, score, reason}")

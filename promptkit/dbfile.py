@@ -1,0 +1,96 @@
+"""Opening promptkit's SQLite files (the run store and the response cache) safely.
+
+Opening, checking and migrating a file is serialised across processes by an fcntl lock on
+`<file>.lock`, so any number of processes may open a brand-new project at once (setting WAL
+mode needs an exclusive lock that SQLite's busy timeout does not wait for). The busy timeout is
+set before anything else. A file that is not SQLite, or a database of another schema, is
+detected before anything is written to it."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from promptkit.errors import PromptkitError
+from promptkit.fileio import file_lock, lock_timeout
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class DamagedDatabase(PromptkitError):
+    """The file is not an SQLite database, or a damaged one."""
+
+
+class ForeignDatabase(PromptkitError):
+    """An SQLite database, but not one promptkit wrote (other tables or columns)."""
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection that waits for other writers up to lock_timeout(), busy timeout set first."""
+    db = sqlite3.connect(str(path), timeout=lock_timeout(), isolation_level=None, check_same_thread=False)
+    db.execute(f"PRAGMA busy_timeout={int(lock_timeout() * 1000)}")
+    return db
+
+
+def check_header(path: Path, what: str) -> None:
+    """Refuse a non-empty file that does not start with SQLite's header, without opening it."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise PromptkitError(f"cannot read {what}: {e.strerror or e}", where=str(path)) from None
+    if head and head != SQLITE_MAGIC:
+        raise DamagedDatabase(f"{what} is not an SQLite database (damaged or overwritten)", where=str(path))
+
+
+def tables(db: sqlite3.Connection) -> dict[str, set[str]]:
+    """table -> column names, for every user table."""
+    names = [n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    return {name: {row[1] for row in db.execute(f'PRAGMA table_info("{name}")')} for name in names}
+
+
+def open_checked(path: Path, what: str, check: Callable[[sqlite3.Connection], object],
+                 setup: Callable[[sqlite3.Connection], object]) -> sqlite3.Connection:
+    """Open `path`: header check, `check` (read-only: raises ForeignDatabase) and only then WAL
+    mode and `setup` (create or migrate), all under the file's lock. Damage found on the way
+    raises DamagedDatabase; a lock held too long raises PromptkitError naming the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(lock_path(path), what):
+        check_header(path, what)
+        db = None
+        try:
+            db = connect(path)
+            check(db)
+            db.execute("PRAGMA journal_mode=WAL")
+            setup(db)
+            return db
+        except PromptkitError as e:
+            if db is not None:
+                db.close()
+            e.where = e.where or str(path)
+            raise
+        except sqlite3.OperationalError as e:
+            if db is not None:
+                db.close()
+            if "locked" in str(e) or "busy" in str(e):
+                raise PromptkitError(f"{what} is locked by another process (waited {lock_timeout():.0f} s)",
+                                     where=str(path), hint="wait for the other promptkit command, or raise "
+                                     "PROMPTKIT_LOCK_TIMEOUT") from None
+            raise PromptkitError(f"cannot open {what}: {e}", where=str(path),
+                                 hint="check the file's and folder's permissions") from None
+        except sqlite3.DatabaseError as e:
+            if db is not None:
+                db.close()
+            raise DamagedDatabase(f"{what} is damaged: {e}", where=str(path)) from None
+
+
+def is_locked(error: sqlite3.Error) -> bool:
+    text = str(error)
+    return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
