@@ -12,13 +12,16 @@ from tests.tune_helpers import NEG, POS, write_project
 
 
 def preference_file(path: Path) -> Path:
-    """Pairs as `promptkit view export-preferences` writes them: the right label chosen over the wrong one."""
-    rows = []
+    """Pairs written by the pairwise judge's writer (`promptkit eval A B --judge`): run A answered with the
+    right label, run B with the wrong one, and the judge preferred A on every example."""
+    from promptkit.judges.pairwise import Pair, PairwiseResult, write_preferences
+
+    pairs = []
     for i, (p, n) in enumerate(zip(POS, NEG, strict=True)):
-        for text, good, bad in ((p, "positive", "negative"), (n, "negative", "positive")):
-            rows.append({"prompt": f"Classify the sentiment of the review. Answer positive or negative.\n{text}",
-                         "chosen": good, "rejected": bad, "example_id": f"e{i}", "chosen_run": "r1"})
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        for j, (text, good, bad) in enumerate(((p, "positive", "negative"), (n, "negative", "positive"))):
+            prompt = f"Classify the sentiment of the review. Answer positive or negative.\n{text}"
+            pairs.append(Pair(f"e{i}-{j}", 2 * i + j, prompt, good, bad, "a"))
+    write_preferences(PairwiseResult("right", "wrong", "judge", pairs), path)
     return path
 
 
@@ -63,7 +66,7 @@ def test_dpo_moves_held_out_preferences_the_expected_way(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     out = root / ".promptkit" / "adapters" / "review-dpo"
     metrics = json.loads((out / "manifest.json").read_text())["metrics"]
-    assert metrics["steps"] == 6 and metrics["held_out_pairs"] == 6
+    assert metrics["steps"] == 6 and metrics["held_out_pairs"] == 5
     assert metrics["held_out_margin_after"] > metrics["held_out_margin_before"], metrics
     assert "held-out pairs: mean log-ratio" in result.stderr
     from promptkit.project import Project

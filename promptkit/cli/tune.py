@@ -90,6 +90,9 @@ def comparison_table(comparison: Any) -> Table:
 @click.option("--epochs", type=int, help="Epochs (lora 1; openai auto).")
 @click.option("--patience", type=int, help="Epochs without lower validation loss before stopping (1).")
 @click.option("--max-steps", type=int, help="Stop after N optimizer steps.")
+@click.option("--time-budget", type=float, help="Seconds of training (with --search: of the whole search).")
+@click.option("--search", is_flag=True, help="Successive halving over rank, lr, targets, epochs on the validation split.")
+@click.option("--search-trials", type=int, help="Settings tried in the first --search round (8).")
 @click.option("--checkpoint-every", type=int, help="Steps between resumable checkpoints (20).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, help="CPU threads for training.")
@@ -105,7 +108,8 @@ def run_tune(ctx: click.Context, ref: str, backend: str, method: str, beta: floa
              eval_limit: int | None, limit: int | None, no_eval: bool, name: str | None, out: Path | None, resume: bool,
              overwrite: bool, base_model: str | None, lora_r: int | None, alpha: int | None, dropout: float | None,
              target_modules: str | None, lr: float | None, batch_size: int | None, epochs: int | None,
-             patience: int | None, max_steps: int | None, checkpoint_every: int | None,
+             patience: int | None, max_steps: int | None, time_budget: float | None, search: bool,
+             search_trials: int | None, checkpoint_every: int | None,
              seed: int, threads: int | None, suffix: str | None,
              lr_multiplier: float | None, poll_interval: float | None, window: int, margin: float) -> None:
     """Fine-tune prompt REF's task: training data rendered exactly as the evals render it."""
@@ -142,6 +146,12 @@ def run_tune(ctx: click.Context, ref: str, backend: str, method: str, beta: floa
         from promptkit.tune.methods import method_of
 
         method_of(method)
+        if search and method != "lora":
+            raise ConfigError(f"--search explores LoRA settings; it does not apply to --method {method}",
+                              hint="use --method lora with --search")
+        if search and not time_budget:
+            raise ConfigError("--search needs --time-budget SECONDS (the whole search's training time)",
+                              hint="e.g. --time-budget 900")
     elif backend == "openai" and method not in ("lora", "dpo"):  # lora is the option's default
         raise ConfigError(f"--backend openai takes --method dpo or none, not {method!r}",
                           hint="local methods run with --backend lora")
@@ -151,7 +161,8 @@ def run_tune(ctx: click.Context, ref: str, backend: str, method: str, beta: floa
         "preferences": str(data) if dpo else None, "beta": beta,
         "init_text": init_text,
         "base_model": base_model, "r": lora_r, "alpha": alpha, "dropout": dropout, "lr": lr, "batch_size": batch_size,
-        "epochs": epochs, "patience": patience, "max_steps": max_steps,
+        "epochs": epochs, "patience": patience, "max_steps": max_steps, "time_budget": time_budget,
+        "search": search or None, "search_trials": search_trials,
         "checkpoint_every": checkpoint_every, "seed": seed, "threads": threads,
         "suffix": suffix, "learning_rate_multiplier": lr_multiplier, "overwrite": overwrite,
         "target_modules": [m.strip() for m in target_modules.split(",")] if target_modules else None,

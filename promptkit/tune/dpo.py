@@ -25,6 +25,7 @@ from typing import Any
 from promptkit.errors import ConfigError
 
 KEYS = ("prompt", "chosen", "rejected")
+HELD_OUT = 0.2
 
 
 @dataclass
@@ -239,7 +240,8 @@ class DpoTuner:
         out = job.out_dir
         if (out / "manifest.json").is_file() and not job.options.get("overwrite"):
             raise ConfigError(f"an adapter already exists in {out}", hint="choose another --name, or pass --overwrite")
-        train, held = split_pairs(pairs, settings.val_fraction if len(pairs) >= 20 else 0.25, settings.seed)
+        # a fifth of the pairs held out: the measure of whether the preference moved needs more than a handful
+        train, held = split_pairs(pairs, HELD_OUT, settings.seed)
         provider: Any = make_provider(ref.provider, ref.model)
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         metrics = train_dpo(provider, train, held, out, settings, beta=float(job.options.get("beta") or 0.1),

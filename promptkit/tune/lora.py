@@ -369,6 +369,19 @@ class LoraTuner:
         job.trainset.write(out / "data")
         train_rows, val_rows = job.trainset.split(settings.val_fraction, settings.seed)
         provider = make_provider(ref.provider, ref.model)
+        search = None
+        if job.options.get("search") and not (job.resume and has_checkpoint(out)):
+            from dataclasses import replace
+
+            from promptkit.tune.search import successive_halving
+
+            if method.name != "lora":
+                raise ConfigError(f"--search explores LoRA settings; it does not apply to --method {method.name}",
+                                  hint="use --method lora with --search")
+            search = successive_halving(provider, train_rows, val_rows, settings, float(settings.time_budget or 0),
+                                        int(job.options.get("search_trials") or 8), out / "search", job.notify)
+            settings = replace(settings, **search.winner, time_budget=search.final_budget)
+            job.notify(f"search winner: {search.winner}; training it for {search.final_budget:.0f} s")
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         metrics = train_lora(provider, train_rows, val_rows, out, settings, progress=job.progress, resume=job.resume)
         if method.name == "lora":  # the estimate's reference speed is LoRA's
@@ -390,6 +403,7 @@ class LoraTuner:
             "rows": len(job.trainset.rows),
             "hyperparameters": settings.to_dict(),
             "metrics": metrics,
+            "search": search.to_dict() if search else None,
             "duration_s": metrics["seconds"],
             "started": started,
         }
