@@ -62,11 +62,11 @@ def test_dpo_moves_held_out_preferences_the_expected_way(tmp_path: Path) -> None
     root = write_project(tmp_path)
     prefs = preference_file(tmp_path / "prefs.jsonl")
     result = run_cli("tune", "review", "--force", "--method", "dpo", "--data", str(prefs), "--no-eval",
-                     "--max-steps", "6", "--batch-size", "4", "--lr", "5e-3", "--r", "4", "--threads", "1", cwd=root)
+                     "--max-steps", "5", "--batch-size", "4", "--lr", "5e-3", "--r", "4", "--threads", "1", cwd=root)
     assert result.returncode == 0, result.stderr
     out = root / ".promptkit" / "adapters" / "review-dpo"
     metrics = json.loads((out / "manifest.json").read_text())["metrics"]
-    assert metrics["steps"] == 6 and metrics["held_out_pairs"] == 5
+    assert metrics["steps"] == 5 and metrics["held_out_pairs"] == 5
     assert metrics["held_out_margin_after"] > metrics["held_out_margin_before"], metrics
     assert "held-out pairs: mean log-ratio" in result.stderr
     from promptkit.project import Project
