@@ -19,6 +19,9 @@ class Side:
     metrics: dict[str, dict[str, Any]]  # name -> MetricValue.to_dict()
     results: list[ExampleResult]
     run_id: str | None = None
+    dataset: str | None = None  # the scored file and its content hash, to tell when sides differ
+    dataset_hash: str | None = None
+    split: str | None = None
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Comparison:
     metrics: list[MetricRow] = field(default_factory=list)
     changed: list[ChangedExample] = field(default_factory=list)
     common: int = 0  # examples present in every side
+    warnings: list[str] = field(default_factory=list)  # why the deltas may not mean what they seem
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +62,7 @@ class Comparison:
             "metrics": [{"name": m.name, "values": m.values, "deltas": m.deltas, "higher_is_better": m.higher_is_better,
                          "unit": m.unit} for m in self.metrics],
             "common_examples": self.common,
+            "warnings": self.warnings,
             "changed": [{"id": c.id, "input": c.input, "expected": c.expected, "outcomes": c.outcomes} for c in self.changed],
         }
 
@@ -65,13 +70,14 @@ class Comparison:
 def side_of_run(run: EvalRun, name: str | None = None) -> Side:
     settings = run.plan.settings()
     return Side(name or f"{settings['prompt']} · {settings['model']}", {m.name: m.to_dict() for m in run.metrics},
-                list(run.results), run.run_id)
+                list(run.results), run.run_id, settings.get("dataset"), settings.get("dataset_hash"), settings.get("split"))
 
 
 def side_of_record(record: RunRecord, results: list[ExampleResult], name: str | None = None) -> Side:
     settings = record.settings
     return Side(name or f"{settings.get('prompt')} · {settings.get('model')} · {record.id}",
-                {m["name"]: m for m in record.metrics}, results, record.id)
+                {m["name"]: m for m in record.metrics}, results, record.id, settings.get("dataset"),
+                settings.get("dataset_hash"), settings.get("split"))
 
 
 def outcome(result: ExampleResult) -> str:
@@ -105,7 +111,23 @@ def compare(sides: list[Side]) -> Comparison:
         if len(set(_verdict(table[example_id]) for table in by_id)) > 1:
             first = by_id[0][example_id]
             comparison.changed.append(ChangedExample(example_id, first.input, first.expected, outcomes))
+    comparison.warnings = _warnings(sides, comparison.common)
     return comparison
+
+
+def _warnings(sides: list[Side], common: int) -> list[str]:
+    """Sides that did not score the same examples: their metric deltas compare different data."""
+    out = []
+    datasets = {(s.dataset_hash, s.split) for s in sides if s.dataset_hash is not None}
+    if len(datasets) > 1:
+        described = "; ".join(f"{s.name}: {s.dataset or '?'} ({s.dataset_hash}, split {s.split or 'all'})" for s in sides)
+        out.append(f"the runs scored different data ({described}): metric deltas compare different examples")
+    largest = max((len(s.results) for s in sides), default=0)
+    if sides and common == 0 and largest:
+        out.append("no example is shared by every run: the deltas are not paired and no changed outcome can be listed")
+    elif common < largest:
+        out.append(f"only {common} of {largest} examples are shared by every run: changed outcomes are counted on those")
+    return out
 
 
 def _verdict(result: ExampleResult) -> str:

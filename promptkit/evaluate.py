@@ -66,6 +66,8 @@ class EvalPlan:
     probed: bool = False  # resolve_scoring has asked the provider
     checks: Any = None  # promptkit.assertions.SuiteChecks: the suite's and rows' assertions, with their judge
     custom_metrics: dict[str, Any] = field(default_factory=dict)  # name -> Metric class from the project folder
+    # what the provider resolved to run with (hf: device, dtype), set by run_eval; not part of the hash
+    runtime: dict[str, Any] = field(default_factory=dict)
 
     @property
     def price(self) -> Price:
@@ -76,9 +78,11 @@ class EvalPlan:
 
     @property
     def hash(self) -> str:
-        """Identifies the plan: a resumed run must have the same one (whatever scoring the endpoint gave)."""
+        """Identifies the plan: a resumed run must have the same one (whatever scoring the endpoint gave,
+        whatever precision the machine chose)."""
         settings = self.settings()
         settings.pop("scoring_note", None)
+        settings.pop("runtime", None)
         settings["scoring"] = self.scoring_asked or self.scoring
         blob = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -106,7 +110,8 @@ class EvalPlan:
             "scoring": self.scoring,
             "labels": self.labels,
             **({"checks": self.checks.settings()} if self.checks is not None else {}),
-        } | ({"scoring_note": self.scoring_note} if self.scoring_note else {})
+        } | ({"scoring_note": self.scoring_note} if self.scoring_note else {}) | (
+            {"runtime": self.runtime} if self.runtime else {})
 
 
 @dataclass
@@ -351,6 +356,7 @@ def run_eval(
     done: dict[str, ExampleResult] = {}
     resumed_with = None
     resolve_scoring(plan, provider, cache)
+    plan.runtime = dict(provider.run_settings)
     if store is not None:
         if run_id is None:
             run_id = store.create_run(plan.settings(), plan.hash)
@@ -416,9 +422,10 @@ def run_eval(
                 break
             if status != "finished":
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         if store is not None and run_id is not None:
             store.set_status(run_id, "interrupted", {**_cache_hits(list(done.values())), "stopped": "interrupted"})
+            interrupt.run_id = run_id  # type: ignore[attr-defined]  # named by the CLI's "--resume ID" hint
         raise
     results = [done[e.id] for e in plan.examples if e.id in done]
     values = compute_metrics(plan, results)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
+ALPHA = 0.05  # the significance level of every paired test: check, status and tune
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0
 PERMUTATION_EXACT_LIMIT = 16  # up to 2**16 sign flips are enumerated; more discordant examples: Monte Carlo
@@ -202,7 +203,7 @@ class McNemar:
     def discordant(self) -> int:
         return self.a_only + self.b_only
 
-    def significant(self, alpha: float = 0.05) -> bool:
+    def significant(self, alpha: float = ALPHA) -> bool:
         return self.p_value < alpha
 
 

@@ -9,6 +9,7 @@ import pytest
 from promptkit.data import file_hash
 from promptkit.evaluate import ExampleResult
 from promptkit.metrics import MetricValue
+from promptkit.models import resolve_model
 from promptkit.project import Project
 from promptkit.runs import RunStore
 from tests.conftest import run_cli
@@ -19,7 +20,8 @@ def _record(project: Project, version: int, correct: list[bool], suite: str = "r
     store = RunStore(project.runs_path)
     path = project.suite(suite).dataset_path()
     run_id = store.create_run({"prompt": f"review@v{version}", "prompt_hash": f"h{version}", "suite": suite,
-                               "split": "test", "dataset_hash": file_hash(path), "examples": len(correct)})
+                               "split": "test", "dataset_hash": file_hash(path), "examples": len(correct),
+                               "model": "smollm2", "provider": "hf", "base_model": resolve_model("smollm2").model})
     store.add_results(run_id, [ExampleResult(id=f"e{i}", index=i, input={}, expected="positive", output="",
                                              prediction=None, correct=ok) for i, ok in enumerate(correct)])
     store.finish_run(run_id, [MetricValue("accuracy", sum(correct) / len(correct))])

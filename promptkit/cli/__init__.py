@@ -76,8 +76,10 @@ class LazyGroup(click.Group):
         except PromptkitError as e:
             click.echo(f"error: {e}", err=True)
             ctx.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted: results so far are in the run store; rerun with --resume", err=True)
+        except KeyboardInterrupt as e:
+            run_id = getattr(e, "run_id", None)  # set by the eval loop for the run it left interrupted
+            resume = f"--resume {run_id}" if run_id else "--resume"
+            click.echo(f"interrupted: results so far are in the run store; rerun with {resume}", err=True)
             ctx.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise

@@ -27,10 +27,19 @@ def bless_command(ctx: click.Context, ref: str, suite: str | None, repeat: int, 
     project = project_of(ctx)
     store = None if no_store else RunStore(project.runs_path)
     result, path = bless(project, ref, suite, repeat=repeat, store=store, limit=limit)
-    metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items() if k in ("accuracy", "f1_macro", "tokens_per_example"))
-    console.print(f"blessed {result.prompt} ({result.prompt_hash}) on {result.model}: {len(result.outcomes)} examples, "
-                  f"{metrics}", markup=False, soft_wrap=True)
+    parts = [f"{len(result.outcomes)} examples", *headline(result.metrics, extra=("tokens_per_example",))]
+    console.print(f"blessed {result.prompt} ({result.prompt_hash}) on {result.model}: {', '.join(parts)}",
+                  markup=False, soft_wrap=True)
     err_console.print(f"wrote {path}: commit it", markup=False, soft_wrap=True)
+
+
+# The metrics a one-line summary names, when the baseline has them (classification, then generation).
+HEADLINE = ("accuracy", "f1_macro", "exact_match", "relevance", "rouge_l", "bleu")
+
+
+def headline(metrics: dict[str, float], extra: tuple[str, ...] = ()) -> list[str]:
+    """'name value' for each headline metric present: never an empty field."""
+    return [f"{k} {metrics[k]:.4g}" for k in (*HEADLINE, *extra) if k in metrics]
 
 
 @baseline.command("show")
@@ -43,6 +52,8 @@ def show_command(ctx: click.Context) -> None:
         if found is None:
             console.print(f"{suite.name}: no baseline", markup=False, soft_wrap=True)
             continue
-        metrics = ", ".join(f"{k} {v:.4g}" for k, v in found.metrics.items() if k in ("accuracy", "f1_macro"))
-        console.print(f"{suite.name}: {found.prompt} ({found.prompt_hash}) on {found.model}, {len(found.outcomes)} examples, "
-                      f"{metrics}, blessed {found.blessed}", markup=False, soft_wrap=True)
+        parts = [f"{len(found.outcomes)} examples", *headline(found.metrics)]
+        if found.blessed:
+            parts.append(f"blessed {found.blessed}")
+        console.print(f"{suite.name}: {found.prompt} ({found.prompt_hash}) on {found.model}, {', '.join(parts)}",
+                      markup=False, soft_wrap=True)

@@ -6,8 +6,8 @@ import click
 from rich.syntax import Syntax
 from rich.table import Table
 
-from promptkit.cli.common import console, project_of
-from promptkit.errors import ConfigError
+from promptkit.cli.common import console, err_console, project_of
+from promptkit.errors import ConfigError, PromptkitError
 from promptkit.library.store import PromptFolder
 
 
@@ -24,18 +24,42 @@ def list_prompts(ctx: click.Context) -> None:
     table = Table()
     for column in ("prompt", "versions", "labels", "working copy"):
         table.add_column(column)
+    problems: list[str] = []
     for name in library.names():
         folder, _ = library.folder(name)
-        versions = folder.versions()
-        labels = folder.labels()
-        label_text = ", ".join(f"{k} → {v}" for k, v in labels.items())
+        # One broken file (a hand-edited version, a bad label file) marks that entry, not the whole listing.
+        versions, cells = [], []
+        for number in folder.version_numbers():
+            try:
+                version = folder.version(number)
+            except PromptkitError as e:
+                problems.append(str(e))
+                cells.append(f"v{number}:BROKEN")
+                continue
+            versions.append(version)
+            cells.append(f"{version.label}:{version.hash[:7]}")
+        try:
+            label_text = ", ".join(f"{k} → {v}" for k, v in folder.labels().items())
+        except PromptkitError as e:
+            problems.append(str(e))
+            label_text = "BROKEN"
         working = ""
         if folder.working_file.is_file():
-            current = folder.working()
-            published = next((v.label for v in versions if v.hash == current.hash), None)
-            working = f"= {published}" if published else f"unpublished ({current.hash})"
-        table.add_row(name, " ".join(f"{v.label}:{v.hash[:7]}" for v in versions) or "-", label_text or "-", working)
+            try:
+                current = folder.working()
+            except PromptkitError as e:
+                problems.append(str(e))
+                working = "BROKEN"
+            else:
+                published = next((v.label for v in versions if v.hash == current.hash), None)
+                working = f"= {published}" if published else f"unpublished ({current.hash})"
+        table.add_row(name, " ".join(cells) or "-", label_text or "-", working)
     console.print(table)
+    # The others are listed; each broken file is one error line, and the exit code says so (2).
+    for problem in problems:
+        err_console.print(f"error: {problem}", markup=False, soft_wrap=True, highlight=False)
+    if problems:
+        ctx.exit(2)
 
 
 @prompt.command("show")

@@ -117,6 +117,8 @@ def print_comparison(comparison: Comparison) -> None:
     """One side-by-side metrics table with deltas, then the examples whose outcome changed."""
     from promptkit.report.terminal import format_value
 
+    for warning in comparison.warnings:
+        err_console.print(f"warning: {warning}", style="yellow", markup=False, soft_wrap=True)
     table = Table(title="comparison (deltas against the first column)", title_justify="left")
     table.add_column("metric")
     for i, side in enumerate(comparison.sides):

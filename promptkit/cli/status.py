@@ -8,37 +8,61 @@ import click
 from rich.table import Table
 
 from promptkit.cli.common import FiniteFloat, console, project_of
+from promptkit.stats import ALPHA
 
 BAR = 30
 
 
+def _pct(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1%}" if 0 <= value <= 1 else f"{value:.4g}"
+
+
 def chart(points: list[Any], metric: str) -> Table:
-    """One bar per version, scaled between the lowest and highest score."""
-    table = Table(title=f"{metric} per version", title_justify="left", box=None, show_header=False)
-    table.add_column("version")
-    table.add_column("bar")
-    table.add_column(metric, justify="right")
-    table.add_column("run", style="dim")
+    """One row per version: a bar scaled between the lowest and highest score, the score, its 95% interval."""
+    table = Table(title=f"{metric} per version", title_justify="left", box=None)
+    for column in ("version", "", metric, "95% interval", "examples", "run"):
+        table.add_column(column, justify="right" if column in (metric, "examples") else "left",
+                         style="dim" if column == "run" else None)
     if not points:
         return table
     low, high = min(p.value for p in points), max(p.value for p in points)
     floor = max(0.0, low - (high - low or 0.05))
     for p in points:
         width = 1 + round((BAR - 1) * (p.value - floor) / max(1e-9, high - floor))
-        table.add_row(p.label, "█" * width, f"{p.value:.1%}" if 0 <= p.value <= 1 else f"{p.value:.4g}", p.run_id)
+        interval = f"{_pct(p.low)} - {_pct(p.high)}" if p.low is not None and p.high is not None else "-"
+        table.add_row(p.label, "█" * width, _pct(p.value), interval, str(p.examples), p.run_id)
     return table
+
+
+def verdict_lines(verdict: Any) -> list[str]:
+    """The verdict with its numbers: the comparison judged, the gain, and the paired test."""
+    state = "[yellow]plateaued[/yellow]" if verdict.plateaued else "[green]not plateaued[/green]"
+    lines = [f"verdict: {state}: {verdict.reason}"]
+    if verdict.base is not None and verdict.top is not None and verdict.gain is not None:
+        lines.append(f"gain: {verdict.gain * 100:+.1f} points of {verdict.metric}: best of the last {verdict.window} "
+                     f"({verdict.top.label}, {_pct(verdict.top.value)}) vs best before them "
+                     f"({verdict.base.label}, {_pct(verdict.base.value)}); margin {verdict.margin * 100:.1f} points")
+    test = verdict.test
+    if test is not None and verdict.base is not None and verdict.top is not None:
+        lines.append(f"paired McNemar {verdict.base.label} -> {verdict.top.label} on {test.n} shared examples: "
+                     f"{test.b_only} fixed, {test.a_only} broken, p={test.p_value:.3g} "
+                     f"({'significant' if test.significant(verdict.alpha) else 'not significant'} at {verdict.alpha:g})")
+    return lines
 
 
 @click.command("status")
 @click.argument("ref")
 @click.option("--suite", help="Eval suite name or YAML file (default: the one naming the prompt).")
+@click.option("--model", "-m", help="Judge the runs of this model (default: the suite's model).")
 @click.option("--window", type=click.IntRange(min=1), default=3, show_default=True, help="Versions judged for a plateau.")
 @click.option("--margin", type=FiniteFloat(), default=0.01, show_default=True, help="Minimum gain (0.01 = one point).")
-@click.option("--alpha", type=FiniteFloat(), default=0.05, show_default=True, help="Significance level of the gain.")
+@click.option("--alpha", type=FiniteFloat(), default=ALPHA, show_default=True, help="Significance level of the gain.")
 @click.option("--estimate/--no-estimate", default=None, help="Tuning estimates (default: when plateaued).")
 @click.pass_context
-def status(ctx: click.Context, ref: str, suite: str | None, window: int, margin: float, alpha: float,
-           estimate: bool | None) -> None:
+def status(ctx: click.Context, ref: str, suite: str | None, model: str | None, window: int, margin: float,
+           alpha: float, estimate: bool | None) -> None:
     """Show prompt REF's history on its suite and whether to escalate to fine-tuning."""
     from promptkit.tune.advice import advise
     from promptkit.tune.plateau import plateau
@@ -46,14 +70,21 @@ def status(ctx: click.Context, ref: str, suite: str | None, window: int, margin:
     project = project_of(ctx)
     version = project.library.resolve(ref)
     the_suite = project.suite(suite) if suite else project.suite_for(version)
-    verdict = plateau(project, version.name, the_suite, window=window, margin=margin, alpha=alpha)
-    console.print(f"[bold]{version.name}[/bold] on suite {the_suite.name} (split {the_suite.config.split or 'all'})")
+    verdict = plateau(project, version.name, the_suite, window=window, margin=margin, alpha=alpha, model=model,
+                      version=version)
+    console.print(f"[bold]{version.name}[/bold] on suite {the_suite.name} (split {the_suite.config.split or 'all'}), "
+                  f"model {verdict.model}")
     if verdict.points:
         console.print(chart(verdict.points, verdict.metric))
     else:
-        console.print(f"no finished runs of published versions on this suite yet: run 'promptkit eval {version.name}@vN'")
-    state = "[yellow]plateaued[/yellow]" if verdict.plateaued else "[green]not plateaued[/green]"
-    console.print(f"{state}: {verdict.reason}")
+        console.print(f"no finished runs of published versions of {version.name} on suite {the_suite.name} with "
+                      f"model {verdict.model} yet: run 'promptkit eval {version.name}@vN'")
+    if verdict.other_models:
+        others = ", ".join(f"{spec} ({n} version{'s' if n != 1 else ''})" for spec, n in sorted(verdict.other_models.items()))
+        console.print(f"[dim]also scored on other models, not judged here: {others}; "
+                      f"see 'promptkit status {ref} --model SPEC'[/dim]")
+    for line in verdict_lines(verdict):
+        console.print(line)
     if estimate is False or (estimate is None and not verdict.plateaued):
         return
     if verdict.plateaued:

@@ -10,6 +10,7 @@ import click
 from rich.table import Table
 
 from promptkit.cli.common import FiniteFloat, console, err_console, project_of
+from promptkit.stats import ALPHA
 
 
 class TuneGroup(click.Group):
@@ -50,7 +51,7 @@ def comparison_table(comparison: Any) -> Table:
     for label, model, value, run_id in comparison.rows():
         table.add_row(label, model, f"{value:.1%}" if value is not None else "-", run_id or "-")
     table.caption = (f"paired McNemar: {test.b_only} fixed, {test.a_only} broken, p={test.p_value:.2g}"
-                     f" ({'significant' if test.significant(0.01) else 'not significant'} at 0.01)")
+                     f" ({'significant' if test.significant(ALPHA) else 'not significant'} at {ALPHA:g})")
     return table
 
 
@@ -122,11 +123,14 @@ def run_tune(ctx: click.Context, ref: str, backend: str, method: str, beta: floa
     version = project.library.resolve(ref)
     the_suite = project.suite(suite) if suite else project.suite_for(version)
     if not force:
-        verdict = plateau(project, version.name, the_suite, window=window, margin=margin)
+        verdict = plateau(project, version.name, the_suite, window=window, margin=margin, version=version)
         if not verdict.plateaued:
-            err_console.print(f"{version.name} has not plateaued on suite {the_suite.name}: {verdict.reason}.")
+            err_console.print(f"{version.name} has not plateaued on suite {the_suite.name} with model {verdict.model}: "
+                              f"{verdict.reason}.")
             err_console.print("Keep improving the prompt (see 'promptkit status'), or pass --force to tune anyway.")
             ctx.exit(1)
+        err_console.print(f"{version.name} has plateaued on suite {the_suite.name} with model {verdict.model}: "
+                          f"{verdict.reason}; tuning.")
     dpo = method == "dpo"
     if dpo:  # the preference file is the training data
         from promptkit.tune.trainset import TrainSet
@@ -220,7 +224,11 @@ class _progress:
             info += f" · {event.tokens_per_s:.0f} tok/s"
             if self.bar is not None:
                 self.bar.update(self.task, completed=event.step, total=event.total_steps, info=info)
-            elif event.phase != "train" or event.step % 10 == 0:
+            elif event.phase == "done":
+                err_console.print(f"trained {event.step} step(s) in {event.epoch + 1} epoch(s): {info}")
+            elif event.phase == "validate":
+                err_console.print(f"epoch {event.epoch + 1} step {event.step}/{event.total_steps} (end of epoch): {info}")
+            elif event.step % 10 == 0:
                 err_console.print(f"epoch {event.epoch + 1} step {event.step}/{event.total_steps}: {info}")
         elif self.bar is not None:
             self.bar.update(self.task, info=f"{event.status} {event.message}"[:60])

@@ -21,6 +21,7 @@ from promptkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from promptkit.evaluate import EvalPlan, EvalRun
+    from promptkit.library import PromptVersion
     from promptkit.project import Project, Suite
 
 FORMAT = 1  # format 1 files without per-example "scores" (older baselines) still load; they compare accuracy/F1 only
@@ -51,6 +52,7 @@ class Baseline:
     outcomes: dict[str, dict[str, Any]]  # example id -> {correct, prediction, tokens, cost[, scores]}
     blessed: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    runtime: dict[str, Any] = field(default_factory=dict)  # what the model ran with when blessed (hf: device, dtype)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +60,7 @@ class Baseline:
             "model": self.model, "dataset": self.dataset, "dataset_hash": self.dataset_hash, "split": self.split,
             "suite_hash": self.suite_hash, "repeat": self.repeat, "blessed": self.blessed,
             "metrics": dict(sorted(self.metrics.items())), "outcomes": dict(sorted(self.outcomes.items())),
+            **({"runtime": self.runtime} if self.runtime else {}),
         }
 
 
@@ -155,6 +158,7 @@ def make_baseline(project: Project, runs: list[EvalRun]) -> Baseline:
         dataset=relative(plan.data_path, project.root), dataset_hash=plan.data_hash, split=plan.split,
         suite_hash=suite_fingerprint(plan.suite), repeat=len(runs), metrics=mean_metrics(runs),
         outcomes=outcomes_of(runs), blessed=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        runtime=dict(plan.runtime),
     )
 
 
@@ -282,7 +286,17 @@ def _baseline_of(data: Any) -> Baseline:
         split=_text(data, "split", optional=True), suite_hash=_text(data, "suite_hash"), repeat=repeat,
         metrics={k: v for k, v in checked_metrics.items() if v is not None}, outcomes=checked,
         blessed=_text(data, "blessed", optional=True) or "",
+        runtime=_runtime(data.get("runtime")),
     )
+
+
+def _runtime(value: Any) -> dict[str, Any]:
+    """What the model ran with when blessed (hf: device, dtype): an object of short texts, or nothing."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str | None) for v in value.values()):
+        raise _BadValue("'runtime' must be an object of setting -> text")
+    return dict(value)
 
 
 def stale_reasons(project: Project, baseline: Baseline, plan: EvalPlan) -> list[str]:
@@ -296,11 +310,44 @@ def stale_reasons(project: Project, baseline: Baseline, plan: EvalPlan) -> list[
         reasons.append(f"split changed: baseline {baseline.split}, now {plan.split}")
     if baseline.suite_hash != suite_fingerprint(plan.suite):
         reasons.append("suite settings changed (task, scoring, split or dataset mapping)")
-    if "@working" not in baseline.prompt:
-        folder, _ = project.library.folder(plan.version.name)
-        if folder.version_numbers():
-            current = folder.resolve(None)
-            if current.hash != baseline.prompt_hash:
-                reasons.append(f"prompt's current version is {current.ref} ({current.hash}); "
-                               f"the baseline is for {baseline.prompt} ({baseline.prompt_hash})")
+    reasons += _newer_version(project, baseline, plan)
     return reasons
+
+
+def _newer_version(project: Project, baseline: Baseline, plan: EvalPlan) -> list[str]:
+    """The prompt's current version (production, else newest) differs from what was blessed: for a
+    blessed published version, whenever; for a blessed working copy, once a version has been published
+    after the blessing (the working copy then moved on into a version that was never blessed)."""
+    folder, _ = project.library.folder(plan.version.name)
+    if not folder.version_numbers():
+        return []
+    current = folder.resolve(None)
+    if current.hash == baseline.prompt_hash:
+        return []
+    if "@working" in baseline.prompt:
+        published = _published_at(current)
+        if published is None or not baseline.blessed or published < baseline.blessed:
+            return []
+        return [f"{current.ref} ({current.hash}) was published on {published}, after this baseline of the working "
+                f"copy ({baseline.prompt_hash}) was blessed on {baseline.blessed}"]
+    return [f"prompt's current version is {current.ref} ({current.hash}); "
+            f"the baseline is for {baseline.prompt} ({baseline.prompt_hash})"]
+
+
+def _published_at(version: PromptVersion) -> str | None:
+    """When a published version was written (its file's `created`), as an ISO time in UTC."""
+    from promptkit.config import load_yaml
+
+    try:
+        data, _ = load_yaml(version.source)
+    except ConfigError:
+        return None
+    created = data.get("created") if isinstance(data, dict) else None
+    return str(created) if created else None
+
+
+def rebless_hint(suite: Suite) -> str:
+    """What to run when a baseline is stale."""
+    option = "" if suite.name == suite.config.prompt else f" --suite {suite.name}"
+    return (f"re-bless the baseline: 'promptkit baseline bless {suite.config.prompt}{option}', "
+            f"then commit evals/{BASELINES_DIR}/{suite.name}.json")

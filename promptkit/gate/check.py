@@ -18,6 +18,7 @@ from promptkit.gate.baseline import (
     make_baseline,
     mean_metrics,
     outcomes_of,
+    rebless_hint,
     stale_reasons,
     write_baseline,
 )
@@ -306,6 +307,7 @@ def check_suite(project: Project, suite: Suite, selector: str | None, providers:
             check.status = FAIL
         elif check.stale:
             check.status = STALE
+            check.notes.append(rebless_hint(suite))
         elif baseline is None:
             check.status = NEW
             check.notes.append(f"no baseline: bless one with 'promptkit baseline bless {suite.config.prompt}'")

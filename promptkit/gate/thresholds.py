@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from promptkit.config import Strict
+from promptkit.stats import ALPHA
 
 # threshold field -> (metric name in a run, "min" or "max")
 ABSOLUTE: dict[str, tuple[str, str]] = {
@@ -36,7 +37,7 @@ class Thresholds(Strict):
     max_drop: float | dict[str, float] = Field(
         0.0, description="largest allowed drop from the baseline (absolute, e.g. 0.02), for all metrics or per metric"
     )
-    alpha: float = Field(0.05, gt=0, lt=1,
+    alpha: float = Field(ALPHA, gt=0, lt=1,
                          description="significance level of the paired tests (Holm-adjusted over the suite's metrics)")
 
     def drop_allowed(self, metric: str) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -12,7 +13,9 @@ from promptkit.providers.base import Provider, Request, Response
 
 class FakeProvider(Provider):
     """Model spec `fake:NAME`. Scores labels by a hash of the prompt, or by a keyword
-    rule when the options give one (`keywords: {positive: [great, love]}`); generation
+    rule when the options give one (`keywords: {positive: [great, love]}`); with `hints: true` it
+    also takes keyword lists from the prompt's own lines such as "positive words: great, love" (a
+    stand-in for a model that follows its instructions, so prompt versions score differently); generation
     echoes the last prompt line, or returns `reply` when set. `fail_every: N` makes every
     Nth request fail; `delay: SECONDS` sleeps that long per request (to test interrupts and
     progress). Output tokens are counted the same way an estimate counts them: the chosen
@@ -26,7 +29,11 @@ class FakeProvider(Provider):
         self.calls = 0
 
     def _score(self, request: Request, prompt: str) -> dict[str, float]:
-        keywords: dict[str, list[str]] = self.options.get("keywords", {})
+        keywords: dict[str, list[str]] = {k: list(v) for k, v in self.options.get("keywords", {}).items()}
+        if self.options.get("hints"):
+            for label in request.labels or []:
+                for found in re.findall(rf"^\s*{re.escape(label)} words:(.*)$", prompt, re.IGNORECASE | re.MULTILINE):
+                    keywords.setdefault(label, []).extend(w.strip().lower() for w in found.split(",") if w.strip())
         # Only the example's own text counts, not few-shot examples before it.
         last = prompt.lower().rsplit("\n\n", 1)[-1]
         scores = {}

@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ class LoraSettings:
     time_budget: float | None = None  # seconds of training, then validate and save what there is
     checkpoint_every: int = 20  # steps
     threads: int | None = None
+    dtype: str = "auto"  # auto: bf16 autocast where the hardware multiplies bf16 natively (promptkit.device)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,12 +127,31 @@ def has_checkpoint(out: Path) -> bool:
     return (out / CHECKPOINT / "state.json").is_file()
 
 
-def _validation_loss(model: Any, items: Sequence[tuple[list[int], int]], pad: int, batch_size: int) -> float:
+def _precision(dtype: str, threads: int) -> tuple[Any, Any]:
+    """(dtype of the frozen base weights, autocast context factory). In bf16 the frozen base is stored in
+    bf16 and the forward runs under bf16 autocast, while the adapter's trainable weights, their gradients
+    and the optimizer state stay fp32 (the master weights)."""
+    import contextlib
+
+    import torch
+
+    from promptkit.device import select_precision
+
+    chosen = select_precision("cpu", dtype, threads).dtype
+    if chosen == "bfloat16":
+        return torch.bfloat16, lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+    return torch.float32, contextlib.nullcontext
+
+
+def _validation_loss(model: Any, items: Sequence[tuple[list[int], int]], pad: int, batch_size: int,
+                     autocast: Any = None) -> float:
+    import contextlib
+
     import torch
 
     model.eval()
     total, count = 0.0, 0
-    with torch.no_grad():
+    with torch.no_grad(), (autocast or contextlib.nullcontext)():
         for start in range(0, len(items), batch_size):
             chunk = items[start: start + batch_size]
             batch = _batch(chunk, pad)
@@ -139,6 +160,17 @@ def _validation_loss(model: Any, items: Sequence[tuple[list[int], int]], pad: in
             count += n
     model.train()
     return total / max(1, count)
+
+
+def quiet_libraries() -> None:
+    """Keep the libraries' deprecation chatter (transformers' FutureWarning on gradient checkpointing,
+    peft and torch notices) and progress bars out of tune's output; errors still show."""
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(transformers|peft|torch)(\.|$)")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 def train_lora(
@@ -160,14 +192,21 @@ def train_lora(
 
     method = validate(settings)
     memory = PeakMemory()
-    torch.set_num_threads(int(settings.threads or os.cpu_count() or 1))
+    quiet_libraries()
+    threads = int(settings.threads or os.cpu_count() or 1)
+    torch.set_num_threads(threads)
     torch.manual_seed(settings.seed)
     random.seed(settings.seed)
     pad = provider.tokenizer.pad_token_id
     train = encode_rows(provider, train_rows)
     val = encode_rows(provider, val_rows)
-    model = load_base(str(provider._source()), method)
+    # qlora's 4-bit base computes in fp32 (bitsandbytes' CPU kernels); the others follow settings.dtype
+    base_dtype, autocast = _precision("float32" if method.quantized else settings.dtype, threads)
+    model = load_base(str(provider._source()), method, base_dtype)
     model = get_peft_model(model, method.build(settings, provider))
+    for p in model.parameters():
+        if p.requires_grad:
+            p.data = p.data.float()  # adapter master weights in fp32 whatever the base's dtype
     model.train()
     steps_per_epoch = math.ceil(len(train) / settings.batch_size)
     total = steps_per_epoch * settings.epochs
@@ -207,7 +246,8 @@ def train_lora(
                 break
             chunk = [train[i] for i in order[index * settings.batch_size: (index + 1) * settings.batch_size]]
             batch = _batch(chunk, pad)
-            loss = model(**batch).loss
+            with autocast():
+                loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -226,7 +266,7 @@ def train_lora(
                 progress(TrainEvent("train", epoch, step, total, losses[-1], None,
                                     state["tokens"] / max(1e-9, state["seconds"])))
         # end of an epoch (or of max_steps)
-        val_loss = _validation_loss(model, val, pad, settings.batch_size) if val else None
+        val_loss = _validation_loss(model, val, pad, settings.batch_size, autocast) if val else None
         train_loss = sum(losses[-steps_per_epoch:]) / max(1, len(losses[-steps_per_epoch:])) if losses else None
         state["history"].append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "step": step})
         if progress:
@@ -266,9 +306,10 @@ def train_lora(
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "adapter_bytes": adapter_size(out),
         "peak_rss_mb": memory.stop(),
+        "dtype": "bfloat16" if base_dtype == torch.bfloat16 else "float32",
     }
-    if progress:
-        progress(TrainEvent("done", state["epoch"], step, total, metrics["final_train_loss"], state["best_val"],
+    if progress:  # epoch: the 0-based index of the last epoch run, as in the other events
+        progress(TrainEvent("done", max(0, state["epoch"] - 1), step, total, metrics["final_train_loss"], state["best_val"],
                             metrics["tokens_per_s"]))
     atomic_write(out / "training.json", json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -138,13 +138,13 @@ def validate(settings: Any) -> Method:
     return method
 
 
-def load_base(source: str, method: Method) -> Any:
-    """The base model for training: fp32, or 4-bit NF4 for qlora (bitsandbytes' CPU backend)."""
+def load_base(source: str, method: Method, dtype: Any = None) -> Any:
+    """The base model for training: in DTYPE (fp32 by default), or 4-bit NF4 for qlora (bitsandbytes' CPU backend)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     if not method.quantized:
-        return AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+        return AutoModelForCausalLM.from_pretrained(source, dtype=dtype or torch.float32)
     from peft import prepare_model_for_kbit_training
     from transformers import BitsAndBytesConfig
 
