@@ -32,6 +32,7 @@ def test_compare_two_methods_table_json_and_resume(tmp_path: Path) -> None:
         assert m["steps"] == 2 and m["test_n"] == 4 and m["val_n"] == data["baseline"]["val_n"]
         assert 0 <= m["test_accuracy"] <= 1 and m["test_interval"][0] <= m["test_accuracy"] <= m["test_interval"][1]
         assert m["adapter_bytes"] > 0 and m["peak_rss_mb"] > 0 and m["tokens_per_s"] > 0 and not m["reused"]
+        assert m["model"] == f"review-compare-{m['method']}"
         assert (root / ".promptkit" / "adapters" / m["model"] / "adapter_config.json").is_file()
     # same split, seed and budget: nothing retrains, the table shows the stored figures
     second = run_cli(*args, cwd=root, env={"COLUMNS": "200"})

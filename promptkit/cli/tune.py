@@ -321,7 +321,7 @@ def methods_table(comparison: Any) -> Table:
 @click.option("--eval-split", help="Split evaluated.")
 @click.option("--eval-limit", type=click.IntRange(min=1), help="Only the first N eval examples.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N training rows.")
-@click.option("--name", help="Adapter name prefix (default: PROMPT); each method is PREFIX-METHOD.")
+@click.option("--name", help="Adapter name prefix (default: PROMPT-compare); each method is PREFIX-METHOD.")
 @click.option("--max-steps", type=int, help="Optimizer steps per method.")
 @click.option("--time-budget", type=float, help="Seconds of training per method.")
 @click.option("--epochs", type=int, help="Epochs per method (1).")
@@ -352,7 +352,7 @@ def compare_command(ctx: click.Context, ref: str, methods: str, suite: str | Non
     version = project.library.resolve(ref)
     the_suite = project.suite(suite) if suite else project.suite_for(version)
     trainset = build_trainset(project, version, the_suite, train_data, train_split, eval_data, eval_split, limit)
-    prefix = name or version.name
+    prefix = name or f"{version.name}-compare"  # not PROMPT-METHOD: `tune run`'s adapters stay untouched
     options = {k: v for k, v in {"max_steps": max_steps, "time_budget": time_budget, "epochs": epochs,
                                  "batch_size": batch_size, "seed": seed, "threads": threads}.items() if v is not None}
     job = TuneJob(project, version, the_suite, trainset, prefix, project.state_dir / "adapters" / prefix, options,
