@@ -56,6 +56,8 @@ def test_merged_export_decides_like_base_plus_adapter(tmp_path: Path, method: st
     from tests.tune_helpers import make_job
 
     root = write_project(tmp_path)
+    suite = root / "evals" / "review.yaml"  # fp32: bf16 would round the merged weights, not the adapter's
+    suite.write_text(suite.read_text() + "provider_options: {dtype: float32}\n")
     data = root / "evals" / "data" / "reviews.jsonl"  # every row: 24 examples
     if examples == 200:  # the acceptance: 200 real reviews
         if not (SHARED_DATA / "yelp.jsonl").is_file():

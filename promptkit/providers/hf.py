@@ -176,6 +176,10 @@ class HFProvider(Provider):
                 model.to(precision.device)
             adapter = self.options.get("adapter")
             if adapter:
+                import logging
+
+                # peft imports bitsandbytes when installed (qlora); its CPU backend warns about optional kernels
+                logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
                 from peft import PeftModel
 
                 with _loading("the adapter", adapter, "give a folder written by peft (adapter_config.json + weights)"):

@@ -127,8 +127,10 @@ def train_dpo(provider: Any, pairs: Sequence[Pair], held_out: Sequence[Pair], ou
     from peft import get_peft_model
 
     from promptkit.config import atomic_write
-    from promptkit.tune.lora import PeakMemory, TrainEvent, adapter_size
+    from promptkit.tune.lora import PeakMemory, TrainEvent, adapter_size, quiet_libraries
     from promptkit.tune.methods import METHODS, load_base
+
+    quiet_libraries()
 
     if not beta > 0:
         raise ConfigError(f"the DPO beta must be > 0, got {beta!r}", hint="e.g. --beta 0.1")

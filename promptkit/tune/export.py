@@ -70,6 +70,10 @@ def export_model(project: Any, name: str, out: Path, merge: bool = False, force:
     try:
         if merge:
             import torch
+
+            from promptkit.tune.lora import quiet_libraries
+
+            quiet_libraries()
             from peft import PeftModel
             from transformers import AutoModelForCausalLM
 

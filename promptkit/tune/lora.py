@@ -171,6 +171,9 @@ def quiet_libraries() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    import logging
+
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # optional-kernel notices of its CPU backend
 
 
 def train_lora(
