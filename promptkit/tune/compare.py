@@ -104,9 +104,11 @@ def compare_methods(job: TuneJob, methods: Sequence[str], notify: Callable[[str]
     """Train (or reuse) each method on JOB's training set and compare them with the prompt alone."""
     from promptkit.tune.lora import LoraTuner, base_model_of, settings_of
     from promptkit.tune.methods import validate
-    from promptkit.tune.run import evaluate_model
+    from promptkit.tune.run import adapter_version, evaluate_model
 
     spec, _ = base_model_of(job)
+    if adapter_version(job.version)[1]:
+        notify(str(adapter_version(job.version)[1]))
     for method in methods:  # every method's settings are checked before anything trains
         validate(replace(settings_of(job.options), method=method))
     settings = settings_of(job.options)
@@ -139,8 +141,10 @@ def compare_methods(job: TuneJob, methods: Sequence[str], notify: Callable[[str]
                              options={**job.options, "method": method, "overwrite": True})
         tuned = LoraTuner().run(method_job)
         metrics = tuned.manifest["metrics"]
-        run = evaluate_model(job.project, job.version, job.suite, name, job.eval_data, job.eval_split, job.eval_limit,
-                             {"base_model": spec, "adapter": str(out.resolve()), "method": method})
+        tuned_version, dropped = adapter_version(job.version)
+        run = evaluate_model(job.project, tuned_version, job.suite, name, job.eval_data, job.eval_split, job.eval_limit,
+                             {"base_model": spec, "adapter": str(out.resolve()), "method": method,
+                              **({"calibration": "dropped"} if dropped else {})})
         test_correct = [bool(r.correct) for r in run.results]
         val_correct = score_rows(name, job.project, val_rows)
         test = mcnemar(base_run.results, run.results)

@@ -244,6 +244,10 @@ class DpoTuner:
             raise ConfigError(f"an adapter already exists in {out}", hint="choose another --name, or pass --overwrite")
         # a fifth of the pairs held out: the measure of whether the preference moved needs more than a handful
         train, held = split_pairs(pairs, HELD_OUT, settings.seed)
+        from promptkit.tune.run import adapter_version
+
+        if job.evaluate and adapter_version(job.version)[1]:
+            job.notify(str(adapter_version(job.version)[1]))
         provider: Any = make_provider(ref.provider, ref.model)
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         metrics = train_dpo(provider, train, held, out, settings, beta=float(job.options.get("beta") or 0.1),

@@ -411,6 +411,11 @@ class LoraTuner:
         if job.resume and not has_checkpoint(out):
             job.notify(f"no checkpoint in {out}; starting from the beginning")
         job.trainset.write(out / "data")
+        from promptkit.tune.run import adapter_version
+
+        calibration_note = adapter_version(job.version)[1]
+        if calibration_note:
+            job.notify(calibration_note)
         train_rows, val_rows = job.trainset.split(settings.val_fraction, settings.seed)
         provider = make_provider(ref.provider, ref.model)
         search = None
@@ -448,6 +453,7 @@ class LoraTuner:
             "hyperparameters": settings.to_dict(),
             "metrics": metrics,
             "search": search.to_dict() if search else None,
+            "calibration": "dropped" if calibration_note else None,
             "duration_s": metrics["seconds"],
             "started": started,
         }
