@@ -75,17 +75,21 @@ def accuracy(correct: Sequence[bool]) -> tuple[float | None, tuple[float, float]
     return sum(correct) / len(correct), wilson(sum(correct), len(correct))
 
 
-def score_rows(model_spec: str, project: Any, rows: Sequence[TrainRow]) -> list[bool]:
-    """Is the model's answer the target, per validation row (the rows' requests, as the eval sends them)."""
+def score_rows(model_spec: str, project: Any, rows: Sequence[TrainRow], answers: Sequence[str] | None,
+               options: dict[str, Any] | None = None) -> list[bool]:
+    """Is the model's answer the target, per validation row. Training rows carry no label set; with
+    ANSWERS (the version's answer texts) they are scored by label log-likelihood as the eval scores."""
+    from dataclasses import replace as with_fields
+
     from promptkit.models import resolve_model
     from promptkit.providers import make_provider
 
     if not rows:
         return []
     ref = resolve_model(model_spec, project.models)
-    provider = make_provider(ref.provider, ref.model, **ref.options)
+    provider = make_provider(ref.provider, ref.model, **{**(options or {}), **ref.options})
     try:
-        responses = provider.complete([r.request for r in rows])
+        responses = provider.complete([with_fields(r.request, labels=list(answers) if answers else None) for r in rows])
     finally:
         provider.close()
     return [resp.error is None and (resp.output or "").strip() == r.target.strip()
@@ -116,7 +120,9 @@ def compare_methods(job: TuneJob, methods: Sequence[str], notify: Callable[[str]
     notify(f"the prompt alone on {spec}")
     base_run = evaluate_model(job.project, job.version, job.suite, spec, job.eval_data, job.eval_split, job.eval_limit,
                               {"base_model": spec})
-    base_val = score_rows(spec, job.project, val_rows)
+    answers = job.version.spec.answers if job.version.spec.labels else None
+    options = job.suite.config.provider_options
+    base_val = score_rows(spec, job.project, val_rows, answers, options)
     base_correct = [bool(r.correct) for r in base_run.results]
     base_acc, base_interval = accuracy(base_correct)
     baseline = PromptBaseline(spec, accuracy(base_val)[0], len(base_val), base_acc, base_interval, len(base_correct),
@@ -146,7 +152,7 @@ def compare_methods(job: TuneJob, methods: Sequence[str], notify: Callable[[str]
                              {"base_model": spec, "adapter": str(out.resolve()), "method": method,
                               **({"calibration": "dropped"} if dropped else {})})
         test_correct = [bool(r.correct) for r in run.results]
-        val_correct = score_rows(name, job.project, val_rows)
+        val_correct = score_rows(name, job.project, val_rows, answers, options)
         test = mcnemar(base_run.results, run.results)
         test_acc, test_interval = accuracy(test_correct)
         val_acc, val_interval = accuracy(val_correct)
