@@ -36,3 +36,15 @@ def embedded_provider():  # type: ignore[no-untyped-def]
     provider = make_provider(ref.provider, ref.model, batch_size=16, dtype="float32")
     yield provider
     provider.close()
+
+
+@pytest.fixture(scope="session")
+def default_precision_provider():  # type: ignore[no-untyped-def]
+    """The embedded model at the machine's default precision (dtype 'auto'), as a CLI process or serve runs it."""
+    from promptkit.models import resolve_model
+    from promptkit.providers import make_provider
+
+    ref = resolve_model("smollm2")
+    provider = make_provider(ref.provider, ref.model, batch_size=16)
+    yield provider
+    provider.close()

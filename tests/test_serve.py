@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from promptkit.evaluate import plan_eval, run_eval
+from promptkit.models import resolve_model
 from promptkit.project import Project
 from tests.helpers.cli import run_cli
 from tests.helpers.serving import ServeClient, serving
@@ -19,10 +20,17 @@ pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
-def served(embedded_provider: Any) -> Iterator[ServeClient]:
+def served(embedded_provider: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeClient]:
     """`promptkit serve --port 0` in a subprocess; the key comes from the environment."""
     _ = embedded_provider.hf_model  # converts the GGUF once into the session cache the server then reuses
-    with serving("--max-tokens", "8", "--max-body", "4096", key=KEY) as client:
+    # Served in float32 like the fixture, so log-likelihoods can be compared to 1e-3 (bf16 rounding
+    # depends on how requests are batched).
+    home = tmp_path_factory.mktemp("serve-home")
+    (home / ".promptkit").mkdir()
+    (home / ".promptkit" / "models.yaml").write_text(
+        f"smollm2-fp32:\n  provider: hf\n  model: {resolve_model('smollm2').model}\n  options: {{dtype: float32}}\n")
+    with serving("--model", "smollm2-fp32", "--name", "smollm2", "--max-tokens", "8", "--max-body", "4096",
+                 key=KEY, cwd=home) as client:
         yield client
 
 
