@@ -30,7 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from promptkit.errors import ConfigError
-from promptkit.providers.base import Request as ModelRequest
+from promptkit.models import resolve_model
+from promptkit.providers import make_provider
+from promptkit.results import Request as ModelRequest
 
 MAX_BODY = 1_000_000  # bytes
 MAX_TOKENS = 512
@@ -458,8 +460,6 @@ def make_server(spec: str, project: Any = None, name: str | None = None, api_key
                 max_body: int = MAX_BODY, max_tokens: int = MAX_TOKENS, max_prompt_tokens: int = MAX_PROMPT_TOKENS,
                 read_timeout: float = READ_TIMEOUT, max_connections: int = MAX_CONNECTIONS) -> ModelServer:
     """A ModelServer over any model spec resolve_model accepts that runs locally (hf provider)."""
-    from promptkit.models import resolve_model
-    from promptkit.providers import make_provider
 
     if api_key is not None and not api_key.strip():
         raise ConfigError("the API key is empty (--api-key or PROMPTKIT_SERVE_API_KEY)",

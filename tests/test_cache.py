@@ -13,8 +13,8 @@ from runs_helpers import cli, db_rows, write_data
 from promptkit.cache import ResponseCache, provider_identity, request_key
 from promptkit.evaluate import plan_eval, run_eval
 from promptkit.project import Project
-from promptkit.providers import Request, Response
 from promptkit.providers.fake import FakeProvider
+from promptkit.results import Request, Response
 
 BASE = Request(id="a", text="Review: fine\nSentiment:", labels=["negative", "positive"], label_prefix=" ",
                max_tokens=3, temperature=0.0, stop=["\n"], seed=None)

@@ -149,7 +149,8 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 def test_repeat_reports_flaky_examples(tmp_path: Path) -> None:
     from promptkit.gate.check import Providers, check_suite
     from promptkit.project import Project
-    from promptkit.providers import Provider, Response
+    from promptkit.providers import Provider
+    from promptkit.results import Response
 
     class Coin(Provider):  # right on even seeds for every third example: flaky
         name = "fake"

@@ -14,15 +14,14 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from promptkit.config import atomic_write
+from promptkit.config import atomic_write, decode_text, load_yaml
 from promptkit.errors import ConfigError
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import EvalPlan, EvalRun
-    from promptkit.library import PromptVersion
-    from promptkit.project import Project, Suite
+from promptkit.fileio import read_regular
+from promptkit.library import PromptVersion
+from promptkit.project import Project, Suite
+from promptkit.results import EvalRun, RunPlan
 
 FORMAT = 1  # format 1 files without per-example "scores" (older baselines) still load; they compare accuracy/F1 only
 BASELINES_DIR = "baselines"
@@ -182,8 +181,6 @@ MAX_BASELINE_BYTES = 100_000_000
 def load_baseline(path: Path) -> Baseline | None:
     """The baseline at `path`, or None when there is none. A damaged file, or one whose values
     have the wrong types (a hand edit, a merge gone wrong), is a ConfigError naming the key."""
-    from promptkit.config import decode_text
-    from promptkit.fileio import read_regular
 
     if not path.exists() and not path.is_symlink():
         return None
@@ -286,7 +283,7 @@ def _baseline_of(data: Any) -> Baseline:
     )
 
 
-def stale_reasons(project: Project, baseline: Baseline, plan: EvalPlan) -> list[str]:
+def stale_reasons(project: Project, baseline: Baseline, plan: RunPlan) -> list[str]:
     """Why a baseline no longer applies to a suite run; empty when it does."""
     reasons = []
     if baseline.model != plan.model.spec:
@@ -301,7 +298,7 @@ def stale_reasons(project: Project, baseline: Baseline, plan: EvalPlan) -> list[
     return reasons
 
 
-def _newer_version(project: Project, baseline: Baseline, plan: EvalPlan) -> list[str]:
+def _newer_version(project: Project, baseline: Baseline, plan: RunPlan) -> list[str]:
     """The prompt's current version (production, else newest) differs from what was blessed: for a
     blessed published version, whenever; for a blessed working copy, once a version has been published
     after the blessing (the working copy then moved on into a version that was never blessed)."""
@@ -323,7 +320,6 @@ def _newer_version(project: Project, baseline: Baseline, plan: EvalPlan) -> list
 
 def _published_at(version: PromptVersion) -> str | None:
     """When a published version was written (its file's `created`), as an ISO time in UTC."""
-    from promptkit.config import load_yaml
 
     try:
         data, _ = load_yaml(version.source)

@@ -7,9 +7,10 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from promptkit.errors import ConfigError, PromptkitError
+from promptkit.evaluate import plan_eval, run_eval
 from promptkit.gate.baseline import (
     Baseline,
     baseline_path,
@@ -24,12 +25,10 @@ from promptkit.gate.baseline import (
 )
 from promptkit.gate.decide import MAX_FLIPPED, SHARE_KINDS, MetricCheck, compare_outcomes, decide
 from promptkit.gate.thresholds import Thresholds
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import EvalPlan, EvalRun
-    from promptkit.library import PromptVersion
-    from promptkit.project import Project, Suite
-    from promptkit.providers import Provider
+from promptkit.library import PromptVersion
+from promptkit.project import Project, Suite
+from promptkit.providers import Provider, make_provider
+from promptkit.results import EvalRun, RunPlan
 
 PASS, FAIL, STALE, ERROR, NEW = "pass", "fail", "stale", "error", "no baseline"
 
@@ -152,8 +151,6 @@ class Providers:
     """One provider per model for the whole check, so a local model loads once."""
 
     def __init__(self, factory: Callable[..., Provider] | None = None):
-        from promptkit.providers import make_provider
-
         self.factory = factory or make_provider
         self.cache: dict[str, Provider] = {}
 
@@ -169,7 +166,7 @@ class Providers:
         self.cache.clear()
 
 
-def deterministic(plan: EvalPlan) -> bool:
+def deterministic(plan: RunPlan) -> bool:
     """Whether the same request always gets the same answer: label log-likelihood scoring or greedy decoding."""
     return plan.scoring == "loglik" or not plan.decoding.get("temperature")
 
@@ -178,7 +175,6 @@ def evaluate(project: Project, version: PromptVersion, suite: Suite, providers: 
              store: Any | None = None, limit: int | None = None, cache: Any | None = None) -> list[EvalRun]:
     """Run a suite `repeat` times (seeds 0..repeat-1 when repeating, for sampled decoding). The
     response cache is used only where decoding is deterministic, so a cached answer is the answer."""
-    from promptkit.evaluate import plan_eval, run_eval
 
     runs = []
     for i in range(max(1, repeat)):

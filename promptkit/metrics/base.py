@@ -10,31 +10,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
+from promptkit.results import ExampleResult, MetricValue
 from promptkit.stats import bootstrap_mean, wilson
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import ExampleResult
-
-
-@dataclass
-class MetricValue:
-    name: str
-    value: float
-    higher_is_better: bool | None = True  # None: informational (totals, counts)
-    low: float | None = None  # 95% interval, where one is defined
-    high: float | None = None
-    unit: str = ""
-    interval: str | None = None  # how low/high were computed: "wilson" or "bootstrap"
-    n: int | None = None  # examples (or, for amortised batch latency, batches) the value is computed over
-    kind: str | None = None  # the metric class's `aggregate`: proportion, macro, mean, corpus, percentile, sum
-    note: str | None = None  # what was measured, where it is not obvious (e.g. latency per batch)
-    per_example: list[float | None] | None = field(default=None, repr=False, compare=False)
-
-    def to_dict(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if k != "per_example" and not (k in ("note", "kind") and v is None)}
 
 
 class Metric(ABC):

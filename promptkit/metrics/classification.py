@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from promptkit.metrics.base import Metric, MetricValue, ProportionMetric
+from promptkit.metrics.base import Metric, ProportionMetric
+from promptkit.results import ExampleResult, MetricValue
 from promptkit.stats import interval_of, label_counts, macro_prf, per_label_prf, resampled_sums
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import ExampleResult
 
 
 def confusion(results: Sequence[ExampleResult], labels: Sequence[str]) -> dict[str, dict[str, int]]:

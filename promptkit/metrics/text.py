@@ -14,13 +14,10 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from promptkit.metrics.base import MeanMetric, Metric, MetricValue, ProportionMetric
+from promptkit.metrics.base import MeanMetric, Metric, ProportionMetric
+from promptkit.results import ExampleResult, MetricValue
 from promptkit.stats import interval_of, resampled_sums
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import ExampleResult
 
 MAX_ORDER = 4
 

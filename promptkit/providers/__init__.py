@@ -1,7 +1,8 @@
 """Providers by name. Entries are lazy so that importing promptkit loads no model library."""
 
-from promptkit.providers.base import Provider, Request, Response
+from promptkit.providers.base import Provider
 from promptkit.registry import Registry
+from promptkit.results import Request, Response  # what a provider takes and returns
 
 providers: Registry[type[Provider]] = Registry("provider", group="promptkit.providers")
 providers.register("fake", "promptkit.providers.fake:FakeProvider")

@@ -6,40 +6,9 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-
-@dataclass
-class Request:
-    """One example's rendered prompt and how to decode it."""
-
-    id: str
-    text: str | None = None  # plain-text prompt ...
-    messages: list[dict[str, str]] | None = None  # ... or chat messages
-    labels: list[str] | None = None  # classification: score each label as the continuation
-    label_prefix: str = ""
-    max_tokens: int = 64
-    temperature: float = 0.0
-    stop: list[str] = field(default_factory=list)
-    seed: int | None = None
-
-
-@dataclass
-class Response:
-    """The outcome of one request, failed or not."""
-
-    output: str = ""
-    error: str | None = None
-    scores: dict[str, float] | None = None  # label -> total log-likelihood
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost: float = 0.0
-    latency: float = 0.0  # seconds; a batch's time is shared among its examples
-    cached: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+from promptkit.results import Request, Response
 
 
 class Provider(ABC):

@@ -8,7 +8,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from promptkit.providers.base import Provider, Request, Response
+from promptkit.providers.base import Provider
+from promptkit.results import Request, Response
 
 
 class FakeProvider(Provider):

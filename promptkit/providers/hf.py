@@ -19,7 +19,8 @@ from typing import Any
 
 from promptkit.errors import ConfigError
 from promptkit.models import embedded_model_path
-from promptkit.providers.base import Provider, Request, Response
+from promptkit.providers.base import Provider
+from promptkit.results import Request, Response
 
 
 def cache_dir() -> Path:
@@ -310,7 +311,7 @@ class HFProvider(Provider):
 
     def _prefix_cache(self) -> Any:
         if self._prefixes is None:
-            from promptkit.providers.hf_fast import PrefixCache
+            from promptkit.providers.hf_fast import PrefixCache  # start-up: hf_fast imports torch
 
             self._prefixes = PrefixCache()
         return self._prefixes
@@ -331,7 +332,7 @@ class HFProvider(Provider):
             self._isolated([i], run, results)
 
     def _score(self, requests: Sequence[Request]) -> list[Response]:
-        from promptkit.providers.hf_fast import score_batch
+        from promptkit.providers.hf_fast import score_batch  # start-up: hf_fast imports torch
 
         prepared: dict[int, Any] = {}
         for i, request in enumerate(requests):
@@ -364,7 +365,7 @@ class HFProvider(Provider):
         """The slow reference: one example at a time, one full forward per label (tests, benchmarks)."""
         import torch
 
-        from promptkit.providers.hf_fast import naive_score
+        from promptkit.providers.hf_fast import naive_score  # start-up: hf_fast imports torch
 
         responses = []
         with torch.inference_mode():
@@ -383,7 +384,7 @@ class HFProvider(Provider):
         return text.strip()
 
     def _generate(self, requests: Sequence[Request]) -> list[Response]:
-        from promptkit.providers.hf_fast import GenSpec, generate_batch
+        from promptkit.providers.hf_fast import GenSpec, generate_batch  # start-up: hf_fast imports torch
 
         contexts: dict[int, Any] = {}
         for i, request in enumerate(requests):

@@ -43,7 +43,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from promptkit.providers.base import Provider, Request, Response
+from promptkit.pricing import cost, load_prices
+from promptkit.providers.base import Provider
+from promptkit.results import Request, Response
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 FAULT_KINDS = ("rate_limit", "server_error", "timeout", "connection", "malformed")
@@ -169,8 +171,6 @@ class OpenAIProvider(Provider):
         return sum(self.count_tokens(m.get("content", "")) + 4 for m in request.messages or []) + 3
 
     def cost(self, tokens_in: int, tokens_out: int) -> float:
-        from promptkit.pricing import cost, load_prices
-
         if self._prices is None:
             self._prices = load_prices(Path(self._root) if self._root else Path.cwd())  # type: ignore[assignment]
         return cost(self.model, tokens_in, tokens_out, self._prices)
