@@ -19,6 +19,7 @@ from typing import Any
 from promptkit.config import atomic_write, decode_text, load_yaml
 from promptkit.errors import ConfigError
 from promptkit.fileio import read_regular
+from promptkit.gate.run import Providers, evaluate
 from promptkit.library import PromptVersion
 from promptkit.project import Project, Suite
 from promptkit.results import EvalRun, RunPlan
@@ -334,3 +335,21 @@ def rebless_hint(suite: Suite) -> str:
     option = "" if suite.name == suite.config.prompt else f" --suite {suite.name}"
     return (f"re-bless the baseline: 'promptkit baseline bless {suite.config.prompt}{option}', "
             f"then commit evals/{BASELINES_DIR}/{suite.name}.json")
+
+
+def bless(project: Project, ref: str, suite_name: str | None = None, repeat: int = 1, store: Any | None = None,
+          limit: int | None = None, providers: Providers | None = None) -> tuple[Baseline, Path]:
+    """Evaluate prompt REF (by default its production/newest version) and write its suite's baseline."""
+    version = project.library.resolve(ref)
+    suite = project.suite(suite_name) if suite_name else project.suite_for(version)
+    own = providers is None
+    providers = providers or Providers()
+    try:
+        runs = evaluate(project, version, suite, providers, repeat, store, limit)
+    finally:
+        if own:
+            providers.close()
+    baseline = make_baseline(project, runs)
+    path = baseline_path(project, suite)
+    write_baseline(path, baseline)
+    return baseline, path
