@@ -77,10 +77,15 @@ class MetricValue:
     n: int | None = None  # examples (or, for amortised batch latency, batches) the value is computed over
     kind: str | None = None  # the metric class's `aggregate`: proportion, macro, mean, corpus, percentile, sum
     note: str | None = None  # what was measured, where it is not obvious (e.g. latency per batch)
+    # How the gate compares it with a baseline, paired by example: "outcome" (each example's correct,
+    # McNemar), "predictions" (macro-F1 recomputed on both runs' predictions), "scores" (its per-example
+    # values, stored in the baseline, by paired permutation test); None: not compared.
+    paired: str | None = None
     per_example: list[float | None] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if k != "per_example" and not (k in ("note", "kind") and v is None)}
+        return {k: v for k, v in self.__dict__.items()
+                if k != "per_example" and not (k in ("note", "kind", "paired") and v is None)}
 
 
 class RunPlan(Protocol):

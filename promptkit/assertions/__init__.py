@@ -221,7 +221,7 @@ def assertion_metrics(results: Sequence[ExampleResult]) -> list[MetricValue]:
         n, yes = len(counted), int(sum(counted))
         low, high = wilson(yes, n)
         return MetricValue(name, yes / n if n else 0.0, True, low, high, interval="wilson", n=n, kind="proportion",
-                           per_example=per_example)
+                           paired="scores", per_example=per_example)
 
     def passed(entries: list[dict[str, Any]]) -> float | None:
         counted = [e["pass"] for e in entries if e.get("pass") is not None]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,19 +23,17 @@ from promptkit.fileio import read_regular
 from promptkit.gate.run import Providers, evaluate
 from promptkit.library import PromptVersion
 from promptkit.project import Project, Suite
-from promptkit.results import EvalRun, RunPlan
+from promptkit.results import EvalRun, MetricValue, RunPlan
 
 FORMAT = 1  # format 1 files without per-example "scores" (older baselines) still load; they compare accuracy/F1 only
 BASELINES_DIR = "baselines"
-# metrics with a per-example value compared by paired test (accuracy has its own McNemar check)
-CONTINUOUS = ("exact_match", "relevance", "answer_relevance", "bleu", "rouge_l")
 SCORE_DIGITS = 4
 
 
-def compared_metrics(names: list[str] | tuple[str, ...] | dict[str, float]) -> list[str]:
-    """CONTINUOUS plus the assertion pass rates among `names` (assertions, assert:NAME): their
-    per-example 0/1 values are stored in the baseline and compared pairwise like exact_match."""
-    return [*CONTINUOUS, *(n for n in names if n == "assertions" or n.startswith("assert:"))]
+def paired_scores(values: Sequence[MetricValue]) -> list[str]:
+    """The values whose metric declares them compared by their per-example scores (exact_match,
+    relevance, bleu, rouge_l, assertion pass rates...): those scores are stored in the baseline."""
+    return [m.name for m in values if m.paired == "scores"]
 
 
 @dataclass
@@ -89,10 +88,10 @@ def score(value: float) -> float:
 
 
 def example_scores(runs: list[EvalRun]) -> dict[str, list[float | None]]:
-    """Per-example values of the suite's continuous metrics (CONTINUOUS), aligned with
+    """Per-example values of the metrics compared by their scores (paired_scores), aligned with
     runs[0].results, averaged over repeated runs and rounded; None where an example does not count."""
     out: dict[str, list[float | None]] = {}
-    for name in compared_metrics([m.name for m in runs[0].metrics]):
+    for name in paired_scores(runs[0].metrics):
         series = [next((m.per_example for m in run.metrics if m.name == name and m.per_example is not None), None)
                   for run in runs]
         if any(s is None or len(s) != len(run.results) for s, run in zip(series, runs, strict=True)):

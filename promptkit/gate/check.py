@@ -11,10 +11,10 @@ from promptkit.errors import ConfigError, PromptkitError
 from promptkit.gate.baseline import (
     Baseline,
     baseline_path,
-    compared_metrics,
     load_baseline,
     mean_metrics,
     outcomes_of,
+    paired_scores,
     rebless_hint,
     stale_reasons,
 )
@@ -67,13 +67,15 @@ def compare(project: Project, runs: list[EvalRun], baseline: Baseline | None, th
         return
     plan = runs[0].plan
     by_id = {r.id: r for r in runs[0].results}
+    scored = paired_scores(runs[0].metrics)
     comparisons, notes = compare_outcomes(
-        baseline.outcomes, outcomes, list(metrics), compared_metrics(list(metrics)), plan.labels,
+        baseline.outcomes, outcomes, list(metrics), scored, plan.labels,
         {k: r.expected for k, r in by_id.items()},
         f1_comparable=baseline.repeat == 1 and len(runs) == 1,
         direction=lambda name: directions.get(name, True), kind=kinds.get, level=1 - alpha)
     for c in comparisons:
-        c.flipped = sorted((_flipped_row(runs[0], baseline, outcomes, k, c.metric) for k in c.worse_ids[:MAX_FLIPPED]),
+        c.flipped = sorted((_flipped_row(runs[0], baseline, outcomes, k, c.metric, c.metric in scored)
+                            for k in c.worse_ids[:MAX_FLIPPED]),
                            key=lambda r: r["index"])
     if not comparisons and not set(baseline.outcomes) & set(outcomes):
         # a baseline that cannot be compared is an error, never a pass
@@ -85,10 +87,10 @@ def compare(project: Project, runs: list[EvalRun], baseline: Baseline | None, th
 
 
 def _flipped_row(run: EvalRun, baseline: Baseline, outcomes: dict[str, dict[str, Any]], example_id: str,
-                 metric: str) -> dict[str, Any]:
+                 metric: str, by_score: bool) -> dict[str, Any]:
     before, now = baseline.outcomes[example_id], outcomes[example_id]
     row = {**_describe(run, example_id), "before": before.get("prediction"), "after": now.get("prediction")}
-    if metric in compared_metrics([metric]):  # the per-example value compared (exact_match's own 0/1, not `correct`)
+    if by_score:  # the per-example value compared (exact_match's own 0/1, not `correct`)
         row["score_before"] = (before.get("scores") or {}).get(metric)
         row["score_now"] = (now.get("scores") or {}).get(metric)
     else:

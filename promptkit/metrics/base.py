@@ -20,7 +20,8 @@ class Metric(ABC):
     """Computes one or more values over a run's results.
 
     Class attributes document the metric: `higher_is_better` (None: informational),
-    `aggregate` (proportion, mean, macro, percentile, corpus, sum) and `interval`."""
+    `aggregate` (proportion, mean, macro, percentile, corpus, sum), `interval` and `paired` (how the
+    gate compares it with a baseline; see MetricValue.paired)."""
 
     name: ClassVar[str]
     tasks: ClassVar[tuple[str, ...]] = ("classification", "generation")
@@ -28,6 +29,7 @@ class Metric(ABC):
     aggregate: ClassVar[str] = "mean"
     interval: ClassVar[str] = "bootstrap"
     description: ClassVar[str] = ""
+    paired: ClassVar[str | None] = None
 
     @classmethod
     def check(cls) -> None:
@@ -55,7 +57,7 @@ class ProportionMetric(Metric):
         low, high = wilson(yes, n)
         per_example: list[float | None] = [None if j is None else float(j) for j in judged]
         return [MetricValue(self.name, yes / n if n else 0.0, self.higher_is_better, low, high, interval="wilson", n=n,
-                            kind=self.aggregate, per_example=per_example)]
+                            kind=self.aggregate, paired=self.paired, per_example=per_example)]
 
 
 class MeanMetric(Metric):
@@ -76,4 +78,5 @@ class MeanMetric(Metric):
             return []
         low, high = bootstrap_mean(values)
         return [MetricValue(self.name, sum(values) / len(values), self.higher_is_better, low, high, self.unit,
-                            interval="bootstrap", n=len(values), kind=self.aggregate, per_example=per_example)]
+                            interval="bootstrap", n=len(values), kind=self.aggregate, paired=self.paired,
+                            per_example=per_example)]

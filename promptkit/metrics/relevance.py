@@ -98,6 +98,7 @@ def input_text(result: ExampleResult) -> str:
 
 class _Similarity(MeanMetric):
     tasks = ("generation",)
+    paired = "scores"
 
     @classmethod
     def check(cls) -> None:
