@@ -48,6 +48,8 @@ class EvalPlan:
     probed: bool = False  # resolve_scoring has asked the provider
     checks: Any = None  # promptkit.assertions.SuiteChecks: the suite's and rows' assertions, with their judge
     custom_metrics: dict[str, Any] = field(default_factory=dict)  # name -> Metric class from the project folder
+    # what the provider resolved to run with (hf: device, dtype), set by run_eval; not part of the hash
+    runtime: dict[str, Any] = field(default_factory=dict)
 
     @property
     def price(self) -> Price:
@@ -58,9 +60,11 @@ class EvalPlan:
 
     @property
     def hash(self) -> str:
-        """Identifies the plan: a resumed run must have the same one (whatever scoring the endpoint gave)."""
+        """Identifies the plan: a resumed run must have the same one (whatever scoring the endpoint gave,
+        whatever precision the machine chose)."""
         settings = self.settings()
         settings.pop("scoring_note", None)
+        settings.pop("runtime", None)
         settings["scoring"] = self.scoring_asked or self.scoring
         blob = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -88,7 +92,8 @@ class EvalPlan:
             "scoring": self.scoring,
             "labels": self.labels,
             **({"checks": self.checks.settings()} if self.checks is not None else {}),
-        } | ({"scoring_note": self.scoring_note} if self.scoring_note else {})
+        } | ({"scoring_note": self.scoring_note} if self.scoring_note else {}) | (
+            {"runtime": self.runtime} if self.runtime else {})
 
 
 def plan_eval(
@@ -151,7 +156,9 @@ def plan_eval(
 
 def build_request(plan: RunPlan, example: Example) -> Request:
     rendered = plan.version.template.render(example.vars, what=f"example {example.index + 1} of {plan.data_path}")
-    labels = plan.labels if plan.task == "classification" and (plan.scoring_asked or plan.scoring) == "loglik" else None
+    # the answer texts (verbalizers) are scored; score_example maps them back to label names
+    scored = plan.task == "classification" and (plan.scoring_asked or plan.scoring) == "loglik"
+    labels = plan.version.spec.answers if scored else None
     return Request(
         id=example.id,
         text=rendered.text,
@@ -181,10 +188,16 @@ def parse_label(output: str, labels: Sequence[str]) -> str | None:
 def score_example(plan: EvalPlan, example: Example, response: Response) -> ExampleResult:
     prediction: str | None
     correct: bool | None
+    scores = response.scores
     if response.error is not None:
         prediction, correct = None, False
     elif plan.task == "classification":
-        prediction = response.output if response.scores else parse_label(response.output, plan.labels or [])
+        spec = plan.version.spec
+        if response.scores:
+            prediction, scores = spec.decide(response.scores)  # verbalizers and calibration
+        else:
+            answer = parse_label(response.output, spec.answers)
+            prediction = (spec.labels or [])[spec.answers.index(answer)] if answer is not None else None
         correct = prediction == example.target
     else:
         prediction = response.output
@@ -192,7 +205,7 @@ def score_example(plan: EvalPlan, example: Example, response: Response) -> Examp
     return ExampleResult(
         id=example.id, index=example.index, input=example.vars, expected=example.target,
         output=response.output, prediction=prediction, correct=correct, error=response.error,
-        scores=response.scores, tokens_in=response.tokens_in, tokens_out=response.tokens_out,
+        scores=scores, tokens_in=response.tokens_in, tokens_out=response.tokens_out,
         cost=response.cost, latency=response.latency, cached=response.cached,
     )
 
@@ -309,6 +322,7 @@ def run_eval(
     done: dict[str, ExampleResult] = {}
     resumed_with = None
     resolve_scoring(plan, provider, cache)
+    plan.runtime = dict(provider.run_settings)
     if store is not None:
         if run_id is None:
             run_id = store.create_run(plan.settings(), plan.hash)

@@ -12,6 +12,7 @@ import pytest
 
 from promptkit.errors import ConfigError
 from promptkit.providers.hf import HFProvider
+from promptkit.providers.hf_reference import generate_naive, score_naive
 from promptkit.results import Request
 from tests.conftest import ROOT, run_cli
 
@@ -38,14 +39,14 @@ def test_import_loads_no_model_library_and_identity_loads_no_weights() -> None:
         "import sys, promptkit.providers.hf as hf\n"
         "from promptkit.models import resolve_model\n"
         "ref = resolve_model('smollm2')\n"
-        "p = hf.HFProvider(ref.model)\n"
+        "p = hf.HFProvider(ref.model, dtype='float32')\n"
         "ident = p.identity\n"
         "print(sorted(ident), p.loaded, 'torch' in sys.modules, 'transformers' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["['model',", "'provider',", "'weights']", "False", "False", "False"]
+    assert out.stdout.split() == ["['model',", "'precision',", "'provider',", "'weights']", "False", "False", "False"]
 
 
 def test_identity_tracks_config_weights_and_adapter(tmp_path: Path) -> None:
@@ -96,7 +97,7 @@ def test_cli_reports_unloadable_model_in_one_line(project: Path, tmp_path: Path)
 def test_fast_scoring_matches_naive(embedded_provider: HFProvider, labels: list[str], prefix: str) -> None:
     requests = _requests(labels, prefix)
     fast = embedded_provider.complete(requests)
-    naive = embedded_provider.score_naive(requests)
+    naive = score_naive(embedded_provider, requests)
     for f, n in zip(fast, naive, strict=True):
         assert f.error is None and f.scores and n.scores
         assert f.scores.keys() == n.scores.keys()
@@ -109,7 +110,7 @@ def test_batched_generation_matches_sequential_greedy(embedded_provider: HFProvi
     requests = [Request(id=str(i), text=f"{FEW_SHOT if i % 2 else ''}Review: {r}\nSentiment:", max_tokens=6 + i,
                         stop=["\n"] if i % 3 else []) for i, r in enumerate(REVIEWS)]
     fast = embedded_provider.complete(requests)
-    naive = embedded_provider.generate_naive(requests)
+    naive = generate_naive(embedded_provider, requests)
     assert [f.error for f in fast] == [None] * len(requests)
     assert [f.output for f in fast] == [n.output for n in naive]
     assert [f.tokens_out for f in fast] == [n.tokens_out for n in naive]
@@ -135,9 +136,9 @@ def test_peft_adapter_is_applied_on_the_fast_path(embedded_provider: HFProvider,
     base = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32)
     config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM")
     get_peft_model(base, config).save_pretrained(tmp_path / "adapter")
-    tuned = HFProvider(embedded_provider.model, adapter=str(tmp_path / "adapter"))
+    tuned = HFProvider(embedded_provider.model, adapter=str(tmp_path / "adapter"), dtype="float32")
     requests = _requests(["negative", "positive"])[:3]
-    fast, naive = tuned.complete(requests), tuned.score_naive(requests)
+    fast, naive = tuned.complete(requests), score_naive(tuned, requests)
     plain = embedded_provider.complete(requests)
     assert tuned.identity["adapter"]["hash"]
     for f, n, p in zip(fast, naive, plain, strict=True):
@@ -145,3 +146,25 @@ def test_peft_adapter_is_applied_on_the_fast_path(embedded_provider: HFProvider,
         assert max(abs(f.scores[k] - n.scores[k]) for k in f.scores) < 1e-4
         assert max(abs(f.scores[k] - p.scores[k]) for k in f.scores) > 1e-3  # the adapter changed the model
     tuned.close()
+
+
+@pytest.mark.model
+def test_bf16_label_decisions_follow_fp32(embedded_provider: HFProvider) -> None:
+    """bf16 matmuls, fp32 log-likelihoods: on 200 real yelp reviews at least 99% of decisions are fp32's."""
+    from tests.conftest import SHARED_DATA
+
+    rows = [json.loads(line) for line in (SHARED_DATA / "yelp.jsonl").read_text().splitlines()[:200]]
+    requests = [Request(id=str(i), text=f"Review: {r['text']}\nSentiment:", labels=["negative", "positive"],
+                        label_prefix=" ") for i, r in enumerate(rows)]
+    bf16 = HFProvider(embedded_provider.model, batch_size=16, dtype="bfloat16")
+    try:
+        low, full = bf16.complete(requests), embedded_provider.complete(requests)
+        assert bf16.hf_model.dtype.is_floating_point and str(bf16.hf_model.dtype) == "torch.bfloat16"
+    finally:
+        bf16.close()
+    assert [r.error for r in low] == [None] * len(rows)
+    same = sum(a.output == b.output for a, b in zip(low, full, strict=True))
+    assert same >= 0.99 * len(rows), f"{same}/{len(rows)} identical decisions"
+    acc = [sum(r.output == row["label"] for r, row in zip(rs, rows, strict=True)) / len(rows) for rs in (low, full)]
+    assert abs(acc[0] - acc[1]) <= 0.01
+    assert max(abs(a.scores[k] - b.scores[k]) for a, b in zip(low, full, strict=True) for k in a.scores) < 1.0

@@ -51,6 +51,7 @@ class Baseline:
     outcomes: dict[str, dict[str, Any]]  # example id -> {correct, prediction, tokens, cost[, scores]}
     blessed: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    runtime: dict[str, Any] = field(default_factory=dict)  # what the model ran with when blessed (hf: device, dtype)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +59,7 @@ class Baseline:
             "model": self.model, "dataset": self.dataset, "dataset_hash": self.dataset_hash, "split": self.split,
             "suite_hash": self.suite_hash, "repeat": self.repeat, "blessed": self.blessed,
             "metrics": dict(sorted(self.metrics.items())), "outcomes": dict(sorted(self.outcomes.items())),
+            **({"runtime": self.runtime} if self.runtime else {}),
         }
 
 
@@ -155,6 +157,7 @@ def make_baseline(project: Project, runs: list[EvalRun]) -> Baseline:
         dataset=relative(plan.data_path, project.root), dataset_hash=plan.data_hash, split=plan.split,
         suite_hash=suite_fingerprint(plan.suite), repeat=len(runs), metrics=mean_metrics(runs),
         outcomes=outcomes_of(runs), blessed=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        runtime=dict(plan.runtime),
     )
 
 
@@ -280,7 +283,17 @@ def _baseline_of(data: Any) -> Baseline:
         split=_text(data, "split", optional=True), suite_hash=_text(data, "suite_hash"), repeat=repeat,
         metrics={k: v for k, v in checked_metrics.items() if v is not None}, outcomes=checked,
         blessed=_text(data, "blessed", optional=True) or "",
+        runtime=_runtime(data.get("runtime")),
     )
+
+
+def _runtime(value: Any) -> dict[str, Any]:
+    """What the model ran with when blessed (hf: device, dtype): an object of short texts, or nothing."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str | None) for v in value.values()):
+        raise _BadValue("'runtime' must be an object of setting -> text")
+    return dict(value)
 
 
 def stale_reasons(project: Project, baseline: Baseline, plan: RunPlan) -> list[str]:

@@ -31,6 +31,11 @@ class Provider(ABC):
         """Everything about the model that can change an output (for caches and run records)."""
         return {"provider": self.name, "model": self.model}
 
+    @property
+    def run_settings(self) -> dict[str, Any]:
+        """What the provider resolved to run with (e.g. device and dtype), recorded with a run."""
+        return {}
+
     def count_tokens(self, text: str) -> int:
         """Tokens in `text` with this model's tokenizer."""
         return max(1, len(text) // 4)

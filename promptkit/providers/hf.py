@@ -3,31 +3,29 @@
 Classification scores each whole label by its log-likelihood after the prompt, one forward pass per
 batch for all labels, with the prompt prefix shared by the batch reused from a KV cache; generation is
 batched with left padding, greedy by default, and stops when every row has stopped (see hf_fast).
+The model runs on the device and in the dtype promptkit.device chooses (bfloat16 where the hardware
+multiplies it natively, else float32); log-likelihoods and softmax are always fp32. GGUF conversion and
+file fingerprints live in hf_convert, the slow reference paths in hf_reference.
 torch and transformers are imported only when a model is used; the model loads on the first call."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import shutil
-import tempfile
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from promptkit.device import Precision, cache_dir, select_precision
 from promptkit.errors import ConfigError
 from promptkit.models import embedded_model_path
 from promptkit.providers.base import Provider
+from promptkit.providers.hf_convert import converted_gguf, files_identity, in_dtype
 from promptkit.results import Request, Response
 
-
-def cache_dir() -> Path:
-    base = os.environ.get("PROMPTKIT_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "promptkit"
-    )
-    return Path(base)
+__all__ = ["HFProvider", "cache_dir"]
 
 
 def _torch_env() -> None:
@@ -51,52 +49,13 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)(\.|$)")  # deprecation chatter
 
 
-def _converted_gguf(gguf: Path) -> Path:
-    """A GGUF file converted once to a plain HF folder: loading it then takes a fraction of a second
-    instead of ~20 s of de-quantizing."""
-    stat = gguf.stat()
-    _torch_env()
-    import torch
-    import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    key = f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{transformers.__version__}"
-    target = cache_dir() / "models" / f"{gguf.stem}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    if (target / "config.json").is_file():
-        return target
-    import contextlib
-    import io
-    import sys
-
-    print(f"promptkit: converting {gguf.name} once for fast loading (about 20 s)...", file=sys.stderr)
-    with contextlib.redirect_stderr(io.StringIO()):  # the GGUF reader draws its own progress bar
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    # The de-quantized weights are plain fp32 tensors; drop the GGUF marker so they can be saved.
-    model.hf_quantizer = None  # type: ignore[assignment]
-    model.is_quantized = False  # type: ignore[assignment]
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        os.replace(tmp, target)
-    except OSError:
-        if not (target / "config.json").is_file():  # another process may have won the race
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 INCOMPLETE_MODEL = "check that the folder holds a complete transformers causal LM"
+_ANNOUNCED: set[tuple[str, str]] = set()  # precision choices already shown by this process
 
 
 @contextlib.contextmanager
@@ -109,28 +68,11 @@ def _loading(what: str, where: Path | str, hint: str, errors: tuple[type[BaseExc
         raise ConfigError(f"cannot load {what}: {_first_line(e)}", where=str(where), hint=hint) from None
 
 
-def _digest(paths: Sequence[Path]) -> str:
-    h = hashlib.sha256()
-    for path in paths:
-        h.update(path.name.encode() + b"\0")
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
-
-
-def _weights_signature(paths: Sequence[Path]) -> list[list[Any]]:
-    """Large weight files by name, size and modification time (hashing 500 MB per run costs seconds)."""
-    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
-
-
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
-
-
 class HFProvider(Provider):
     """Options: batch_size (examples per scoring forward, default 16), generate_batch_size (rows decoded
     together, default 4 x batch_size), threads (default: all cores),
-    adapter (a peft adapter folder applied on top of the model)."""
+    adapter (a peft adapter folder applied on top of the model),
+    dtype (auto, float32, bfloat16, float16 on a GPU) and device (auto, cuda, mps, cpu): see promptkit.device."""
 
     name = "hf"
     supports_scoring = True
@@ -148,35 +90,36 @@ class HFProvider(Provider):
         self._tokenizer: Any = None
         self._identity: dict[str, Any] | None = None
         self._prefixes: Any = None
+        self._precision: Precision | None = None
 
     # -- identity and loading ---------------------------------------------------------------
     @property
+    def precision(self) -> Precision:
+        """The device and dtype this model runs with, chosen once (may measure bf16 once per machine)."""
+        if self._precision is None:
+            self._precision = select_precision(self.options.get("device") or "auto",
+                                               self.options.get("dtype") or "auto", self.threads)
+        return self._precision
+
+    @property
     def identity(self) -> dict[str, Any]:
-        """The model, its weights' revision and the adapter, from files only: no model is loaded."""
+        """The model, its weights' revision, the adapter and the precision, from files only: no model is loaded.
+        The dtype and device are part of it, so fp32 and bf16 answers never share a cache entry."""
         if self._identity is None:
             ident: dict[str, Any] = {"provider": self.name, "model": self.model}
             try:
-                if self.model.startswith("embedded:"):
-                    path = embedded_model_path(self.model)
-                    ident["weights"] = _weights_signature([path])
-                else:
-                    path = Path(self.model).expanduser()
-                    if path.is_file():
-                        ident["weights"] = _weights_signature([path])
-                    elif path.is_dir():
-                        small = sorted(p for p in path.iterdir() if p.suffix == ".json" and p.is_file())
-                        ident["config"] = _digest(small)
-                        ident["weights"] = _weights_signature(
-                            sorted(p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES))
-                adapter = self.options.get("adapter")
-                if adapter:
-                    folder = Path(str(adapter)).expanduser()
-                    files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
-                    ident["adapter"] = {"path": str(folder), "hash": _digest(files) if files else None}
+                ident.update(files_identity(self.model, self.options.get("adapter")))
             except OSError as e:  # a missing model shows up as a clear error when it is loaded
                 ident["error"] = _first_line(e)
+            ident["precision"] = f"{self.precision.device}/{self.precision.dtype}"
             self._identity = ident
         return self._identity
+
+    @property
+    def run_settings(self) -> dict[str, Any]:
+        """What this provider resolved to run with, recorded with a run: device, dtype and why."""
+        p = self.precision
+        return {"device": p.device, "dtype": p.dtype, "dtype_reason": p.reason}
 
     def _source(self) -> Path:
         if self.model.startswith("embedded:"):
@@ -193,7 +136,7 @@ class HFProvider(Provider):
             gguf = path
         with _loading("the GGUF model", gguf, "the file may be truncated or of an unsupported architecture",
                       (OSError, ValueError, KeyError)):
-            return _converted_gguf(gguf)
+            return converted_gguf(gguf)
 
     @property
     def tokenizer(self) -> Any:
@@ -218,9 +161,14 @@ class HFProvider(Provider):
 
             _quiet()
             source = self._source()
+            precision = self.precision
             torch.set_num_threads(self.threads)
             with _loading("the model", source, INCOMPLETE_MODEL):
-                model: Any = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32)
+                # weights are read straight into the target dtype (from a copy saved in it, for converted models)
+                weights = in_dtype(source, precision.dtype)
+                model: Any = AutoModelForCausalLM.from_pretrained(str(weights), dtype=getattr(torch, precision.dtype))
+            if precision.device != "cpu":
+                model.to(precision.device)
             adapter = self.options.get("adapter")
             if adapter:
                 from peft import PeftModel
@@ -228,8 +176,17 @@ class HFProvider(Provider):
                 with _loading("the adapter", adapter, "give a folder written by peft (adapter_config.json + weights)"):
                     model = PeftModel.from_pretrained(model, str(adapter))
             model.eval()
+            self._announce()
             self._model = model
         return self._model
+
+    def _announce(self) -> None:
+        """Show an automatic choice once per process (explicit ones were the user's)."""
+        p = self.precision
+        if p.reason != "as configured" and (p.device, p.dtype) not in _ANNOUNCED:
+            _ANNOUNCED.add((p.device, p.dtype))
+            print(f"promptkit: hf model on {p.device} in {p.dtype} ({p.reason}; set dtype/device to choose)",
+                  file=sys.stderr)
 
     @property
     def loaded(self) -> bool:
@@ -239,12 +196,14 @@ class HFProvider(Provider):
     def context_window(self) -> int | None:
         if self._model is not None:
             return getattr(self._model.config, "max_position_embeddings", None)
-        from transformers import AutoConfig
+        import json
 
+        # config.json read directly: transformers' AutoConfig import alone costs about a second
         source = self._source()
         with _loading("the model config", source, INCOMPLETE_MODEL):
-            config = AutoConfig.from_pretrained(str(source))
-        return getattr(config, "max_position_embeddings", None)
+            config = json.loads((source / "config.json").read_text(encoding="utf-8"))
+        value = config.get("max_position_embeddings") if isinstance(config, dict) else None
+        return value if isinstance(value, int) else None
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -361,21 +320,6 @@ class HFProvider(Provider):
                                       tokens_out=len(prepared[i][1][best])))
         return responses
 
-    def score_naive(self, requests: Sequence[Request]) -> list[Response]:
-        """The slow reference: one example at a time, one full forward per label (tests, benchmarks)."""
-        import torch
-
-        from promptkit.providers.hf_fast import naive_score  # start-up: hf_fast imports torch
-
-        responses = []
-        with torch.inference_mode():
-            for request in requests:
-                context, conts = self._label_tokens(request)
-                scores = naive_score(self.hf_model, context, conts)
-                best = max(scores, key=scores.__getitem__)
-                responses.append(Response(output=best, scores=scores, tokens_in=len(context), tokens_out=len(conts[best])))
-        return responses
-
     def _text(self, tokens: list[int], request: Request) -> str:
         text = str(self.tokenizer.decode(tokens, skip_special_tokens=True))
         for s in request.stop:
@@ -414,26 +358,6 @@ class HFProvider(Provider):
                 continue
             responses.append(Response(output=self._text(outcome, request), tokens_in=len(contexts[i]),
                                       tokens_out=len(outcome)))
-        return responses
-
-    def generate_naive(self, requests: Sequence[Request]) -> list[Response]:
-        """The slow reference: transformers' greedy generate, one example at a time (tests, benchmarks)."""
-        import torch
-
-        model, tokenizer = self.hf_model, self.tokenizer
-        eos = self._eos
-        responses = []
-        with torch.inference_mode():
-            for request in requests:
-                context = self._encode(request)
-                generated = model.generate(
-                    input_ids=torch.tensor([context]), attention_mask=torch.ones((1, len(context)), dtype=torch.long),
-                    max_new_tokens=request.max_tokens, do_sample=False, temperature=None, top_p=None, top_k=None,
-                    stop_strings=list(request.stop) or None, tokenizer=tokenizer if request.stop else None,
-                    pad_token_id=tokenizer.pad_token_id)
-                new = generated[0, len(context):].tolist()
-                n_out = next((k + 1 for k, t in enumerate(new) if t in eos), len(new))
-                responses.append(Response(output=self._text(new[:n_out], request), tokens_in=len(context), tokens_out=n_out))
         return responses
 
     def close(self) -> None:

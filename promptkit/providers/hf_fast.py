@@ -7,7 +7,9 @@ and run with an explicit 4D boolean attention mask, so that:
     same row, each attending to the context and to itself only, at the positions it would have;
   - logits are computed only where a score is read (the vocabulary projection is the costliest
     matrix of a small model).
-The `naive_*` functions are the slow reference: one example at a time, one forward per label."""
+The model may run in bf16 (see promptkit.device): the scores' vocabulary projection and log-softmax are
+computed in fp32 all the same, so label decisions follow fp32 ones. Inputs are built on the CPU and moved
+to the model's device in one place (`_call`). The slow reference paths are in hf_reference."""
 
 from __future__ import annotations
 
@@ -74,6 +76,9 @@ def decoder(model: Any) -> Any:
 def _call(model: Any, cache: Any, **inputs: Any) -> Any:
     """The decoder's forward; the cache argument was renamed from past_key_values to cache in transformers 5.x."""
     dec = decoder(model)
+    device = model.device
+    if device.type != "cpu":
+        inputs = {k: v.to(device) for k, v in inputs.items()}
     name = _CACHE_ARG.get(type(dec))
     if name is None:
         import inspect
@@ -141,8 +146,22 @@ def run(model: Any, batch: Packed, kv: KV | None, use_cache: bool = False) -> tu
 
 
 def logprobs(model: Any, hidden: torch.Tensor) -> torch.Tensor:
-    """Log-probabilities of the next token for hidden states [..., H]."""
-    return torch.log_softmax(model.get_output_embeddings()(hidden).float(), dim=-1)
+    """Log-probabilities of the next token for hidden states [N, H], in fp32 whatever the model's dtype:
+    a bf16 projection rounds logits near 20 by up to +-0.06, enough to flip close label decisions. It runs
+    at a few positions per example, so casting the projection to fp32 (in slices, to keep memory flat)
+    costs little time."""
+    head = model.get_output_embeddings()
+    if hidden.dtype == torch.float32:
+        return torch.log_softmax(head(hidden).float(), dim=-1)
+    h, weight = hidden.float(), head.weight
+    logits = torch.cat([h @ weight[s: s + VOCAB_SLICE].float().T for s in range(0, weight.shape[0], VOCAB_SLICE)],
+                       dim=-1)
+    if head.bias is not None:
+        logits += head.bias.float()
+    return torch.log_softmax(logits, dim=-1)
+
+
+VOCAB_SLICE = 8192
 
 
 def score_batch(model: Any, contexts: Sequence[Sequence[int]], conts: Sequence[dict[str, list[int]]],
@@ -191,16 +210,6 @@ def score_batch(model: Any, contexts: Sequence[Sequence[int]], conts: Sequence[d
     return scores
 
 
-def naive_score(model: Any, context: Sequence[int], conts: dict[str, list[int]]) -> dict[str, float]:
-    """The reference: one full forward per label, batch 1, logits everywhere."""
-    scores = {}
-    for label, cont in conts.items():
-        ids = torch.tensor([list(context) + list(cont)])
-        lp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
-        scores[label] = float(sum(lp[len(context) - 1 + j, tok] for j, tok in enumerate(cont)))
-    return scores
-
-
 @dataclass
 class GenSpec:
     max_tokens: int
@@ -228,12 +237,12 @@ def generate_batch(model: Any, tokenizer: Any, contexts: Sequence[Sequence[int]]
     out: list[list[int]] = [[] for _ in contexts]
     active = list(range(len(contexts)))
     while active:
-        lp = model.get_output_embeddings()(last).float()  # [A, V]
+        lp = model.get_output_embeddings()(last).float()  # [A, V], projected in the model's dtype
         tokens = lp.argmax(dim=-1).tolist()
         for a, r in enumerate(active):
             spec = specs[r]
             if spec.temperature > 0:
-                probs = torch.softmax(lp[a] / spec.temperature, dim=-1)
+                probs = torch.softmax(lp[a].cpu() / spec.temperature, dim=-1)
                 tokens[a] = int(torch.multinomial(probs, 1, generator=generators[r]))
         keep = []
         for a, (r, tok) in enumerate(zip(active, tokens, strict=True)):

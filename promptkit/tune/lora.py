@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from promptkit.config import atomic_write
+from promptkit.device import select_precision
 from promptkit.errors import ConfigError
 from promptkit.models import DEFAULT_MODEL, resolve_model
 from promptkit.providers import make_provider
@@ -47,6 +48,7 @@ class LoraSettings:
     max_steps: int | None = None
     checkpoint_every: int = 20  # steps
     threads: int | None = None
+    dtype: str = "auto"  # auto: bf16 autocast where the hardware multiplies bf16 natively (promptkit.device)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,12 +124,30 @@ def has_checkpoint(out: Path) -> bool:
     return (out / CHECKPOINT / "state.json").is_file()
 
 
-def _validation_loss(model: Any, items: Sequence[tuple[list[int], int]], pad: int, batch_size: int) -> float:
+def _precision(dtype: str, threads: int) -> tuple[Any, Any]:
+    """(dtype of the frozen base weights, autocast context factory). In bf16 the frozen base is stored in
+    bf16 and the forward runs under bf16 autocast, while the adapter's trainable weights, their gradients
+    and the optimizer state stay fp32 (the master weights)."""
+    import contextlib
+
+    import torch
+
+
+    chosen = select_precision("cpu", dtype, threads).dtype
+    if chosen == "bfloat16":
+        return torch.bfloat16, lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+    return torch.float32, contextlib.nullcontext
+
+
+def _validation_loss(model: Any, items: Sequence[tuple[list[int], int]], pad: int, batch_size: int,
+                     autocast: Any = None) -> float:
+    import contextlib
+
     import torch
 
     model.eval()
     total, count = 0.0, 0
-    with torch.no_grad():
+    with torch.no_grad(), (autocast or contextlib.nullcontext)():
         for start in range(0, len(items), batch_size):
             chunk = items[start: start + batch_size]
             batch = _batch(chunk, pad)
@@ -165,16 +185,21 @@ def train_lora(
     from transformers import AutoModelForCausalLM
 
     quiet_libraries()
-    torch.set_num_threads(int(settings.threads or os.cpu_count() or 1))
+    threads = int(settings.threads or os.cpu_count() or 1)
+    torch.set_num_threads(threads)
     torch.manual_seed(settings.seed)
     random.seed(settings.seed)
     pad = provider.tokenizer.pad_token_id
     train = encode_rows(provider, train_rows)
     val = encode_rows(provider, val_rows)
-    model = AutoModelForCausalLM.from_pretrained(str(provider._source()), dtype=torch.float32)
+    base_dtype, autocast = _precision(settings.dtype, threads)
+    model = AutoModelForCausalLM.from_pretrained(str(provider._source()), dtype=base_dtype)
     config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                         target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
     model = get_peft_model(model, config)  # type: ignore[assignment]
+    for p in model.parameters():
+        if p.requires_grad:
+            p.data = p.data.float()  # adapter master weights in fp32 whatever the base's dtype
     model.train()
     steps_per_epoch = math.ceil(len(train) / settings.batch_size)
     total = steps_per_epoch * settings.epochs
@@ -213,7 +238,8 @@ def train_lora(
                 break
             chunk = [train[i] for i in order[index * settings.batch_size: (index + 1) * settings.batch_size]]
             batch = _batch(chunk, pad)
-            loss = model(**batch).loss
+            with autocast():
+                loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -230,7 +256,7 @@ def train_lora(
                 progress(TrainEvent("train", epoch, step, total, losses[-1], None,
                                     state["tokens"] / max(1e-9, state["seconds"])))
         # end of an epoch (or of max_steps)
-        val_loss = _validation_loss(model, val, pad, settings.batch_size) if val else None
+        val_loss = _validation_loss(model, val, pad, settings.batch_size, autocast) if val else None
         train_loss = sum(losses[-steps_per_epoch:]) / max(1, len(losses[-steps_per_epoch:])) if losses else None
         state["history"].append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "step": step})
         if progress:
@@ -265,6 +291,7 @@ def train_lora(
         "seconds": round(seconds, 2),
         "tokens_per_s": round(state["tokens"] / max(1e-9, seconds), 1),
         "resumed_from_step": state.get("resumed_from"),
+        "dtype": "bfloat16" if base_dtype == torch.bfloat16 else "float32",
     }
     if progress:  # epoch: the 0-based index of the last epoch run, as in the other events
         progress(TrainEvent("done", max(0, state["epoch"] - 1), step, total, metrics["final_train_loss"], state["best_val"],
