@@ -13,7 +13,7 @@ from promptkit.config import atomic_write, check_writable
 from promptkit.errors import ConfigError, NotFoundError
 from promptkit.evaluate import EvalPlan, EvalRun, RunFailed, plan_eval, resolve_scoring, run_eval
 from promptkit.project import Project
-from promptkit.providers import Provider, make_provider
+from promptkit.providers import Provider, open_provider
 from promptkit.report import write_report
 from promptkit.runs import RunStore, process_alive
 
@@ -31,7 +31,7 @@ REPORT_SUFFIXES = (".json", ".jsonl", ".csv", ".html", ".htm")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N examples.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a report here: .json, .jsonl, .csv or .html (a comparison's JSON when several runs are compared).")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Examples per model batch.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Examples handed to the model per call (hf: see forward_batch).")
 @click.option("--concurrency", "-j", type=click.IntRange(min=1), help="Requests in flight at once (API providers).")
 @click.option("--temperature", type=FiniteFloat(0, 2), help="Override the prompt's temperature.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Override the prompt's max_tokens.")
@@ -167,13 +167,7 @@ def _notes(plans: list[EvalPlan], temperature: float | None, concurrency: int | 
 
 
 def _provider(plan: EvalPlan, batch_size: int | None, concurrency: int | None, project: Project) -> Provider:
-    # project_root: where an API provider finds the project's price table.
-    options: dict[str, Any] = {"project_root": str(project.root), **plan.model.options}
-    if batch_size:
-        options["batch_size"] = batch_size
-    if concurrency:
-        options["concurrency"] = concurrency
-    return make_provider(plan.model.provider, plan.model.model, **options)
+    return open_provider(plan.model, project, batch_size=batch_size, concurrency=concurrency)
 
 
 def _resume_id(store: RunStore, plan: EvalPlan, resume: str, force: bool = False) -> str:

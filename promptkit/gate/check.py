@@ -28,6 +28,7 @@ from promptkit.gate.thresholds import Thresholds
 if TYPE_CHECKING:
     from promptkit.evaluate import EvalPlan, EvalRun
     from promptkit.library import PromptVersion
+    from promptkit.models import ModelRef
     from promptkit.project import Project, Suite
     from promptkit.providers import Provider
 
@@ -151,16 +152,17 @@ def select(project: Project, targets: Sequence[str]) -> list[tuple[Suite, str | 
 class Providers:
     """One provider per model for the whole check, so a local model loads once."""
 
-    def __init__(self, factory: Callable[..., Provider] | None = None):
-        from promptkit.providers import make_provider
+    def __init__(self, factory: Callable[[ModelRef, Project], Provider] | None = None):
+        from promptkit.providers import open_provider
 
-        self.factory = factory or make_provider
+        self.factory = factory or open_provider
         self.cache: dict[str, Provider] = {}
 
-    def get(self, provider: str, model: str, options: dict[str, Any]) -> Provider:
-        key = repr((provider, model, sorted(options.items(), key=str)))
+    def get(self, ref: ModelRef, project: Project) -> Provider:
+        """The provider for a resolved model, opened with the project (its price table, its registry)."""
+        key = repr((ref.provider, ref.model, sorted(ref.options.items(), key=str)))
         if key not in self.cache:
-            self.cache[key] = self.factory(provider, model, **options)
+            self.cache[key] = self.factory(ref, project)
         return self.cache[key]
 
     def close(self) -> None:
@@ -183,7 +185,7 @@ def evaluate(project: Project, version: PromptVersion, suite: Suite, providers: 
     runs = []
     for i in range(max(1, repeat)):
         plan = plan_eval(project, version, suite=suite, limit=limit, overrides={"seed": i} if repeat > 1 else None)
-        provider = providers.get(plan.model.provider, plan.model.model, dict(plan.model.options))
+        provider = providers.get(plan.model, project)
         runs.append(run_eval(plan, provider, store=store, cache=cache if deterministic(plan) else None))
     return runs
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from promptkit.errors import ConfigError, PromptkitError
 from promptkit.library import Library, PromptVersion
 from promptkit.models import ModelRef, resolve_model
-from promptkit.providers import Provider, Request, Response, make_provider
+from promptkit.providers import Provider, Request, Response, open_provider
 
 if TYPE_CHECKING:
     from promptkit.pricing import Price
@@ -88,8 +88,7 @@ class Judge:
     @property
     def provider(self) -> Provider:
         if self._provider is None:
-            options: dict[str, Any] = {"project_root": str(self.project.root), **self.ref.options}
-            self._provider = make_provider(self.ref.provider, self.ref.model, **options)
+            self._provider = open_provider(self.ref, self.project)
         return self._provider
 
     def request(self, prompt: str, variables: dict[str, Any], request_id: str) -> Request:

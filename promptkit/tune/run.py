@@ -52,10 +52,10 @@ def evaluate_model(
 ) -> EvalRun:
     """The normal eval path (plan_eval + run_eval, recorded in the run store) for MODEL. Settings
     gain base model, adapter and training manifest details so `runs show` names them."""
-    from promptkit.providers import make_provider
+    from promptkit.providers import open_provider
 
     plan = plan_eval(project, version, suite=suite, model=model, data=data, split=split, limit=limit)
-    provider = make_provider(plan.model.provider, plan.model.model, **plan.model.options)
+    provider = open_provider(plan.model, project)
     store = RunStore(project.runs_path)
     try:
         settings = {**plan.settings(), **(extra_settings or {})}
