@@ -191,7 +191,9 @@ def plan_eval(
 
 def build_request(plan: EvalPlan, example: Example) -> Request:
     rendered = plan.version.template.render(example.vars, what=f"example {example.index + 1} of {plan.data_path}")
-    labels = plan.labels if plan.task == "classification" and (plan.scoring_asked or plan.scoring) == "loglik" else None
+    # the answer texts (verbalizers) are scored; score_example maps them back to label names
+    scored = plan.task == "classification" and (plan.scoring_asked or plan.scoring) == "loglik"
+    labels = plan.version.spec.answers if scored else None
     return Request(
         id=example.id,
         text=rendered.text,
@@ -221,10 +223,16 @@ def parse_label(output: str, labels: Sequence[str]) -> str | None:
 def score_example(plan: EvalPlan, example: Example, response: Response) -> ExampleResult:
     prediction: str | None
     correct: bool | None
+    scores = response.scores
     if response.error is not None:
         prediction, correct = None, False
     elif plan.task == "classification":
-        prediction = response.output if response.scores else parse_label(response.output, plan.labels or [])
+        spec = plan.version.spec
+        if response.scores:
+            prediction, scores = spec.decide(response.scores)  # verbalizers and calibration
+        else:
+            answer = parse_label(response.output, spec.answers)
+            prediction = (spec.labels or [])[spec.answers.index(answer)] if answer is not None else None
         correct = prediction == example.target
     else:
         prediction = response.output
@@ -232,7 +240,7 @@ def score_example(plan: EvalPlan, example: Example, response: Response) -> Examp
     return ExampleResult(
         id=example.id, index=example.index, input=example.vars, expected=example.target,
         output=response.output, prediction=prediction, correct=correct, error=response.error,
-        scores=response.scores, tokens_in=response.tokens_in, tokens_out=response.tokens_out,
+        scores=scores, tokens_in=response.tokens_in, tokens_out=response.tokens_out,
         cost=response.cost, latency=response.latency, cached=response.cached,
     )
 

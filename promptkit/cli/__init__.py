@@ -23,6 +23,7 @@ COMMANDS = {
     "baseline": ("promptkit.cli.baseline:baseline", "Bless or show the committed baselines that check compares against."),
     "lint": ("promptkit.cli.lint:lint_command", "Check prompts and suites without a model: schema, variables, context, labels."),
     "status": ("promptkit.cli.status:status", "A prompt's score per version, plateau, and tuning estimates."),
+    "optimize": ("promptkit.cli.optimize:optimize_command", "Search prompt variations on validation rows; publish the winner."),
     "view": ("promptkit.cli.view:view", "A local web app over the run store: runs, compare, prompts, review."),
     "tune": ("promptkit.cli.tune:tune", "Fine-tune a plateaued prompt's task: --backend lora|openai; status|list|cancel."),
 }

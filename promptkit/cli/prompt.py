@@ -93,6 +93,12 @@ def show(ctx: click.Context, ref: str, model: str | None, index: int, variables:
     for part, count in view.part_tokens:
         table.add_row(part, str(count))
     console.print(table)
+    spec = view.version.spec
+    scoring = [f"answers {', '.join(f'{k} -> {v!r}' for k, v in spec.verbalizers.items())}" if spec.verbalizers else "",
+               f"calibration {', '.join(f'{k} {v:+g}' for k, v in spec.calibration.items())}" if spec.calibration else "",
+               f"few-shot: {spec.fewshot.k} most similar of {len(spec.fewshot.pool)}" if spec.fewshot else ""]
+    if any(scoring):
+        console.print(" · ".join(s for s in scoring if s), markup=False)
     console.print(Syntax(view.text, "text", word_wrap=True, theme="ansi_dark"))
 
 
