@@ -16,7 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from promptkit.providers import Request, open_provider  # noqa: E402
+from promptkit.providers import Request  # noqa: E402
+from promptkit.providers.factory import open_provider  # noqa: E402
 
 GOAL = 12.0
 

@@ -201,7 +201,7 @@ def bench_dtypes(n_score: int, n_gen: int) -> None:
 
     from promptkit.device import select_precision
     from promptkit.models import resolve_model
-    from promptkit.providers import open_provider
+    from promptkit.providers.factory import open_provider
 
     ref = resolve_model("smollm2")
     auto = select_precision("auto", "auto")
@@ -258,7 +258,8 @@ def bench_dtypes(n_score: int, n_gen: int) -> None:
 def bench_lora(steps: int, rounds: int) -> None:
     """LoRA training through promptkit's own loop (tune/lora.py) in fp32 and in bf16 autocast, alternating."""
     from promptkit.models import resolve_model
-    from promptkit.providers import Request, open_provider
+    from promptkit.providers import Request
+    from promptkit.providers.factory import open_provider
     from promptkit.tune.lora import LoraSettings, train_lora
     from promptkit.tune.trainset import TrainRow
 
@@ -402,7 +403,7 @@ def bench_against_lmeval(limit: int | None, rounds: int) -> None:
     """promptkit (default dtype, and fp32) and lm-eval (fp32, bf16) as whole processes on the same 1000 yelp
     reviews, in alternation A B C D A B C D ...; medians of `rounds` and the median of the per-round ratios."""
     from promptkit.models import resolve_model
-    from promptkit.providers import open_provider
+    from promptkit.providers.factory import open_provider
 
     ref = resolve_model("smollm2")
     provider: Any = open_provider(ref)
@@ -477,7 +478,7 @@ SECTIONS = ("help", "startup", "lmeval", "dtypes", "lora", "chat", "cached", "na
 
 def bench_fast_vs_naive(scoring_n: int, naive_n: int, gen_n: int, gen_naive_n: int) -> None:
     from promptkit.models import resolve_model
-    from promptkit.providers import open_provider
+    from promptkit.providers.factory import open_provider
 
     ref = resolve_model("smollm2")
     provider: Any = open_provider(ref, forward_batch=16, dtype="float32")

@@ -19,7 +19,9 @@ from typing import Any
 
 from promptkit import dbfile
 from promptkit.errors import PromptkitError
-from promptkit.providers.base import Provider, Request, Response
+from promptkit.models import embedded_model_path
+from promptkit.providers.base import Provider
+from promptkit.results import Request, Response
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -198,8 +200,6 @@ def _now() -> str:
 def _model_file(model: str) -> Path | None:
     """The file or folder a local model string names, if any (found without importing the model)."""
     if model.startswith("embedded:"):
-        from promptkit.models import embedded_model_path
-
         try:
             return embedded_model_path(model)
         except PromptkitError:

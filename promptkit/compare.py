@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from promptkit.results import EvalRun, ExampleResult
+
 if TYPE_CHECKING:
-    from promptkit.evaluate import EvalRun, ExampleResult
     from promptkit.runs import RunRecord
 
 

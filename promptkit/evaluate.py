@@ -8,40 +8,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from promptkit.assertions import assertion_metrics, build_checks
+from promptkit.cache import provider_identity, request_key
 from promptkit.data import Example, file_hash, load_examples, select_split
 from promptkit.errors import ConfigError, NotFoundError, PromptkitError
 from promptkit.library import PromptVersion
-from promptkit.metrics import DEFAULT_METRICS, MetricValue, metrics
+from promptkit.metrics import DEFAULT_METRICS, metrics, resolve_metrics
+from promptkit.metrics.classification import confusion
 from promptkit.models import DEFAULT_MODEL, ModelRef, resolve_model
-from promptkit.pricing import Price, load_prices, price_for
+from promptkit.pricing import Price, expected_cost, load_prices, price_for
 from promptkit.project import Project, Suite
-from promptkit.providers import Provider, Request, Response
-
-
-@dataclass
-class ExampleResult:
-    id: str
-    index: int
-    input: dict[str, Any]
-    expected: str | None
-    output: str
-    prediction: str | None
-    correct: bool | None
-    error: str | None = None
-    scores: dict[str, float] | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost: float = 0.0
-    latency: float = 0.0
-    cached: bool = False
-    assertions: list[dict[str, Any]] | None = None  # one outcome per assertion (promptkit.assertions)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from promptkit.providers import Provider, providers
+from promptkit.results import EvalRun, ExampleResult, MetricValue, Request, Response, RunPlan
 
 
 @dataclass
@@ -114,20 +96,6 @@ class EvalPlan:
             {"runtime": self.runtime} if self.runtime else {})
 
 
-@dataclass
-class EvalRun:
-    plan: EvalPlan
-    results: list[ExampleResult]
-    metrics: list[MetricValue]
-    confusion: dict[str, dict[str, int]] | None = None
-    run_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    status: str = "finished"  # or "interrupted" (--max-cost or Ctrl-C; resumable), or "failed" (every example failed)
-
-    def metric(self, name: str) -> float | None:
-        return next((m.value for m in self.metrics if m.name == name), None)
-
-
 def plan_eval(
     project: Project,
     version: PromptVersion,
@@ -174,12 +142,9 @@ def plan_eval(
     settings = spec.settings
     decoding = {"temperature": settings.temperature, "max_tokens": settings.max_tokens, "stop": list(settings.stop)}
     decoding.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    from promptkit.providers import providers
 
     supports = providers.get(model_ref.provider).supports_scoring
     scoring = cfg.scoring or ("loglik" if task == "classification" and supports else "generate")
-    from promptkit.assertions import build_checks
-    from promptkit.metrics import resolve_metrics
 
     names, custom = resolve_metrics(cfg.metrics or DEFAULT_METRICS[task], project.root, str(suite.path))
     for name in names:
@@ -189,7 +154,7 @@ def plan_eval(
                     scoring, names, load_prices(project.root), checks=checks, custom_metrics=custom)
 
 
-def build_request(plan: EvalPlan, example: Example) -> Request:
+def build_request(plan: RunPlan, example: Example) -> Request:
     rendered = plan.version.template.render(example.vars, what=f"example {example.index + 1} of {plan.data_path}")
     # the answer texts (verbalizers) are scored; score_example maps them back to label names
     scored = plan.task == "classification" and (plan.scoring_asked or plan.scoring) == "loglik"
@@ -268,8 +233,6 @@ def compute_metrics(plan: EvalPlan, results: Sequence[ExampleResult]) -> list[Me
         if plan.task in metric.tasks:
             values += metric.compute(results, plan.labels)
     if plan.checks is not None:
-        from promptkit.assertions import assertion_metrics
-
         values += assertion_metrics(results)
     return values
 
@@ -303,8 +266,6 @@ def resolve_scoring(plan: EvalPlan, provider: Provider, cache: Any | None = None
         return
     requests = [build_request(plan, e) for e in plan.examples]
     if cache is not None:
-        from promptkit.cache import provider_identity, request_key
-
         identity = provider_identity(provider, cache)
         keys = [request_key(identity, r) for r in requests]
         hits = cache.get_many(keys)
@@ -355,9 +316,6 @@ def run_eval(
     and only loaded, for the rest. With `max_cost` (dollars), the run stops before a batch
     whose expected cost would push the run's spending (earlier sessions of a resumed run included)
     past it, and is left interrupted (resumable)."""
-    from promptkit.cache import provider_identity, request_key
-    from promptkit.estimate import expected_cost
-    from promptkit.metrics.classification import confusion
 
     done: dict[str, ExampleResult] = {}
     resumed_with = None
@@ -395,7 +353,7 @@ def run_eval(
             if misses and max_cost is not None:
                 allowed = []
                 for e in misses:
-                    expected = expected_cost(plan, provider, requests[e.id])
+                    expected = expected_cost(plan.price, provider, requests[e.id])
                     if spent + expected > max_cost:
                         break
                     spent += expected

@@ -30,8 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from promptkit.errors import ConfigError
+from promptkit.models import resolve_model
 from promptkit.providers.base import ModelError, Provider
-from promptkit.providers.base import Request as ModelRequest
+from promptkit.providers.factory import open_provider
+from promptkit.results import Request as ModelRequest
 
 MAX_BODY = 1_000_000  # bytes
 MAX_TOKENS = 512
@@ -386,8 +388,6 @@ def make_server(spec: str, project: Any = None, name: str | None = None, api_key
                 max_body: int = MAX_BODY, max_tokens: int = MAX_TOKENS, max_prompt_tokens: int = MAX_PROMPT_TOKENS,
                 read_timeout: float = READ_TIMEOUT, max_connections: int = MAX_CONNECTIONS) -> ModelServer:
     """A ModelServer over any model spec resolve_model accepts that runs locally (hf provider)."""
-    from promptkit.models import resolve_model
-    from promptkit.providers import open_provider
 
     if api_key is not None and not api_key.strip():
         raise ConfigError("the API key is empty (--api-key or PROMPTKIT_SERVE_API_KEY)",

@@ -6,9 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
-from promptkit.evaluate import EvalRun, ExampleResult, compute_metrics, plan_eval, run_eval
+from promptkit.evaluate import compute_metrics, plan_eval, run_eval
 from promptkit.project import Project
-from promptkit.providers import open_provider
+from promptkit.providers.factory import open_provider
+from promptkit.results import EvalRun, ExampleResult
 
 ROOT = Path(__file__).resolve().parent.parent
 

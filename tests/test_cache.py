@@ -13,8 +13,8 @@ from runs_helpers import cli, db_rows, write_data
 from promptkit.cache import ResponseCache, provider_identity, request_key
 from promptkit.evaluate import plan_eval, run_eval
 from promptkit.project import Project
-from promptkit.providers import Request, Response
 from promptkit.providers.fake import FakeProvider
+from promptkit.results import Request, Response
 
 BASE = Request(id="a", text="Review: fine\nSentiment:", labels=["negative", "positive"], label_prefix=" ",
                max_tokens=3, temperature=0.0, stop=["\n"], seed=None)
@@ -121,7 +121,7 @@ def test_cli_counts_hits_and_no_cache_bypasses(project: Path, tmp_path: Path) ->
 
 @pytest.mark.model
 def test_cached_rerun_does_not_load_the_real_model(project: Path, tmp_path: Path, embedded_provider) -> None:  # type: ignore[no-untyped-def]
-    from promptkit.providers import open_provider
+    from promptkit.providers.factory import open_provider
 
     plan = _plan(project, tmp_path, n=6, model="smollm2")
     cache = ResponseCache(tmp_path / "cache.db")

@@ -107,7 +107,7 @@ def test_max_cost_stops_before_the_budget_and_resumes(project: Path, tmp_path: P
 
 @pytest.mark.model
 def test_estimate_matches_the_real_model_tokens(project: Path, tmp_path: Path, embedded_provider) -> None:  # type: ignore[no-untyped-def]
-    from promptkit.providers import open_provider
+    from promptkit.providers.factory import open_provider
 
     proj = Project(project)
     plan = plan_eval(proj, proj.library.resolve("sentiment"), model="smollm2", limit=12)
@@ -145,7 +145,7 @@ def test_acceptance_3_openai_provider_against_a_fixed_output_server(project: Pat
     (tokens counted by the client with tiktoken, labels scored by echoed logprobs)."""
     pytest.importorskip("promptkit.providers.openai")
     fault_server = pytest.importorskip("fault_server")
-    from promptkit.providers import open_provider
+    from promptkit.providers.factory import open_provider
 
     (project / "promptkit.yaml").write_text("prices:\n  fixed: {input: 2.5, output: 10.0}\n")
     proj = Project(project)

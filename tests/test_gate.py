@@ -72,7 +72,8 @@ def test_absolute_threshold_breach_fails_whatever_the_statistics(tmp_path: Path,
 @pytest.mark.parametrize(("threshold", "metric"), [({"max_cost_per_example": 0.005}, "cost_per_example"),
                                                    ({"max_cost_per_run": 0.1}, "cost_total")])
 def test_cost_thresholds(tmp_path: Path, threshold: dict, metric: str) -> None:
-    from promptkit.gate.check import Providers, check_suite
+    from promptkit.gate.check import check_suite
+    from promptkit.gate.run import Providers
     from promptkit.project import Project
     from promptkit.providers.fake import FakeProvider
 
@@ -147,9 +148,11 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_repeat_reports_flaky_examples(tmp_path: Path) -> None:
-    from promptkit.gate.check import Providers, check_suite
+    from promptkit.gate.check import check_suite
+    from promptkit.gate.run import Providers
     from promptkit.project import Project
-    from promptkit.providers import Provider, Response
+    from promptkit.providers import Provider
+    from promptkit.results import Response
 
     class Coin(Provider):  # right on even seeds for every third example: flaky
         name = "fake"

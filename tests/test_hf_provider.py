@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from promptkit.errors import ConfigError
-from promptkit.providers.base import Request
 from promptkit.providers.hf import HFProvider
 from promptkit.providers.hf_reference import generate_naive, score_naive
+from promptkit.results import Request
 from tests.conftest import ROOT, run_cli
 
 REVIEWS = [

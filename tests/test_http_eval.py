@@ -18,7 +18,8 @@ from http_double import Double, chat_reply
 
 from promptkit.evaluate import plan_eval
 from promptkit.project import Project
-from promptkit.providers import Request, open_provider
+from promptkit.providers.factory import open_provider
+from promptkit.results import Request
 
 KEY = "sk-test-key-0123456789"
 FAST = {"backoff": 0.005, "max_backoff": 0.05}

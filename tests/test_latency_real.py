@@ -10,7 +10,7 @@ from fault_server import FaultServer
 
 from promptkit.evaluate import plan_eval, run_eval
 from promptkit.project import Project
-from promptkit.providers import open_provider
+from promptkit.providers.factory import open_provider
 
 FAST = {"timeout": 2.0, "backoff": 0.005, "max_backoff": 0.05, "max_retries": 3}
 

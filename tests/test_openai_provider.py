@@ -11,8 +11,9 @@ from fault_server import FaultServer
 
 from promptkit.evaluate import plan_eval, run_eval
 from promptkit.project import Project
-from promptkit.providers import Request, open_provider
+from promptkit.providers.factory import open_provider
 from promptkit.providers.openai import count_tiktoken, retry_after
+from promptkit.results import Request
 
 FAST = {"timeout": 1.0, "backoff": 0.005, "max_backoff": 0.05, "max_retries": 10}
 

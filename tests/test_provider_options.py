@@ -9,7 +9,8 @@ import pytest
 
 from promptkit.errors import ConfigError
 from promptkit.project import Project
-from promptkit.providers import open_provider, options_of
+from promptkit.providers import options_of
+from promptkit.providers.factory import open_provider
 
 
 def test_unknown_and_invalid_options_are_one_line_config_errors() -> None:

@@ -144,9 +144,8 @@ def optimize_command(ctx: click.Context, ref: str, suite: str | None, train_data
                      label: str | None, dry_run: bool, resume: bool, output: Path | None, no_cache: bool,
                      quiet: bool) -> None:
     """Search prompt variations of REF on validation rows; publish the winner if it beats REF on test."""
-    from promptkit.models import resolve_model
     from promptkit.optimize import OptimizeOptions, optimize
-    from promptkit.providers import make_provider
+    from promptkit.providers.factory import open_provider
     from promptkit.runs import RunStore
 
     project = project_of(ctx)
@@ -170,13 +169,8 @@ def optimize_command(ctx: click.Context, ref: str, suite: str | None, train_data
     from promptkit.evaluate import plan_eval
 
     plan = plan_eval(project, version, suite=suite_obj, model=model, data=eval_data)
-    provider = make_provider(plan.model.provider, plan.model.model,
-                             **{"project_root": str(project.root), **plan.model.options})
-    proposer_provider = None
-    if proposer:
-        ref_model = resolve_model(proposer, project.models)
-        proposer_provider = make_provider(ref_model.provider, ref_model.model,
-                                          **{"project_root": str(project.root), **ref_model.options})
+    provider = open_provider(plan.model, project)
+    proposer_provider = open_provider(proposer, project) if proposer else None
     cache = None
     if not no_cache:
         from promptkit.cache import ResponseCache

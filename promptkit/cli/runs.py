@@ -9,10 +9,15 @@ import click
 from rich.table import Table
 
 from promptkit.cli.common import console, err_console, project_of
-from promptkit.compare import Comparison
+from promptkit.compare import Comparison, compare, side_of_record
 from promptkit.config import atomic_write
 from promptkit.errors import PromptkitError
-from promptkit.metrics import MetricValue
+from promptkit.report.data import _write
+from promptkit.report.format import fmt, fmt_interval
+from promptkit.report.html import html_report, plain
+from promptkit.report.run_view import prompt_renderer, view_of_record
+from promptkit.report.terminal import format_value
+from promptkit.results import MetricValue
 from promptkit.runs import RunRecord, RunStore, process_alive
 
 SHOW_CHANGED = 20
@@ -52,8 +57,6 @@ def list_runs(ctx: click.Context, prompt: str | None, limit: int) -> None:
 @click.pass_context
 def show_run(ctx: click.Context, run_id: str, output: Path | None) -> None:
     """Show one run's settings and metrics (with 95% intervals)."""
-    from promptkit.report.format import fmt, fmt_interval
-    from promptkit.report.html import plain
 
     if output is not None and output.suffix.lower() not in (".html", ".htm"):
         raise PromptkitError(f"runs show writes an HTML report, not {output.suffix or '(no suffix)'!r}",
@@ -75,9 +78,6 @@ def show_run(ctx: click.Context, run_id: str, output: Path | None) -> None:
                       fmt_interval(m["name"], m.get("low"), m.get("high"), unit))
     console.print(table)
     if output is not None:
-        from promptkit.report.data import _write
-        from promptkit.report.html import html_report
-        from promptkit.report.run_view import prompt_renderer, view_of_record
 
         _write(output, html_report(view_of_record(run, store.results(run.id), prompt_renderer(project, run.settings))))
         err_console.print(f"report: {output}")
@@ -89,7 +89,6 @@ def show_run(ctx: click.Context, run_id: str, output: Path | None) -> None:
 @click.pass_context
 def compare_runs(ctx: click.Context, run_ids: tuple[str, ...], output: Path | None) -> None:
     """Compare recorded runs side by side (the first is the baseline)."""
-    from promptkit.compare import compare, side_of_record
 
     if len(run_ids) < 2:
         raise click.UsageError("give at least two run ids")
@@ -115,7 +114,6 @@ def _metric(name: str, value: float | None, unit: str) -> MetricValue:
 
 def print_comparison(comparison: Comparison) -> None:
     """One side-by-side metrics table with deltas, then the examples whose outcome changed."""
-    from promptkit.report.terminal import format_value
 
     for warning in comparison.warnings:
         err_console.print(f"warning: {warning}", style="yellow", markup=False, soft_wrap=True)
@@ -159,6 +157,5 @@ def _delta(name: str, delta: float, unit: str) -> str:
     sign = "+" if delta >= 0 else "-"
     if unit == "" and not name.startswith("tokens"):
         return f"{sign}{abs(delta) * 100:.1f} pt"
-    from promptkit.report.terminal import format_value
 
     return sign + format_value(_metric(name, abs(delta), unit))

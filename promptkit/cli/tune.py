@@ -11,6 +11,10 @@ from rich.table import Table
 
 from promptkit.cli.common import FiniteFloat, console, err_console, project_of
 from promptkit.stats import ALPHA
+from promptkit.tune.base import TuneJob, tuners
+from promptkit.tune.hosted import cancel_job, job_status, list_jobs
+from promptkit.tune.plateau import plateau
+from promptkit.tune.trainset import build_trainset, check_prepared_overlap, eval_plan, load_trainset
 
 
 class TuneGroup(click.Group):
@@ -102,9 +106,6 @@ def run_tune(ctx: click.Context, ref: str, backend: str, force: bool, yes: bool,
              seed: int, threads: int | None, suffix: str | None,
              lr_multiplier: float | None, poll_interval: float | None, window: int, margin: float) -> None:
     """Fine-tune prompt REF's task: training data rendered exactly as the evals render it."""
-    from promptkit.tune.base import TuneJob, tuners
-    from promptkit.tune.plateau import plateau
-    from promptkit.tune.trainset import build_trainset, check_prepared_overlap, eval_plan, load_trainset
 
     project = project_of(ctx)
     version = project.library.resolve(ref)
@@ -200,7 +201,6 @@ def _hosted_options(base_url: str | None) -> dict[str, Any]:
 @click.pass_context
 def status_command(ctx: click.Context, job_id: str, base_url: str | None) -> None:
     """Show a hosted fine-tuning job and its latest events."""
-    from promptkit.tune.hosted import job_status
 
     current, events = job_status(project_of(ctx), job_id, _hosted_options(base_url))
     console.print(f"{current.id}: {current.status} · model {current.model} · fine-tuned {current.fine_tuned_model or '-'}")
@@ -216,7 +216,6 @@ def status_command(ctx: click.Context, job_id: str, base_url: str | None) -> Non
 @click.pass_context
 def list_command(ctx: click.Context, limit: int, base_url: str | None) -> None:
     """List hosted fine-tuning jobs."""
-    from promptkit.tune.hosted import list_jobs
 
     table = Table()
     for column in ("job", "status", "model", "fine-tuned model"):
@@ -232,7 +231,6 @@ def list_command(ctx: click.Context, limit: int, base_url: str | None) -> None:
 @click.pass_context
 def cancel_command(ctx: click.Context, job_id: str, base_url: str | None) -> None:
     """Cancel a hosted fine-tuning job."""
-    from promptkit.tune.hosted import cancel_job
 
     job = cancel_job(project_of(ctx), job_id, _hosted_options(base_url))
     console.print(f"{job.id}: {job.status}")

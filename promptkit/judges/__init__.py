@@ -13,10 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promptkit.cache import provider_identity, request_key
 from promptkit.errors import ConfigError, PromptkitError
 from promptkit.library import Library, PromptVersion
 from promptkit.models import ModelRef, resolve_model
-from promptkit.providers import Provider, Request, Response, open_provider
+from promptkit.pricing import price_for
+from promptkit.providers import Provider, providers
+from promptkit.providers.factory import open_provider
+from promptkit.results import Request, Response
 
 if TYPE_CHECKING:
     from promptkit.pricing import Price
@@ -79,7 +83,6 @@ class Judge:
             ref = resolve_model(spec, project.models)
         except PromptkitError as e:
             raise ConfigError(f"judge model: {e.message}", where=where, hint=e.hint) from None
-        from promptkit.providers import providers
 
         if ref.provider not in providers:
             raise ConfigError(f"judge model {spec!r} names unknown provider {ref.provider!r}", where=where)
@@ -103,13 +106,10 @@ class Judge:
         """Answers in order; cached ones are not asked again. Costs are filled from the price table."""
         if not requests:
             return []
-        from promptkit.pricing import price_for
 
         keys: list[str] = []
         hits: dict[str, Response] = {}
         if cache is not None:
-            from promptkit.cache import provider_identity, request_key
-
             identity = {**provider_identity(self.provider, cache), "role": "judge"}
             keys = [request_key(identity, r) for r in requests]
             hits = cache.get_many(keys)

@@ -11,6 +11,8 @@ from promptkit.library.spec import OUTPUT_KEY
 from promptkit.library.store import PromptVersion
 from promptkit.models import DEFAULT_MODEL, resolve_model
 from promptkit.project import Project
+from promptkit.providers.factory import open_provider
+from promptkit.results import Request
 
 
 @dataclass
@@ -41,7 +43,6 @@ def example_variables(project: Project, version: PromptVersion, index: int) -> d
 
 def inspect_prompt(project: Project, version: PromptVersion, model: str | None = None,
                    variables: dict[str, Any] | None = None, index: int = 0) -> PromptView:
-    from promptkit.providers import Request, open_provider
 
     spec_model = model or version.spec.settings.model or DEFAULT_MODEL
     ref = resolve_model(spec_model, project.models)

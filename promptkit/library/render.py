@@ -22,6 +22,7 @@ from jinja2.nodes import EvalContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
+from promptkit.config import line_of
 from promptkit.errors import ConfigError
 from promptkit.library.spec import OUTPUT_KEY, SLOT_ORDER, PromptSpec
 
@@ -285,7 +286,6 @@ def _alarm(seconds: float) -> Iterator[None]:
 
 def slot_where(source: str, slot: str, offset: int = 1) -> str:
     """'file:line' of line `offset` of a slot's template in a prompt file, or just the file."""
-    from promptkit.config import line_of
 
     try:
         text = Path(source).read_text(encoding="utf-8")

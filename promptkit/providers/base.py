@@ -12,47 +12,16 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from promptkit.errors import ConfigError, did_you_mean
+from promptkit.results import Request, Response
 
 NEUTRAL: dict[str, Any] = {"output_neutral": True}  # json_schema_extra of an option that never changes an output
-
-
-@dataclass
-class Request:
-    """One example's rendered prompt and how to decode it."""
-
-    id: str
-    text: str | None = None  # plain-text prompt ...
-    messages: list[dict[str, str]] | None = None  # ... or chat messages
-    labels: list[str] | None = None  # classification: score each label as the continuation
-    label_prefix: str = ""
-    max_tokens: int = 64
-    temperature: float = 0.0
-    stop: list[str] = field(default_factory=list)
-    seed: int | None = None
-
-
-@dataclass
-class Response:
-    """The outcome of one request, failed or not."""
-
-    output: str = ""
-    error: str | None = None
-    scores: dict[str, float] | None = None  # label -> total log-likelihood
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost: float = 0.0
-    latency: float = 0.0  # seconds; a batch's time is shared among its examples
-    cached: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 class ModelError(Exception):

@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import Field
 
-from promptkit.providers.base import NEUTRAL, Provider, ProviderOptions, Request, Response
+from promptkit.providers.base import NEUTRAL, Provider, ProviderOptions
+from promptkit.results import Request, Response
 
 
 class FakeOptions(ProviderOptions):

@@ -23,7 +23,8 @@ from pydantic import Field
 from promptkit.device import Precision, cache_dir, select_precision
 from promptkit.errors import ConfigError
 from promptkit.models import embedded_model_path
-from promptkit.providers.base import NEUTRAL, Generation, Provider, ProviderOptions, Request, Response
+from promptkit.providers.base import NEUTRAL, Generation, Provider, ProviderOptions
+from promptkit.results import Request, Response
 
 __all__ = ["HFProvider", "cache_dir"]
 
@@ -291,7 +292,7 @@ class HFProvider(Provider):
 
     def _prefix_cache(self) -> Any:
         if self._prefixes is None:
-            from promptkit.providers.hf_fast import PrefixCache
+            from promptkit.providers.hf_fast import PrefixCache  # start-up: hf_fast imports torch
 
             self._prefixes = PrefixCache()
         return self._prefixes
@@ -312,7 +313,7 @@ class HFProvider(Provider):
             self._isolated([i], run, results)
 
     def _score(self, requests: Sequence[Request]) -> list[Response]:
-        from promptkit.providers.hf_fast import score_batch
+        from promptkit.providers.hf_fast import score_batch  # start-up: hf_fast imports torch
 
         prepared: dict[int, Any] = {}
         for i, request in enumerate(requests):
@@ -349,7 +350,7 @@ class HFProvider(Provider):
         return text.strip()
 
     def _generate(self, requests: Sequence[Request]) -> list[Response]:
-        from promptkit.providers.hf_fast import GenSpec, generate_batch
+        from promptkit.providers.hf_fast import GenSpec, generate_batch  # start-up: hf_fast imports torch
 
         contexts: dict[int, Any] = {}
         for i, request in enumerate(requests):

@@ -45,7 +45,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from promptkit.providers.base import NEUTRAL, Provider, ProviderOptions, Request, Response
+from promptkit.pricing import cost, load_prices
+from promptkit.providers.base import NEUTRAL, Provider, ProviderOptions
+from promptkit.results import Request, Response
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 FAULT_KINDS = ("rate_limit", "server_error", "timeout", "connection", "malformed")
@@ -187,8 +189,6 @@ class OpenAIProvider(Provider):
         return sum(self.count_tokens(m.get("content", "")) + 4 for m in request.messages or []) + 3
 
     def cost(self, tokens_in: int, tokens_out: int) -> float:
-        from promptkit.pricing import cost, load_prices
-
         if self._prices is None:
             self._prices = load_prices(self.project_root or Path.cwd())  # type: ignore[assignment]
         return cost(self.model, tokens_in, tokens_out, self._prices)

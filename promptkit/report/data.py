@@ -8,13 +8,12 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from promptkit.config import atomic_write
 from promptkit.errors import PromptkitError
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import EvalRun
+from promptkit.report.html import html_report
+from promptkit.results import EvalRun
 
 EXAMPLE_COLUMNS = ["index", "id", "expected", "output", "prediction", "correct", "error", "tokens_in", "tokens_out",
                    "cost", "latency", "cached"]
@@ -102,8 +101,6 @@ def write_report(run: EvalRun, path: Path | str) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".html" or suffix == ".htm":
-        from promptkit.report.html import html_report
-
         _write(path, html_report(run))
     elif suffix in WRITERS:
         WRITERS[suffix](run, path)

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from promptkit.metrics import MetricValue
+from promptkit.metrics.classification import confusion
+from promptkit.results import EvalRun, ExampleResult, MetricValue
 
 if TYPE_CHECKING:
-    from promptkit.evaluate import EvalRun, ExampleResult
     from promptkit.runs import RunRecord
 
 RenderFn = Callable[["ExampleResult"], "str | None"]
@@ -67,7 +67,6 @@ def metric_of(entry: dict[str, Any]) -> MetricValue:
 
 def view_of_record(record: RunRecord, results: list[ExampleResult], render_prompt: RenderFn | None = None) -> RunView:
     """A stored run; its confusion matrix is recomputed from its results and label set."""
-    from promptkit.metrics.classification import confusion
 
     labels = record.settings.get("labels")
     matrix = confusion(results, labels) if record.settings.get("task") == "classification" and labels else None

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rich.table import Table
 
 from promptkit.report.format import fmt, fmt_interval
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import EvalRun
-    from promptkit.metrics import MetricValue
+from promptkit.results import EvalRun, MetricValue
 
 
 def format_value(m: MetricValue) -> str:

@@ -20,6 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from promptkit.config import atomic_write
+from promptkit.errors import ConfigError
+from promptkit.models import DEFAULT_MODEL, resolve_model
+from promptkit.providers.factory import open_provider
+from promptkit.tune.base import Estimate, TuneResult
+from promptkit.tune.run import before_after, measured_speed, record_speed
 from promptkit.tune.trainset import TrainRow
 
 IGNORE = -100
@@ -297,8 +302,6 @@ def train_lora(
 
 def base_model_of(job: Any) -> tuple[str, Any]:
     """(spec, ModelRef) of the suite's model, which must be a local hf model."""
-    from promptkit.errors import ConfigError
-    from promptkit.models import DEFAULT_MODEL, resolve_model
 
     spec = job.options.get("base_model") or job.suite.config.model or job.version.spec.settings.model or DEFAULT_MODEL
     ref = resolve_model(spec, job.project.models)
@@ -320,9 +323,6 @@ class LoraTuner:
     name = "lora"
 
     def estimate(self, job: Any) -> Any:
-        from promptkit.providers import open_provider
-        from promptkit.tune.base import Estimate
-        from promptkit.tune.run import measured_speed
 
         spec, ref = base_model_of(job)
         settings = settings_of(job.options)
@@ -335,10 +335,6 @@ class LoraTuner:
     def run(self, job: Any) -> Any:
         from datetime import datetime, timezone
 
-        from promptkit.errors import ConfigError
-        from promptkit.providers import open_provider
-        from promptkit.tune.base import TuneResult
-        from promptkit.tune.run import before_after, record_speed
 
         spec, ref = base_model_of(job)
         settings = settings_of(job.options)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from promptkit.errors import PromptkitError
+from promptkit.report.run_view import prompt_renderer
+from promptkit.runs import RunStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS reviews (
@@ -93,8 +95,6 @@ def preference_records(project: Any) -> Iterator[dict[str, Any]]:
 
     `prompt` is the example rendered with the prompt version of the chosen run (the same text for
     both sides when the two runs share a prompt version), else the example's input text."""
-    from promptkit.report.run_view import prompt_renderer
-    from promptkit.runs import RunStore
 
     store = RunStore(project.runs_path)
     reviews = ReviewStore(project.runs_path)
@@ -130,7 +130,6 @@ def label_records(project: Any) -> Iterator[dict[str, Any]]:
 
     `label` is the reviewer's label: the output itself when marked right, the chosen label when
     one was picked; for `wrong` without a pick it is null (the dataset label is disputed or the output is)."""
-    from promptkit.runs import RunStore
 
     store = RunStore(project.runs_path)
     reviews = ReviewStore(project.runs_path)
