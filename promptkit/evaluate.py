@@ -262,8 +262,7 @@ def resolve_scoring(plan: EvalPlan, provider: Provider, cache: Any | None = None
     shows the run cannot go on (bad key, endpoint down), before a whole batch is sent; for label
     scoring, records in the plan the scoring the provider really gives, with why, when it is not
     what the suite asked for."""
-    resolve = getattr(provider, "resolve_scoring", None)
-    if resolve is None or plan.probed:
+    if not provider.probes_scoring or plan.probed:
         return
     requests = [build_request(plan, e) for e in plan.examples]
     if cache is not None:
@@ -274,10 +273,9 @@ def resolve_scoring(plan: EvalPlan, provider: Provider, cache: Any | None = None
     if not requests:
         return
     plan.probed = True
-    mode, note = resolve(requests[0])
-    fatal = getattr(provider, "fatal", None)
-    if fatal:
-        raise RunFailed(fatal)
+    mode, note = provider.resolve_scoring(requests[0])
+    if provider.fatal:
+        raise RunFailed(provider.fatal)
     if plan.task == "classification" and plan.scoring == "loglik":
         plan.scoring_asked = plan.scoring
         plan.scoring, plan.scoring_note = mode, note
@@ -382,8 +380,7 @@ def run_eval(
             finished += len(batch)
             if progress:
                 progress(finished, len(plan.examples))
-            fatal = getattr(provider, "fatal", None)
-            if fatal:  # a bad key or a dead endpoint: every further call would fail too
+            if provider.fatal:  # a bad key or a dead endpoint: every further call would fail too
                 status = "failed"
                 break
             if status != "finished":
@@ -400,18 +397,16 @@ def run_eval(
     if resumed_with is not None:
         extra["resumed_with"] = resumed_with  # results the run held when this process took it over
     if status == "failed":
-        extra.update(stopped=getattr(provider, "fatal", None), remaining=len(plan.examples) - len(results))
+        extra.update(stopped=provider.fatal, remaining=len(plan.examples) - len(results))
     elif status != "finished":
         extra.update(stopped="max-cost", max_cost=max_cost, remaining=len(plan.examples) - len(results))
     if status == "finished" and results and all(r.error is not None for r in results):
         status = "failed"  # nothing was scored: a run of errors is not a result
         extra["stopped"] = f"every example failed; first: {results[0].error}"
-    modes = getattr(provider, "scoring_modes", None)
-    if isinstance(modes, dict) and modes:
-        extra["scoring_modes"] = dict(modes)  # which scoring each request really got
-    stats = getattr(provider, "stats", None)
-    if isinstance(stats, dict) and stats.get("requests"):
-        extra["provider_stats"] = {k: v for k, v in stats.items() if k != "faults_reported"}
+    if provider.scoring_modes:
+        extra["scoring_modes"] = dict(provider.scoring_modes)  # which scoring each request really got
+    if provider.stats.get("requests"):
+        extra["provider_stats"] = {k: v for k, v in provider.stats.items() if k != "faults_reported"}
     run = EvalRun(plan, results, values, matrix, run_id, extra, status)
     if store is not None and run_id is not None:
         store.finish_run(run_id, values, status, extra)

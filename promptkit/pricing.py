@@ -99,12 +99,10 @@ def cost(model: str, tokens_in: int, tokens_out: int, prices: dict[str, Price] |
 
 def expected_tokens_out(provider: Provider, request: Request, observed: float | None = None) -> float:
     """Output tokens one request is expected to produce. A provider that bills in its own way says
-    so with an `expected_tokens_out(request) -> float | None` method (None: use the rules here)."""
-    own = getattr(provider, "expected_tokens_out", None)
-    if callable(own):
-        value = own(request)
-        if value is not None:
-            return float(value)
+    so in `expected_tokens_out(request)` (None: use the rules here)."""
+    own = provider.expected_tokens_out(request)
+    if own is not None:
+        return float(own)
     if request.labels:
         counts = [provider.count_tokens(request.label_prefix + label) for label in request.labels]
         return sum(counts) / len(counts)

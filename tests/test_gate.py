@@ -86,7 +86,7 @@ def test_cost_thresholds(tmp_path: Path, threshold: dict, metric: str) -> None:
 
     root = fake_project(tmp_path, n=20, thresholds=threshold)
     project = Project(root)
-    result = check_suite(project, project.suite("toy"), None, Providers(lambda p, m, **o: Priced(m, **o)))
+    result = check_suite(project, project.suite("toy"), None, Providers(lambda ref, project: Priced(ref.model, **ref.options)))
     assert result.status == "fail"
     assert [c.metric for c in result.failures] == [metric]
 
@@ -168,7 +168,7 @@ def test_repeat_reports_flaky_examples(tmp_path: Path) -> None:
     root = fake_project(tmp_path, n=30)
     project = Project(root)
     suite = project.suite("toy")
-    result = check_suite(project, suite, None, Providers(lambda p, m, **o: Coin(m, **o)), repeat=2)
+    result = check_suite(project, suite, None, Providers(lambda ref, project: Coin(ref.model)), repeat=2)
     assert result.status == "no baseline" and result.repeat == 2
     assert result.flaky and all(f["correct"] == 0.5 for f in result.flaky)
 

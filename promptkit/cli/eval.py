@@ -19,7 +19,8 @@ from promptkit.evaluate import EvalPlan, RunFailed, plan_eval, resolve_scoring, 
 from promptkit.judges import Judge
 from promptkit.judges.pairwise import judge_pairs, write_preferences
 from promptkit.project import Project
-from promptkit.providers import Provider, make_provider
+from promptkit.providers import Provider
+from promptkit.providers.factory import open_provider
 from promptkit.report import write_report
 from promptkit.report.terminal import confusion_table, metrics_table
 from promptkit.results import EvalRun
@@ -39,7 +40,7 @@ REPORT_SUFFIXES = (".json", ".jsonl", ".csv", ".html", ".htm")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N examples.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a report here: .json, .jsonl, .csv or .html (a comparison's JSON when several runs are compared).")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Examples per model batch.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Examples handed to the model per call (hf: see forward_batch).")
 @click.option("--concurrency", "-j", type=click.IntRange(min=1), help="Requests in flight at once (API providers).")
 @click.option("--temperature", type=FiniteFloat(0, 2), help="Override the prompt's temperature.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Override the prompt's max_tokens.")
@@ -169,13 +170,7 @@ def _notes(plans: list[EvalPlan], temperature: float | None, concurrency: int | 
 
 
 def _provider(plan: EvalPlan, batch_size: int | None, concurrency: int | None, project: Project) -> Provider:
-    # project_root: where an API provider finds the project's price table.
-    options: dict[str, Any] = {"project_root": str(project.root), **plan.model.options}
-    if batch_size:
-        options["batch_size"] = batch_size
-    if concurrency:
-        options["concurrency"] = concurrency
-    return make_provider(plan.model.provider, plan.model.model, **options)
+    return open_provider(plan.model, project, batch_size=batch_size, concurrency=concurrency)
 
 
 def _resume_id(store: RunStore, plan: EvalPlan, resume: str, force: bool = False) -> str:

@@ -18,9 +18,8 @@ from promptkit.config import atomic_write, check_writable, read_text
 from promptkit.errors import ConfigError
 from promptkit.evaluate import plan_eval
 from promptkit.library.store import NAME_RE, VERSION_RE, WORKING
-from promptkit.models import resolve_model
 from promptkit.optimize import OptimizeOptions, optimize
-from promptkit.providers import make_provider
+from promptkit.providers.factory import open_provider
 from promptkit.runs import RunStore
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$")
@@ -170,13 +169,8 @@ def optimize_command(ctx: click.Context, ref: str, suite: str | None, train_data
     suite_obj = project.suite(suite) if suite else project.suite_for(version)
 
     plan = plan_eval(project, version, suite=suite_obj, model=model, data=eval_data)
-    provider = make_provider(plan.model.provider, plan.model.model,
-                             **{"project_root": str(project.root), **plan.model.options})
-    proposer_provider = None
-    if proposer:
-        ref_model = resolve_model(proposer, project.models)
-        proposer_provider = make_provider(ref_model.provider, ref_model.model,
-                                          **{"project_root": str(project.root), **ref_model.options})
+    provider = open_provider(plan.model, project)
+    proposer_provider = open_provider(proposer, project) if proposer else None
     cache = None
     if not no_cache:
         cache = ResponseCache(project.state_dir / "cache.db")

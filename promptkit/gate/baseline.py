@@ -23,6 +23,7 @@ from promptkit.fileio import read_regular
 from promptkit.gate.run import Providers, evaluate
 from promptkit.library import PromptVersion
 from promptkit.project import Project, Suite
+from promptkit.providers import options_of
 from promptkit.results import EvalRun, MetricValue, RunPlan
 
 FORMAT = 1  # format 1 files without per-example "scores" (older baselines) still load; they compare accuracy/F1 only
@@ -67,13 +68,15 @@ def baseline_path(project: Project, suite: Suite) -> Path:
     return project.evals_dir / BASELINES_DIR / f"{suite.name}.json"
 
 
-def suite_fingerprint(suite: Suite) -> str:
-    """A hash of the suite settings that change outcomes (not its metrics, thresholds or batch size)."""
+def suite_fingerprint(suite: Suite, provider: str) -> str:
+    """A hash of the suite settings that change outcomes (not its metrics, thresholds, or the
+    provider options that the provider's Options declare output-neutral, such as batch sizes)."""
     cfg = suite.config
+    neutral = options_of(provider).output_neutral()
     relevant = {
         "task": cfg.task, "scoring": cfg.scoring, "split": cfg.split,
         "dataset": cfg.dataset.model_dump(exclude={"path"}),
-        "provider_options": {k: v for k, v in cfg.provider_options.items() if k not in ("batch_size", "threads")},
+        "provider_options": {k: v for k, v in cfg.provider_options.items() if k not in neutral},
     }
     canonical = json.dumps(relevant, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
@@ -155,7 +158,7 @@ def make_baseline(project: Project, runs: list[EvalRun]) -> Baseline:
     return Baseline(
         suite=plan.suite.name, prompt=plan.version.ref, prompt_hash=plan.version.hash, model=plan.model.spec,
         dataset=relative(plan.data_path, project.root), dataset_hash=plan.data_hash, split=plan.split,
-        suite_hash=suite_fingerprint(plan.suite), repeat=len(runs), metrics=mean_metrics(runs),
+        suite_hash=suite_fingerprint(plan.suite, plan.model.provider), repeat=len(runs), metrics=mean_metrics(runs),
         outcomes=outcomes_of(runs), blessed=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         runtime=dict(plan.runtime),
     )
@@ -305,7 +308,7 @@ def stale_reasons(project: Project, baseline: Baseline, plan: RunPlan) -> list[s
         reasons.append(f"dataset changed: baseline {baseline.dataset} {baseline.dataset_hash}, now {plan.data_hash}")
     if baseline.split != plan.split:
         reasons.append(f"split changed: baseline {baseline.split}, now {plan.split}")
-    if baseline.suite_hash != suite_fingerprint(plan.suite):
+    if baseline.suite_hash != suite_fingerprint(plan.suite, plan.model.provider):
         reasons.append("suite settings changed (task, scoring, split or dataset mapping)")
     reasons += _newer_version(project, baseline, plan)
     return reasons

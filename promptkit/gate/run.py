@@ -8,22 +8,25 @@ from typing import Any
 
 from promptkit.evaluate import plan_eval, run_eval
 from promptkit.library import PromptVersion
+from promptkit.models import ModelRef
 from promptkit.project import Project, Suite
-from promptkit.providers import Provider, make_provider
+from promptkit.providers import Provider
+from promptkit.providers.factory import open_provider
 from promptkit.results import EvalRun, RunPlan
 
 
 class Providers:
     """One provider per model for the whole check, so a local model loads once."""
 
-    def __init__(self, factory: Callable[..., Provider] | None = None):
-        self.factory = factory or make_provider
+    def __init__(self, factory: Callable[[ModelRef, Project], Provider] | None = None):
+        self.factory = factory or open_provider
         self.cache: dict[str, Provider] = {}
 
-    def get(self, provider: str, model: str, options: dict[str, Any]) -> Provider:
-        key = repr((provider, model, sorted(options.items(), key=str)))
+    def get(self, ref: ModelRef, project: Project) -> Provider:
+        """The provider for a resolved model, opened with the project (its price table, its registry)."""
+        key = repr((ref.provider, ref.model, sorted(ref.options.items(), key=str)))
         if key not in self.cache:
-            self.cache[key] = self.factory(provider, model, **options)
+            self.cache[key] = self.factory(ref, project)
         return self.cache[key]
 
     def close(self) -> None:
@@ -45,6 +48,6 @@ def evaluate(project: Project, version: PromptVersion, suite: Suite, providers: 
     runs = []
     for i in range(max(1, repeat)):
         plan = plan_eval(project, version, suite=suite, limit=limit, overrides={"seed": i} if repeat > 1 else None)
-        provider = providers.get(plan.model.provider, plan.model.model, dict(plan.model.options))
+        provider = providers.get(plan.model, project)
         runs.append(run_eval(plan, provider, store=store, cache=cache if deterministic(plan) else None))
     return runs

@@ -18,7 +18,8 @@ from promptkit.errors import ConfigError, PromptkitError
 from promptkit.library import Library, PromptVersion
 from promptkit.models import ModelRef, resolve_model
 from promptkit.pricing import price_for
-from promptkit.providers import Provider, make_provider, providers
+from promptkit.providers import Provider, providers
+from promptkit.providers.factory import open_provider
 from promptkit.results import Request, Response
 
 if TYPE_CHECKING:
@@ -90,8 +91,7 @@ class Judge:
     @property
     def provider(self) -> Provider:
         if self._provider is None:
-            options: dict[str, Any] = {"project_root": str(self.project.root), **self.ref.options}
-            self._provider = make_provider(self.ref.provider, self.ref.model, **options)
+            self._provider = open_provider(self.ref, self.project)
         return self._provider
 
     def request(self, prompt: str, variables: dict[str, Any], request_id: str) -> Request:

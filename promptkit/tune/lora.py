@@ -1,7 +1,7 @@
 """Local LoRA fine-tuning with peft on the suite's hf model.
 
 The prompt tokens are exactly the ones the hf provider feeds the model at eval time
-(`HFProvider._encode`); the loss covers the answer and the end-of-turn token only.
+(`HFProvider.encode_prompt`); the loss covers the answer and the end-of-turn token only.
 Training is seeded, writes a resumable checkpoint every few steps, computes a validation loss
 per epoch with early stopping, and reports progress through a callback."""
 
@@ -23,7 +23,7 @@ from promptkit.config import atomic_write
 from promptkit.device import select_precision
 from promptkit.errors import ConfigError
 from promptkit.models import DEFAULT_MODEL, resolve_model
-from promptkit.providers import make_provider
+from promptkit.providers.factory import open_provider
 from promptkit.tune.base import Estimate, TuneResult
 from promptkit.tune.run import before_after, measured_speed, record_speed
 from promptkit.tune.trainset import TrainRow
@@ -76,8 +76,8 @@ def encode_rows(provider: Any, rows: Sequence[TrainRow]) -> list[tuple[list[int]
     eot = tokenizer.eos_token_id
     encoded = []
     for row in rows:
-        context = provider._encode(row.request)
-        answer = provider._continuation(context, provider.prompt_text(row.request), row.request.label_prefix + row.target)
+        context = provider.encode_prompt(row.request)
+        answer = provider.continuation_ids(context, provider.prompt_text(row.request), row.request.label_prefix + row.target)
         encoded.append((context + answer + [eot], len(context)))
     return encoded
 
@@ -193,7 +193,7 @@ def train_lora(
     train = encode_rows(provider, train_rows)
     val = encode_rows(provider, val_rows)
     base_dtype, autocast = _precision(settings.dtype, threads)
-    model = AutoModelForCausalLM.from_pretrained(str(provider._source()), dtype=base_dtype)
+    model = AutoModelForCausalLM.from_pretrained(str(provider.model_source()), dtype=base_dtype)
     config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                         target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
     model = get_peft_model(model, config)  # type: ignore[assignment]
@@ -326,7 +326,7 @@ class LoraTuner:
 
         spec, ref = base_model_of(job)
         settings = settings_of(job.options)
-        provider = make_provider(ref.provider, ref.model)
+        provider = open_provider(ref, job.project)
         tokens = sum(len(ids) for ids, _ in encode_rows(provider, job.trainset.rows))
         speed, source = measured_speed(job.project)
         return Estimate("lora", len(job.trainset.rows), tokens, settings.epochs, seconds=tokens * settings.epochs / speed,
@@ -347,7 +347,7 @@ class LoraTuner:
             job.notify(f"no checkpoint in {out}; starting from the beginning")
         job.trainset.write(out / "data")
         train_rows, val_rows = job.trainset.split(settings.val_fraction, settings.seed)
-        provider = make_provider(ref.provider, ref.model)
+        provider = open_provider(ref, job.project)
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         metrics = train_lora(provider, train_rows, val_rows, out, settings, progress=job.progress, resume=job.resume)
         record_speed(job.project, metrics["tokens_per_s"], started)

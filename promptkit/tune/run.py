@@ -12,7 +12,7 @@ from promptkit.config import atomic_write
 from promptkit.evaluate import ProgressFn, plan_eval, run_eval
 from promptkit.library import PromptVersion
 from promptkit.project import Project, Suite
-from promptkit.providers import make_provider
+from promptkit.providers.factory import open_provider
 from promptkit.results import EvalRun
 from promptkit.runs import RunStore
 from promptkit.stats import McNemar, mcnemar
@@ -56,7 +56,7 @@ def evaluate_model(
     gain base model, adapter and training manifest details so `runs show` names them."""
 
     plan = plan_eval(project, version, suite=suite, model=model, data=data, split=split, limit=limit)
-    provider = make_provider(plan.model.provider, plan.model.model, **plan.model.options)
+    provider = open_provider(plan.model, project)
     store = RunStore(project.runs_path)
     try:
         settings = {**plan.settings(), **(extra_settings or {})}
