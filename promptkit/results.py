@@ -6,6 +6,7 @@ these types without pulling in the loop, the providers or the metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -86,6 +87,18 @@ class MetricValue:
     def to_dict(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items()
                 if k != "per_example" and not (k in ("note", "kind", "paired") and v is None)}
+
+
+def per_example_values(metrics: Sequence[MetricValue], examples: int) -> list[dict[str, float]]:
+    """For each of `examples` examples, its per-example metric values by name (only those defined for
+    it; values computed in this process carry them, values read back from the store do not)."""
+    rows: list[dict[str, float]] = [{} for _ in range(examples)]
+    for m in metrics:
+        if m.per_example is not None and len(m.per_example) == examples:
+            for row, value in zip(rows, m.per_example, strict=True):
+                if value is not None:
+                    row[m.name] = value
+    return rows
 
 
 class RunPlan(Protocol):

@@ -24,6 +24,7 @@ from jinja2.visitor import NodeTransformer
 
 from promptkit.config import line_of
 from promptkit.errors import ConfigError
+from promptkit.library.fewshot import select_examples
 from promptkit.library.spec import OUTPUT_KEY, SLOT_ORDER, PromptSpec
 
 MAX_RESULT = 1_000_000  # longest string or list one template expression may build, and one slot's output
@@ -374,7 +375,6 @@ class Template:
         """Few-shot examples the version's selection rule picks for this input (see fewshot.py)."""
         if self.spec.fewshot is None:
             return []
-        from promptkit.library.fewshot import select_examples
 
         return select_examples(self.spec, lambda ex, what: self._render_slot("task", ex, what), task)
 

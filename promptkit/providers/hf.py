@@ -24,6 +24,7 @@ from promptkit.device import Precision, cache_dir, select_precision
 from promptkit.errors import ConfigError
 from promptkit.models import embedded_model_path
 from promptkit.providers.base import NEUTRAL, Generation, Provider, ProviderOptions
+from promptkit.providers.hf_convert import converted_gguf, files_identity, in_dtype
 from promptkit.results import Request, Response
 
 __all__ = ["HFProvider", "cache_dir"]
@@ -119,8 +120,6 @@ class HFProvider(Provider):
         """The model, its weights' revision, the adapter and the precision, from files only: no model is loaded.
         The dtype and device are part of it, so fp32 and bf16 answers never share a cache entry."""
         if self._identity is None:
-            from promptkit.providers.hf_convert import files_identity
-
             ident: dict[str, Any] = {"provider": self.name, "model": self.model}
             try:
                 ident.update(files_identity(self.model, self.opts.adapter))
@@ -152,8 +151,6 @@ class HFProvider(Provider):
             gguf = path
         with _loading("the GGUF model", gguf, "the file may be truncated or of an unsupported architecture",
                       (OSError, ValueError, KeyError)):
-            from promptkit.providers.hf_convert import converted_gguf
-
             return converted_gguf(gguf)
 
     @property
@@ -182,8 +179,6 @@ class HFProvider(Provider):
             precision = self.precision
             torch.set_num_threads(self.threads)
             with _loading("the model", source, INCOMPLETE_MODEL):
-                from promptkit.providers.hf_convert import in_dtype
-
                 # weights are read straight into the target dtype (from a copy saved in it, for converted models)
                 weights = in_dtype(source, precision.dtype)
                 model: Any = AutoModelForCausalLM.from_pretrained(str(weights), dtype=getattr(torch, precision.dtype))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from promptkit.providers.base import Request, Response
+from promptkit.results import Request, Response
 
 
 def naive_score(model: Any, context: Sequence[int], conts: dict[str, list[int]]) -> dict[str, float]:

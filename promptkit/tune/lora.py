@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from promptkit.config import atomic_write
+from promptkit.device import select_precision
 from promptkit.errors import ConfigError
 from promptkit.models import DEFAULT_MODEL, resolve_model
 from promptkit.providers.factory import open_provider
@@ -131,7 +132,6 @@ def _precision(dtype: str, threads: int) -> tuple[Any, Any]:
 
     import torch
 
-    from promptkit.device import select_precision
 
     chosen = select_precision("cpu", dtype, threads).dtype
     if chosen == "bfloat16":
