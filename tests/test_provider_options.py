@@ -57,3 +57,22 @@ def test_check_reads_prices_from_the_project_not_the_working_directory(tmp_path:
     monkeypatch.chdir(tmp_path)  # no price table here
     provider = Providers().get(resolve_model("openai:fixed"), Project(root))
     assert provider.cost(1, 1) == pytest.approx(3.0)  # type: ignore[attr-defined]
+
+
+def test_base_methods_have_defaults_callers_rely_on() -> None:
+    from promptkit.providers import ModelError
+    from promptkit.results import Request
+
+    provider = open_provider("fake:m", reply="hi there")
+    request = Request(id="1", messages=[{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])
+    assert provider.prompt_text(request) == "a\n\nb"
+    assert provider.expected_tokens_out(request) is None
+    assert (provider.fatal, provider.stats, provider.scoring_modes, provider.probes_scoring) == (None, {}, {}, False)
+    generated = provider.generate(Request(id="2", text="x"))
+    assert (generated.text, generated.logprobs) == ("hi there", None)
+    with pytest.raises(NotImplementedError):
+        provider.generate(Request(id="3", text="x"), logprobs=2)
+    with pytest.raises(NotImplementedError):
+        provider.token_logprobs(["x"], 0)
+    with pytest.raises(ModelError, match="injected"):
+        open_provider("fake:m", fail_every=1).generate(Request(id="4", text="x"))
