@@ -8,14 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
-
-PACKAGE = ROOT / "promptkit"
+PACKAGE = Path(__file__).resolve().parent.parent / "promptkit"  # the checkout's own package, not an installed one
 MAX_FUNCTION_LEVEL = 8  # today 5: hf_fast (torch) x3, the view app (starlette), the project in the CLI root command
 
 
 def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -118,5 +116,6 @@ def test_import_loads_no_model_library() -> None:
     # `promptkit.cli` is what `promptkit --help` loads.
     code = ("import promptkit, promptkit.cli, sys; "
             "print([m for m in ('torch', 'transformers', 'openai') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PACKAGE.parent)
     assert out.stdout.strip() == "[]"
