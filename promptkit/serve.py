@@ -293,7 +293,6 @@ class ModelServer:
                 "usage": {"prompt_tokens": gen["tokens_in"], "completion_tokens": gen["tokens_out"],
                           "total_tokens": gen["tokens_in"] + gen["tokens_out"]}}
 
-
     def _score_labels(self, body: dict[str, Any], request: ModelRequest) -> dict[str, Any]:
         """The `score_labels` extension: each label's log-likelihood as the assistant's reply."""
         labels = body.get("score_labels")

@@ -21,10 +21,12 @@ from typing import Any
 from pydantic import Field
 
 from promptkit.device import Precision, cache_dir, select_precision
-from promptkit.errors import ConfigError
+from promptkit.errors import ConfigError, first_line
 from promptkit.models import embedded_model_path
+from promptkit.providers import hf_softprompt as softprompt
 from promptkit.providers.base import NEUTRAL, Generation, Provider, ProviderOptions
 from promptkit.providers.hf_convert import converted_gguf, files_identity, in_dtype
+from promptkit.providers.hf_softprompt import is_soft_prompt
 from promptkit.results import Request, Response
 
 __all__ = ["HFProvider", "cache_dir"]
@@ -51,11 +53,6 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)(\.|$)")  # deprecation chatter
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
 INCOMPLETE_MODEL = "check that the folder holds a complete transformers causal LM"
 _ANNOUNCED: set[tuple[str, str]] = set()  # precision choices already shown by this process
 
@@ -67,7 +64,7 @@ def _loading(what: str, where: Path | str, hint: str, errors: tuple[type[BaseExc
     try:
         yield
     except errors as e:
-        raise ConfigError(f"cannot load {what}: {_first_line(e)}", where=str(where), hint=hint) from None
+        raise ConfigError(f"cannot load {what}: {first_line(e)}", where=str(where), hint=hint) from None
 
 
 class HFOptions(ProviderOptions):
@@ -105,6 +102,7 @@ class HFProvider(Provider):
         self._identity: dict[str, Any] | None = None
         self._prefixes: Any = None
         self._precision: Precision | None = None
+        self._soft_prompt = False  # a prompt/prefix-tuning adapter: virtual tokens the fast paths would skip
 
     # -- identity and loading ---------------------------------------------------------------
     @property
@@ -124,7 +122,7 @@ class HFProvider(Provider):
             try:
                 ident.update(files_identity(self.model, self.opts.adapter))
             except OSError as e:  # a missing model shows up as a clear error when it is loaded
-                ident["error"] = _first_line(e)
+                ident["error"] = first_line(e)
             ident["precision"] = f"{self.precision.device}/{self.precision.dtype}"
             self._identity = ident
         return self._identity
@@ -186,10 +184,16 @@ class HFProvider(Provider):
                 model.to(precision.device)
             adapter = self.opts.adapter
             if adapter:
+                import logging
+
+                # peft imports bitsandbytes when installed (qlora); its CPU backend warns about optional kernels
+                logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
                 from peft import PeftModel
 
                 with _loading("the adapter", adapter, "give a folder written by peft (adapter_config.json + weights)"):
                     model = PeftModel.from_pretrained(model, str(adapter))
+
+                self._soft_prompt = is_soft_prompt(model)
             model.eval()
             self._announce()
             self._model = model
@@ -310,6 +314,10 @@ class HFProvider(Provider):
     def _score(self, requests: Sequence[Request]) -> list[Response]:
         from promptkit.providers.hf_fast import score_batch  # start-up: hf_fast imports torch
 
+        if self._soft_prompt:  # PeftModel.forward adds the virtual tokens; the fast path calls the decoder
+
+            return softprompt.score(self, requests)
+
         prepared: dict[int, Any] = {}
         for i, request in enumerate(requests):
             try:
@@ -330,7 +338,7 @@ class HFProvider(Provider):
         for i in range(len(requests)):
             outcome = prepared[i] if isinstance(prepared[i], Exception) else results[i]
             if isinstance(outcome, Exception):
-                responses.append(Response(error=_first_line(outcome)))
+                responses.append(Response(error=first_line(outcome)))
                 continue
             best = max(outcome, key=outcome.__getitem__)
             responses.append(Response(output=best, scores=outcome, tokens_in=len(prepared[i][0]),
@@ -346,6 +354,9 @@ class HFProvider(Provider):
 
     def _generate(self, requests: Sequence[Request]) -> list[Response]:
         from promptkit.providers.hf_fast import GenSpec, generate_batch  # start-up: hf_fast imports torch
+
+        if self._soft_prompt:
+            return softprompt.generate(self, requests)
 
         contexts: dict[int, Any] = {}
         for i, request in enumerate(requests):
@@ -371,7 +382,7 @@ class HFProvider(Provider):
         for i, request in enumerate(requests):
             outcome = contexts[i] if isinstance(contexts[i], Exception) else results[i]
             if isinstance(outcome, Exception):
-                responses.append(Response(error=_first_line(outcome)))
+                responses.append(Response(error=first_line(outcome)))
                 continue
             responses.append(Response(output=self._text(outcome, request), tokens_in=len(contexts[i]),
                                       tokens_out=len(outcome)))
