@@ -105,6 +105,7 @@ class HFProvider(Provider):
         self._identity: dict[str, Any] | None = None
         self._prefixes: Any = None
         self._precision: Precision | None = None
+        self._soft_prompt = False  # a prompt/prefix-tuning adapter: virtual tokens the fast paths would skip
 
     # -- identity and loading ---------------------------------------------------------------
     @property
@@ -186,10 +187,17 @@ class HFProvider(Provider):
                 model.to(precision.device)
             adapter = self.opts.adapter
             if adapter:
+                import logging
+
+                # peft imports bitsandbytes when installed (qlora); its CPU backend warns about optional kernels
+                logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
                 from peft import PeftModel
 
                 with _loading("the adapter", adapter, "give a folder written by peft (adapter_config.json + weights)"):
                     model = PeftModel.from_pretrained(model, str(adapter))
+                from promptkit.tune.softprompt import is_soft_prompt
+
+                self._soft_prompt = is_soft_prompt(model)
             model.eval()
             self._announce()
             self._model = model
@@ -310,6 +318,11 @@ class HFProvider(Provider):
     def _score(self, requests: Sequence[Request]) -> list[Response]:
         from promptkit.providers.hf_fast import score_batch  # start-up: hf_fast imports torch
 
+        if self._soft_prompt:  # PeftModel.forward adds the virtual tokens; the fast path calls the decoder
+            from promptkit.tune import softprompt
+
+            return softprompt.score(self, requests)
+
         prepared: dict[int, Any] = {}
         for i, request in enumerate(requests):
             try:
@@ -346,6 +359,11 @@ class HFProvider(Provider):
 
     def _generate(self, requests: Sequence[Request]) -> list[Response]:
         from promptkit.providers.hf_fast import GenSpec, generate_batch  # start-up: hf_fast imports torch
+
+        if self._soft_prompt:
+            from promptkit.tune import softprompt
+
+            return softprompt.generate(self, requests)
 
         contexts: dict[int, Any] = {}
         for i, request in enumerate(requests):
