@@ -51,3 +51,15 @@ def embedded_provider():  # type: ignore[no-untyped-def]
     provider = open_provider(ref, forward_batch=16, dtype="float32")
     yield provider
     provider.close()
+
+
+@pytest.fixture(scope="session")
+def default_precision_provider():  # type: ignore[no-untyped-def]
+    """The embedded model at the machine's default precision (dtype 'auto'), as a CLI process or serve runs it."""
+    from promptkit.models import resolve_model
+    from promptkit.providers.factory import open_provider
+
+    ref = resolve_model("smollm2")
+    provider = open_provider(ref, forward_batch=16)
+    yield provider
+    provider.close()

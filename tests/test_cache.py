@@ -127,7 +127,7 @@ def test_cached_rerun_does_not_load_the_real_model(project: Path, tmp_path: Path
     cache = ResponseCache(tmp_path / "cache.db")
     first = run_eval(plan, embedded_provider, cache=cache)
     assert first.extra["cache_hits"] == 0 and not any(r.error for r in first.results)
-    fresh = open_provider(plan.model)
+    fresh = open_provider(plan.model, dtype="float32")  # the fixture's precision
     second = run_eval(plan, fresh, cache=ResponseCache(tmp_path / "cache.db"))
     assert second.extra["cache_hits"] == 6
     assert [r.prediction for r in second.results] == [r.prediction for r in first.results]
@@ -145,7 +145,7 @@ finally:
 
 
 @pytest.mark.model
-def test_cached_rerun_process_never_imports_torch(project: Path, embedded_provider) -> None:  # type: ignore[no-untyped-def]
+def test_cached_rerun_process_never_imports_torch(project: Path, default_precision_provider) -> None:  # type: ignore[no-untyped-def]
     """Acceptance 4, the part a test can check: a fully cached `promptkit eval` process does not even
     import torch. (The 20x whole-process speedup is measured by benchmarks/cache_rerun.py.)"""
     import subprocess
@@ -159,7 +159,8 @@ def test_cached_rerun_process_never_imports_torch(project: Path, embedded_provid
         pytest.skip("providers/hf.py imports torch at module level (the lazy-import hf.py from 'perf' fixes that)")
     proj = Project(project)
     plan = plan_eval(proj, proj.library.resolve("sentiment"), limit=4)  # what `promptkit eval sentiment --limit 4` plans
-    run_eval(plan, embedded_provider, cache=ResponseCache(proj.state_dir / "cache.db"))
+    # The CLI runs the model at the machine's default precision ('auto'), which is part of the cache key.
+    run_eval(plan, default_precision_provider, cache=ResponseCache(proj.state_dir / "cache.db"))
     done = subprocess.run([sys.executable, "-c", PROBE, "--project", str(project), "eval", "sentiment", "--limit", "4"],
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
     assert done.returncode == 0, done.stderr

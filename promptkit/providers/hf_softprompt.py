@@ -50,12 +50,12 @@ def generate(provider: Any, requests: Sequence[Request]) -> list[Response]:
     """Greedy (or the request's) decoding through PeftModel.generate."""
     import torch
 
-    model, tokenizer, eos = provider.hf_model, provider.tokenizer, provider._eos
+    model, tokenizer, eos = provider.hf_model, provider.tokenizer, provider.eos_ids
     device = next(model.parameters()).device
     responses = []
     for request in requests:
         try:
-            context = provider._encode(request)
+            context = provider.encode_prompt(request)
             sample = request.temperature > 0
             if sample and request.seed is not None:
                 torch.manual_seed(request.seed)

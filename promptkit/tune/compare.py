@@ -86,6 +86,7 @@ def score_rows(model_spec: str, project: Any, rows: Sequence[TrainRow], answers:
     ANSWERS (the version's answer texts) they are scored by label log-likelihood as the eval scores."""
     from dataclasses import replace as with_fields
 
+
     if not rows:
         return []
     ref = resolve_model(model_spec, project.models)

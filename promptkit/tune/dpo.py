@@ -142,7 +142,7 @@ def train_dpo(provider: Any, pairs: Sequence[Pair], held_out: Sequence[Pair], ou
     tokenizer, pad = provider.tokenizer, provider.tokenizer.pad_token_id
     train, held = [encode_pair(tokenizer, p) for p in pairs], [encode_pair(tokenizer, p) for p in held_out]
     lora = METHODS["lora"]
-    model = get_peft_model(load_base(str(provider._source()), lora), lora.build(settings, provider))
+    model = get_peft_model(load_base(str(provider.model_source()), lora), lora.build(settings, provider))
     model.eval()
     before = preference_margins(model, held, pad) if held else []  # a fresh LoRA adapter is the identity
     model.train()
@@ -225,6 +225,7 @@ class DpoTuner:
 
     def run(self, job: Any) -> Any:
         from datetime import datetime, timezone
+
 
         spec, ref = base_model_of(job)
         settings = settings_of({**job.options, "method": "lora"})

@@ -76,8 +76,8 @@ def export_model(project: Any, name: str, out: Path, merge: bool = False, force:
             from peft import PeftModel
             from transformers import AutoModelForCausalLM
 
-            base: Any = open_provider(ref)
-            source = str(base._source())
+            base: Any = open_provider(ref, project)
+            source = str(base.model_source())
             model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
             merged = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
             merged.save_pretrained(str(tmp))

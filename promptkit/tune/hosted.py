@@ -113,7 +113,6 @@ def _method(options: dict[str, Any]) -> dict[str, Any]:
 
 def _records(job: TuneJob) -> list[dict[str, Any]]:
     if _dpo(job.options):  # preference pairs (prompt, chosen, rejected) in the API's DPO format
-
         return [preference_record(p.prompt, p.chosen, p.rejected) for p in load_pairs(Path(job.options["preferences"]))]
     return [r.record() for r in job.trainset.rows]
 

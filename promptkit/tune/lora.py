@@ -207,7 +207,7 @@ def train_lora(
     val = encode_rows(provider, val_rows)
     # qlora's 4-bit base computes in fp32 (bitsandbytes' CPU kernels); the others follow settings.dtype
     base_dtype, autocast = _precision("float32" if method.quantized else settings.dtype, threads)
-    model = load_base(str(provider._source()), method, base_dtype)
+    model = load_base(str(provider.model_source()), method, base_dtype)
     model = get_peft_model(model, method.build(settings, provider))
     for p in model.parameters():
         if p.requires_grad:
@@ -377,7 +377,6 @@ class LoraTuner:
     name = "lora"
 
     def estimate(self, job: Any) -> Any:
-
         spec, ref = base_model_of(job)
         settings = settings_of(job.options)
         validate(settings)
@@ -390,6 +389,7 @@ class LoraTuner:
     def run(self, job: Any) -> Any:
         from datetime import datetime, timezone
 
+
         spec, ref = base_model_of(job)
         settings = settings_of(job.options)
         method = validate(settings)
@@ -401,7 +401,6 @@ class LoraTuner:
         if job.resume and not has_checkpoint(out):
             job.notify(f"no checkpoint in {out}; starting from the beginning")
         job.trainset.write(out / "data")
-
         calibration_note = adapter_version(job.version)[1]
         if calibration_note:
             job.notify(calibration_note)

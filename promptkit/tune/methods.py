@@ -83,7 +83,7 @@ def _prompt_tuning(settings: Any, provider: Any) -> Any:
     if settings.init_text:  # starting from real token embeddings converges much faster than random ones
         return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=settings.virtual_tokens,
                                   prompt_tuning_init=PromptTuningInit.TEXT, prompt_tuning_init_text=settings.init_text,
-                                  tokenizer_name_or_path=str(provider._source()))
+                                  tokenizer_name_or_path=str(provider.model_source()))
     return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=settings.virtual_tokens)
 
 
