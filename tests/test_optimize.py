@@ -16,7 +16,8 @@ import pytest
 from promptkit.errors import ConfigError
 from promptkit.library.spec import PromptSpec
 from promptkit.project import Project
-from promptkit.providers import Provider, Request, Response
+from promptkit.providers import Provider
+from promptkit.results import Request, Response
 from tests.conftest import ROOT, run_cli
 
 GOOD = ["great", "love", "excellent", "best", "wonderful", "superb"]
