@@ -30,10 +30,10 @@ def project(tmp_path: Path) -> Path:
 def embedded_provider():  # type: ignore[no-untyped-def]
     """The real embedded SmolLM2 through the hf provider in float32 (exact comparisons), loaded once per session."""
     from promptkit.models import resolve_model
-    from promptkit.providers import make_provider
+    from promptkit.providers.factory import open_provider
 
     ref = resolve_model("smollm2")
-    provider = make_provider(ref.provider, ref.model, batch_size=16, dtype="float32")
+    provider = open_provider(ref, forward_batch=16, dtype="float32")
     yield provider
     provider.close()
 
@@ -42,9 +42,9 @@ def embedded_provider():  # type: ignore[no-untyped-def]
 def default_precision_provider():  # type: ignore[no-untyped-def]
     """The embedded model at the machine's default precision (dtype 'auto'), as a CLI process or serve runs it."""
     from promptkit.models import resolve_model
-    from promptkit.providers import make_provider
+    from promptkit.providers.factory import open_provider
 
     ref = resolve_model("smollm2")
-    provider = make_provider(ref.provider, ref.model, batch_size=16)
+    provider = open_provider(ref, forward_batch=16)
     yield provider
     provider.close()

@@ -12,8 +12,8 @@ import pytest
 from promptkit.cache import ResponseCache, provider_identity, request_key
 from promptkit.evaluate import plan_eval, run_eval
 from promptkit.project import Project
-from promptkit.providers import Request, Response
 from promptkit.providers.fake import FakeProvider
+from promptkit.results import Request, Response
 from tests.helpers.cli import run_cli_in_process
 from tests.helpers.projects import write_reviews
 from tests.helpers.run_store import db_rows
@@ -41,7 +41,14 @@ def test_key_changes_with_everything_that_changes_an_output() -> None:
     assert request_key(provider_identity(FakeProvider("m", reply="x")), BASE) != key
     # Neither the example id nor speed settings change an output.
     assert request_key(identity, dataclasses.replace(BASE, id="b")) == key
-    assert request_key(provider_identity(FakeProvider("m", batch_size=3, concurrency=8, delay=0.1)), BASE) == key
+    assert request_key(provider_identity(FakeProvider("m", batch_size=3, delay=0.1)), BASE) == key
+
+
+class AdapterFake(FakeProvider):
+    """A fake that takes an `adapter` option, as the hf provider does."""
+
+    class Options(FakeProvider.Options):
+        adapter: str | None = None
 
 
 def test_model_and_adapter_files_are_fingerprinted(tmp_path: Path) -> None:
@@ -51,12 +58,12 @@ def test_model_and_adapter_files_are_fingerprinted(tmp_path: Path) -> None:
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_model.safetensors").write_bytes(b"lora 1")
-    first = request_key(provider_identity(FakeProvider(str(weights), adapter=str(adapter)), cache), BASE)
-    assert request_key(provider_identity(FakeProvider(str(weights), adapter=str(adapter)), cache), BASE) == first
+    first = request_key(provider_identity(AdapterFake(str(weights), adapter=str(adapter)), cache), BASE)
+    assert request_key(provider_identity(AdapterFake(str(weights), adapter=str(adapter)), cache), BASE) == first
     (adapter / "adapter_model.safetensors").write_bytes(b"lora 2")
-    second = request_key(provider_identity(FakeProvider(str(weights), adapter=str(adapter)), cache), BASE)
+    second = request_key(provider_identity(AdapterFake(str(weights), adapter=str(adapter)), cache), BASE)
     weights.write_bytes(b"weights v2")
-    third = request_key(provider_identity(FakeProvider(str(weights), adapter=str(adapter)), cache), BASE)
+    third = request_key(provider_identity(AdapterFake(str(weights), adapter=str(adapter)), cache), BASE)
     assert len({first, second, third}) == 3
 
 
@@ -116,13 +123,13 @@ def test_cli_counts_hits_and_no_cache_bypasses(project: Path, tmp_path: Path) ->
 
 @pytest.mark.model
 def test_cached_rerun_does_not_load_the_real_model(project: Path, tmp_path: Path, embedded_provider) -> None:  # type: ignore[no-untyped-def]
-    from promptkit.providers import make_provider
+    from promptkit.providers.factory import open_provider
 
     plan = _plan(project, tmp_path, n=6, model="smollm2")
     cache = ResponseCache(tmp_path / "cache.db")
     first = run_eval(plan, embedded_provider, cache=cache)
     assert first.extra["cache_hits"] == 0 and not any(r.error for r in first.results)
-    fresh = make_provider(plan.model.provider, plan.model.model, dtype="float32")  # the fixture's precision
+    fresh = open_provider(plan.model, dtype="float32")  # the fixture's precision
     second = run_eval(plan, fresh, cache=ResponseCache(tmp_path / "cache.db"))
     assert second.extra["cache_hits"] == 6
     assert [r.prediction for r in second.results] == [r.prediction for r in first.results]

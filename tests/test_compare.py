@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from promptkit.compare import Side, compare
-from promptkit.evaluate import ExampleResult
+from promptkit.results import ExampleResult
 from tests.helpers.cli import run_cli_in_process
 from tests.helpers.projects import write_reviews
 

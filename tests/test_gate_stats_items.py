@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from promptkit.evaluate import ExampleResult
 from promptkit.metrics.text import Bleu
 from promptkit.metrics.usage import Latency
+from promptkit.results import ExampleResult
 from tests.helpers.cli import run_cli_in_process
 from tests.helpers.projects import toy_project, write_toy_prompt
 

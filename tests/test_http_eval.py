@@ -16,7 +16,8 @@ import pytest
 
 from promptkit.evaluate import plan_eval
 from promptkit.project import Project
-from promptkit.providers import Request, make_provider
+from promptkit.providers.factory import open_provider
+from promptkit.results import Request
 from tests.helpers.cli import run_cli
 from tests.helpers.scripted_server import ScriptedServer, chat_reply
 
@@ -153,7 +154,7 @@ def test_whole_request_is_bounded_by_the_timeout() -> None:
     body = json.dumps(chat_reply("positive " * 20)).encode()
 
     with ScriptedServer(lambda *a: (200, body, 0.05)) as double:  # ~15 s to trickle the whole body
-        provider = make_provider("openai", "fixed", base_url=double.url, api_key=KEY, timeout=1.0, max_retries=0)
+        provider = open_provider("openai:fixed", base_url=double.url, api_key=KEY, timeout=1.0, max_retries=0)
         _ = provider.client  # imports openai before the clock starts
         start = time.monotonic()
         response = provider.complete([Request(id="a", messages=[{"role": "user", "content": "hi"}])])[0]

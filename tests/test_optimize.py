@@ -15,7 +15,8 @@ import pytest
 from promptkit.errors import ConfigError
 from promptkit.library.spec import PromptSpec
 from promptkit.project import Project
-from promptkit.providers import Provider, Request, Response
+from promptkit.providers import Provider
+from promptkit.results import Request, Response
 from tests.helpers.cli import run_cli
 from tests.helpers.projects import copy_project, write_jsonl
 

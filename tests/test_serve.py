@@ -83,7 +83,7 @@ def test_concurrent_scoring_requests_share_forward_passes(embedded_provider: Any
     server = ModelServer(embedded_provider, ServeConfig(name="m"))
     texts = [[f"Review: item {i} was {w}.\nSentiment: {label}" for label in ("negative", "positive")]
              for i, w in enumerate(["great", "awful", "fine", "bad"])]
-    alone = [server._echo(t, 0) for t in texts]
+    alone = [server.provider.token_logprobs(t, 0) for t in texts]
     with ThreadPoolExecutor(4) as pool:
         merged = list(pool.map(lambda t: server.echo_batched(t, 0), texts))
     for one, many in zip(alone, merged, strict=True):

@@ -98,6 +98,6 @@ class LazyGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, project_dir: str) -> None:
     """promptkit: versioned prompts, scored on real data, gated in CI, tuned when they plateau."""
-    from promptkit.project import Project
+    from promptkit.project import Project  # start-up: `promptkit --help` loads no library module (jinja2, yaml)
 
     ctx.obj = Project(project_dir)

@@ -12,9 +12,15 @@ from typing import Any
 import click
 from rich.table import Table
 
+from promptkit.cache import ResponseCache
 from promptkit.cli.common import console, err_console, project_of
 from promptkit.config import atomic_write, check_writable, read_text
 from promptkit.errors import ConfigError
+from promptkit.evaluate import plan_eval
+from promptkit.library.store import NAME_RE, VERSION_RE, WORKING
+from promptkit.optimize import OptimizeOptions, optimize
+from promptkit.providers.factory import open_provider
+from promptkit.runs import RunStore
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$")
 
@@ -144,17 +150,11 @@ def optimize_command(ctx: click.Context, ref: str, suite: str | None, train_data
                      label: str | None, dry_run: bool, resume: bool, output: Path | None, no_cache: bool,
                      quiet: bool) -> None:
     """Search prompt variations of REF on validation rows; publish the winner if it beats REF on test."""
-    from promptkit.models import resolve_model
-    from promptkit.optimize import OptimizeOptions, optimize
-    from promptkit.providers import make_provider
-    from promptkit.runs import RunStore
 
     project = project_of(ctx)
     if output is not None:
         check_writable(output)
     if label is not None:
-        from promptkit.library.store import NAME_RE, VERSION_RE, WORKING
-
         if not NAME_RE.match(label) or VERSION_RE.match(label) or label == WORKING:
             raise ConfigError(f"invalid --label {label!r}", hint="use letters, digits, '-', '_', not 'vN' or 'working'")
     try:
@@ -167,20 +167,12 @@ def optimize_command(ctx: click.Context, ref: str, suite: str | None, train_data
                               validation_size=validation_size, fewshot_k=ks, seed=seed)
     version = project.library.resolve(ref)
     suite_obj = project.suite(suite) if suite else project.suite_for(version)
-    from promptkit.evaluate import plan_eval
 
     plan = plan_eval(project, version, suite=suite_obj, model=model, data=eval_data)
-    provider = make_provider(plan.model.provider, plan.model.model,
-                             **{"project_root": str(project.root), **plan.model.options})
-    proposer_provider = None
-    if proposer:
-        ref_model = resolve_model(proposer, project.models)
-        proposer_provider = make_provider(ref_model.provider, ref_model.model,
-                                          **{"project_root": str(project.root), **ref_model.options})
+    provider = open_provider(plan.model, project)
+    proposer_provider = open_provider(proposer, project) if proposer else None
     cache = None
     if not no_cache:
-        from promptkit.cache import ResponseCache
-
         cache = ResponseCache(project.state_dir / "cache.db")
     try:
         with Display(quiet) as display:

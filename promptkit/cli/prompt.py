@@ -8,6 +8,8 @@ from rich.table import Table
 
 from promptkit.cli.common import console, err_console, project_of
 from promptkit.errors import ConfigError, PromptkitError
+from promptkit.library.diff import diff_versions
+from promptkit.library.inspect import inspect_prompt
 from promptkit.library.store import PromptFolder
 
 
@@ -70,7 +72,6 @@ def list_prompts(ctx: click.Context) -> None:
 @click.pass_context
 def show(ctx: click.Context, ref: str, model: str | None, index: int, variables: tuple[str, ...]) -> None:
     """Show prompt REF rendered for one example, with tokens per slot."""
-    from promptkit.library.inspect import inspect_prompt
 
     project = project_of(ctx)
     given: dict[str, str] = {}
@@ -155,7 +156,6 @@ def _remove_label(folder: PromptFolder, label: str) -> None:
 @click.pass_context
 def diff(ctx: click.Context, old: str, new: str) -> None:
     """Show what changed from version OLD to NEW, slot by slot."""
-    from promptkit.library.diff import diff_versions
 
     library = project_of(ctx).library
     a, b = library.resolve(old), library.resolve(new)

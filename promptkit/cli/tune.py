@@ -10,7 +10,16 @@ import click
 from rich.table import Table
 
 from promptkit.cli.common import FiniteFloat, console, err_console, project_of
+from promptkit.errors import ConfigError
 from promptkit.stats import ALPHA
+from promptkit.tune.base import TuneJob, tuners
+from promptkit.tune.compare import compare_methods
+from promptkit.tune.dpo import DpoTuner, load_pairs
+from promptkit.tune.export import export_model
+from promptkit.tune.hosted import cancel_job, job_status, list_jobs
+from promptkit.tune.methods import method_of
+from promptkit.tune.plateau import plateau
+from promptkit.tune.trainset import TrainSet, build_trainset, check_prepared_overlap, eval_plan, load_trainset
 
 
 class TuneGroup(click.Group):
@@ -114,10 +123,6 @@ def run_tune(ctx: click.Context, ref: str, backend: str, method: str, beta: floa
              seed: int, threads: int | None, suffix: str | None,
              lr_multiplier: float | None, poll_interval: float | None, window: int, margin: float) -> None:
     """Fine-tune prompt REF's task: training data rendered exactly as the evals render it."""
-    from promptkit.errors import ConfigError
-    from promptkit.tune.base import TuneJob, tuners
-    from promptkit.tune.plateau import plateau
-    from promptkit.tune.trainset import build_trainset, check_prepared_overlap, eval_plan, load_trainset
 
     project = project_of(ctx)
     version = project.library.resolve(ref)
@@ -133,11 +138,9 @@ def run_tune(ctx: click.Context, ref: str, backend: str, method: str, beta: floa
                           f"{verdict.reason}; tuning.")
     dpo = method == "dpo"
     if dpo:  # the preference file is the training data
-        from promptkit.tune.trainset import TrainSet
 
         if data is None:
             raise ConfigError("--method dpo needs a preference file", hint="pass --data PREFS.jsonl (prompt, chosen, rejected)")
-        from promptkit.tune.dpo import load_pairs
 
         pairs = load_pairs(data)  # every line checked before anything loads
         trainset = TrainSet([], {"dataset": f"{data} ({len(pairs)} preference pairs)"})
@@ -147,8 +150,6 @@ def run_tune(ctx: click.Context, ref: str, backend: str, method: str, beta: floa
     else:
         trainset = build_trainset(project, version, the_suite, train_data, train_split, eval_data, eval_split, limit)
     if backend == "lora" and not dpo:
-        from promptkit.tune.methods import method_of
-
         method_of(method)
         if search and method != "lora":
             raise ConfigError(f"--search explores LoRA settings; it does not apply to --method {method}",
@@ -179,8 +180,6 @@ def run_tune(ctx: click.Context, ref: str, backend: str, method: str, beta: floa
                   confirm=lambda message: yes or click.confirm(message + ". Go on?", err=True, default=False),
                   notify=lambda message: err_console.print(message))
     if dpo and backend == "lora":
-        from promptkit.tune.dpo import DpoTuner
-
         tuner: Any = DpoTuner()
     else:
         tuner = tuners.get(backend)()
@@ -248,7 +247,6 @@ def _hosted_options(base_url: str | None) -> dict[str, Any]:
 @click.pass_context
 def status_command(ctx: click.Context, job_id: str, base_url: str | None) -> None:
     """Show a hosted fine-tuning job and its latest events."""
-    from promptkit.tune.hosted import job_status
 
     current, events = job_status(project_of(ctx), job_id, _hosted_options(base_url))
     console.print(f"{current.id}: {current.status} · model {current.model} · fine-tuned {current.fine_tuned_model or '-'}")
@@ -264,7 +262,6 @@ def status_command(ctx: click.Context, job_id: str, base_url: str | None) -> Non
 @click.pass_context
 def list_command(ctx: click.Context, limit: int, base_url: str | None) -> None:
     """List hosted fine-tuning jobs."""
-    from promptkit.tune.hosted import list_jobs
 
     table = Table()
     for column in ("job", "status", "model", "fine-tuned model"):
@@ -280,7 +277,6 @@ def list_command(ctx: click.Context, limit: int, base_url: str | None) -> None:
 @click.pass_context
 def cancel_command(ctx: click.Context, job_id: str, base_url: str | None) -> None:
     """Cancel a hosted fine-tuning job."""
-    from promptkit.tune.hosted import cancel_job
 
     job = cancel_job(project_of(ctx), job_id, _hosted_options(base_url))
     console.print(f"{job.id}: {job.status}")
@@ -337,12 +333,6 @@ def compare_command(ctx: click.Context, ref: str, methods: str, suite: str | Non
     """Train several local methods on one split with one seed and budget, and compare them in one table."""
     import json
 
-    from promptkit.errors import ConfigError
-    from promptkit.tune.base import TuneJob
-    from promptkit.tune.compare import compare_methods
-    from promptkit.tune.methods import method_of
-    from promptkit.tune.trainset import build_trainset
-
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
     if not chosen:
         raise ConfigError("--methods names no method", hint="e.g. --methods lora,ia3")
@@ -375,7 +365,6 @@ def compare_command(ctx: click.Context, ref: str, methods: str, suite: str | Non
 @click.pass_context
 def export_command(ctx: click.Context, name: str, out: Path, merge: bool, force: bool) -> None:
     """Export tuned model NAME: the adapter files, or with --merge a merged transformers folder."""
-    from promptkit.tune.export import export_model
 
     written = export_model(project_of(ctx), name, out, merge=merge, force=force)
     kind = "merged model" if merge else "adapter"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from promptkit.library.spec import PromptSpec
+from promptkit.metrics.relevance import embed
 
 TaskText = Callable[[dict[str, Any], str], str]  # (variables, what) -> the rendered task slot
 
@@ -20,7 +21,6 @@ def select_examples(spec: PromptSpec, task_text: TaskText, query: str) -> list[d
     rule = spec.fewshot
     if rule is None:
         return []
-    from promptkit.metrics.relevance import embed
 
     texts = [task_text(ex, f"few-shot pool example {i}") for i, ex in enumerate(rule.pool)]
     vectors = embed([*texts, query])

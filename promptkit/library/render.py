@@ -22,7 +22,9 @@ from jinja2.nodes import EvalContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
+from promptkit.config import line_of
 from promptkit.errors import ConfigError
+from promptkit.library.fewshot import select_examples
 from promptkit.library.spec import OUTPUT_KEY, SLOT_ORDER, PromptSpec
 
 MAX_RESULT = 1_000_000  # longest string or list one template expression may build, and one slot's output
@@ -285,7 +287,6 @@ def _alarm(seconds: float) -> Iterator[None]:
 
 def slot_where(source: str, slot: str, offset: int = 1) -> str:
     """'file:line' of line `offset` of a slot's template in a prompt file, or just the file."""
-    from promptkit.config import line_of
 
     try:
         text = Path(source).read_text(encoding="utf-8")
@@ -374,7 +375,6 @@ class Template:
         """Few-shot examples the version's selection rule picks for this input (see fewshot.py)."""
         if self.spec.fewshot is None:
             return []
-        from promptkit.library.fewshot import select_examples
 
         return select_examples(self.spec, lambda ex, what: self._render_slot("task", ex, what), task)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from promptkit.data import Example
 from promptkit.library.spec import OUTPUT_KEY, PromptSpec
+from promptkit.metrics.relevance import embed
 
 # Answer words tried for common label names (the label itself is always tried too).
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -112,8 +113,6 @@ def balanced(pool: Sequence[Example], labels: Sequence[str], k: int, seed: int, 
         rows = list(rows)
         rng.shuffle(rows)
         if diverse and len(rows) > per:
-            from promptkit.metrics.relevance import embed
-
             rows = rows[:200]
             vectors = embed([_text(e) for e in rows])
             chosen = [0]

@@ -7,7 +7,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from promptkit.providers import Provider, Request
+from promptkit.providers import Provider
+from promptkit.results import Request
 
 MAX_FAILURES = 8
 META = """You improve prompts for a classification model.

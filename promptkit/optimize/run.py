@@ -12,18 +12,24 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import promptkit.optimize.candidates as cands
+from promptkit.cache import provider_identity, request_key
 from promptkit.errors import ConfigError
-from promptkit.evaluate import EvalRun, run_eval
+from promptkit.estimate import estimate_run
+from promptkit.evaluate import build_request, run_eval
 from promptkit.library import PromptVersion
 from promptkit.library.spec import PromptSpec
-from promptkit.optimize import candidates as cands
+from promptkit.library.store import PromptFolder
 from promptkit.optimize.calibrate import cross_fitted_accuracy, fit_bias
 from promptkit.optimize.candidates import Candidate
 from promptkit.optimize.data import OptimizeData, carve
+from promptkit.optimize.proposer import proposal_request, propose
+from promptkit.optimize.publish import publish
 from promptkit.optimize.state import SearchState
 from promptkit.project import Project, Suite
 from promptkit.providers import Provider
-from promptkit.stats import wilson
+from promptkit.results import EvalRun
+from promptkit.stats import mcnemar, wilson
 
 Event = Callable[[str, dict[str, Any]], None]  # (kind, info): "phase", "candidate", "rows", "note"
 
@@ -165,8 +171,6 @@ class Search:
         left = (self.options.max_evals or 0) - self.state.evals
         if self.cache is None:
             return list(plan.examples[: max(0, left)])
-        from promptkit.cache import provider_identity, request_key
-        from promptkit.evaluate import build_request
 
         identity = provider_identity(self.provider, self.cache)
         keys = [request_key(identity, build_request(plan, e)) for e in plan.examples]
@@ -267,8 +271,6 @@ class Search:
             self.phase(f"round {round_}", proposals)
 
     def ask_proposer(self, best: Candidate, labels: list[str], round_: int) -> list[str]:
-        from promptkit.optimize.proposer import proposal_request, propose
-
         assert self.proposer is not None
         self.check_budget()
         run = self.results.get((best.key, self.rungs[-1]))
@@ -284,6 +286,43 @@ class Search:
         self.event("note", {"text": f"round {round_}: the proposer offered {len(instructions)} instruction(s)"
                             + (f" (error: {record['error']})" if record.get("error") else "")})
         return instructions
+
+
+ROWS_PER_SECOND = {"hf": 20.0}  # measured label scoring of short inputs on 2 cores; API providers: 5/s
+
+
+def estimate(search: Search, cache: Any | None) -> dict[str, Any]:
+    """Calls, tokens, dollars and minutes of the whole run, before anything runs: structural candidates
+    and few-shot raced by halving, proposer rounds, the final test of two versions."""
+    o, rungs = search.options, search.rungs
+    n_structural = 1 + len(cands.structural(search.base.spec)) + len(o.instructions)
+    n_fewshot = (3 if o.embeddings else 1) * len([k for k in o.fewshot_k if k <= len(search.data.pool)])
+    rounds = o.rounds if o.proposer else 0
+
+    def halving(count: int) -> int:
+        rows, alive, previous = 0, count, 0
+        for size in rungs:
+            rows += alive * (size - previous)  # the first rows of a larger slice are cached
+            previous = size
+            alive = max(1, -(-alive // 2))
+        return rows
+
+    # the incumbent of each later phase is already scored: count only the new candidates
+    search_rows = halving(n_structural) + (halving(n_fewshot + 1) - rungs[-1] if n_fewshot else 0)
+    search_rows += rounds * (halving(o.proposals + 1) - rungs[-1])
+    sample = search.data.validation_plan(search.base, min(len(search.data.validation), 50))
+    per_row = estimate_run(sample, search.provider)
+    test = estimate_run(search.data.test_plan, search.provider, cache=cache)
+    tokens_per_row = (per_row.tokens_in + per_row.tokens_out) / max(1, per_row.examples)
+    cost_per_row = per_row.cost / max(1, per_row.examples)
+    rate = ROWS_PER_SECOND.get(search.data.train_plan.model.provider, 5.0)
+    test_rows = 2 * (test.examples - test.cached)
+    return {"validation_rows": len(search.data.validation), "rungs": rungs, "pool_rows": len(search.data.pool),
+            "test_rows": test.examples, "candidates": n_structural + n_fewshot + rounds * o.proposals,
+            "search_calls": search_rows, "proposer_calls": rounds, "test_calls": test_rows,
+            "tokens": round((search_rows + test_rows) * tokens_per_row),
+            "search_cost": search_rows * cost_per_row, "test_cost": 2 * test.to_spend,
+            "minutes": (search_rows + test_rows) / rate / 60}
 
 
 def settings_key(base: PromptVersion, data: OptimizeData, options: OptimizeOptions) -> str:
@@ -328,8 +367,6 @@ def optimize(project: Project, base: PromptVersion, suite: Suite, provider: Prov
              model: str | None = None, cache: Any | None = None, store: Any | None = None,
              proposer: Provider | None = None, resume: bool = False, dry_run: bool = False,
              label: str | None = None, event: Event | None = None) -> OptimizeResult:
-    from promptkit.optimize.publish import estimate, publish
-    from promptkit.stats import mcnemar
 
     event = event or (lambda kind, info: None)
     if not base.spec.labels:
@@ -410,8 +447,6 @@ def optimize(project: Project, base: PromptVersion, suite: Suite, provider: Prov
         result.published = publish(base, winner_spec, record)
         significant = stat.p_value < 0.05
         if label and significant:
-            from promptkit.library.store import PromptFolder
-
             PromptFolder(base.folder, base.name).set_label(label, result.published)
             result.labelled = label
         result.verdict = (f"published {result.published.ref}: {acc[1]:.1%} vs {acc[0]:.1%} on {stat.n} test rows, "

@@ -15,8 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from promptkit.config import atomic_write
+from promptkit.models import ModelRef, resolve_model
+from promptkit.providers.factory import open_provider
 from promptkit.stats import mcnemar, wilson
 from promptkit.tune.base import TuneJob
+from promptkit.tune.lora import LoraTuner, base_model_of, settings_of
+from promptkit.tune.methods import validate
+from promptkit.tune.run import adapter_version, evaluate_model
 from promptkit.tune.trainset import TrainRow
 
 RESULT_FILE = "compare.json"
@@ -81,13 +86,11 @@ def score_rows(model_spec: str, project: Any, rows: Sequence[TrainRow], answers:
     ANSWERS (the version's answer texts) they are scored by label log-likelihood as the eval scores."""
     from dataclasses import replace as with_fields
 
-    from promptkit.models import resolve_model
-    from promptkit.providers import make_provider
 
     if not rows:
         return []
     ref = resolve_model(model_spec, project.models)
-    provider = make_provider(ref.provider, ref.model, **{**(options or {}), **ref.options})
+    provider = open_provider(ModelRef(ref.spec, ref.provider, ref.model, {**(options or {}), **ref.options}), project)
     try:
         responses = provider.complete([with_fields(r.request, labels=list(answers) if answers else None) for r in rows])
     finally:
@@ -106,9 +109,6 @@ def compare_key(job: TuneJob, method: str) -> str:
 def compare_methods(job: TuneJob, methods: Sequence[str], notify: Callable[[str], None] = lambda m: None,
                     ) -> MethodComparison:
     """Train (or reuse) each method on JOB's training set and compare them with the prompt alone."""
-    from promptkit.tune.lora import LoraTuner, base_model_of, settings_of
-    from promptkit.tune.methods import validate
-    from promptkit.tune.run import adapter_version, evaluate_model
 
     spec, _ = base_model_of(job)
     if adapter_version(job.version)[1]:

@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from promptkit.config import atomic_write
 from promptkit.errors import ConfigError
+from promptkit.providers.factory import open_provider
+from promptkit.tune.base import Estimate, TuneResult
+from promptkit.tune.lora import PeakMemory, TrainEvent, adapter_size, base_model_of, quiet_libraries, settings_of
+from promptkit.tune.methods import METHODS, load_base, validate
+from promptkit.tune.run import adapter_version, before_after, measured_speed
 
 KEYS = ("prompt", "chosen", "rejected")
 HELD_OUT = 0.2
@@ -126,10 +132,6 @@ def train_dpo(provider: Any, pairs: Sequence[Pair], held_out: Sequence[Pair], ou
     import torch
     from peft import get_peft_model
 
-    from promptkit.config import atomic_write
-    from promptkit.tune.lora import PeakMemory, TrainEvent, adapter_size, quiet_libraries
-    from promptkit.tune.methods import METHODS, load_base
-
     quiet_libraries()
 
     if not beta > 0:
@@ -140,7 +142,7 @@ def train_dpo(provider: Any, pairs: Sequence[Pair], held_out: Sequence[Pair], ou
     tokenizer, pad = provider.tokenizer, provider.tokenizer.pad_token_id
     train, held = [encode_pair(tokenizer, p) for p in pairs], [encode_pair(tokenizer, p) for p in held_out]
     lora = METHODS["lora"]
-    model = get_peft_model(load_base(str(provider._source()), lora), lora.build(settings, provider))
+    model = get_peft_model(load_base(str(provider.model_source()), lora), lora.build(settings, provider))
     model.eval()
     before = preference_margins(model, held, pad) if held else []  # a fresh LoRA adapter is the identity
     model.train()
@@ -210,15 +212,11 @@ class DpoTuner:
         return load_pairs(Path(path))
 
     def estimate(self, job: Any) -> Any:
-        from promptkit.providers import make_provider
-        from promptkit.tune.base import Estimate
-        from promptkit.tune.lora import base_model_of, settings_of
-        from promptkit.tune.run import measured_speed
 
         spec, ref = base_model_of(job)
         settings = settings_of(job.options)
         pairs = self._pairs(job)
-        provider: Any = make_provider(ref.provider, ref.model)
+        provider: Any = open_provider(ref, job.project)
         tokens = sum(len(p) + len(c) + len(p) + len(r) for p, c, r in (encode_pair(provider.tokenizer, x) for x in pairs))
         speed, source = measured_speed(job.project)
         # two forwards (reference, policy) and one backward per sequence: about 1.5 LoRA steps' work
@@ -228,12 +226,6 @@ class DpoTuner:
     def run(self, job: Any) -> Any:
         from datetime import datetime, timezone
 
-        from promptkit.config import atomic_write
-        from promptkit.providers import make_provider
-        from promptkit.tune.base import TuneResult
-        from promptkit.tune.lora import base_model_of, settings_of
-        from promptkit.tune.methods import validate
-        from promptkit.tune.run import before_after
 
         spec, ref = base_model_of(job)
         settings = settings_of({**job.options, "method": "lora"})
@@ -244,11 +236,10 @@ class DpoTuner:
             raise ConfigError(f"an adapter already exists in {out}", hint="choose another --name, or pass --overwrite")
         # a fifth of the pairs held out: the measure of whether the preference moved needs more than a handful
         train, held = split_pairs(pairs, HELD_OUT, settings.seed)
-        from promptkit.tune.run import adapter_version
 
         if job.evaluate and adapter_version(job.version)[1]:
             job.notify(str(adapter_version(job.version)[1]))
-        provider: Any = make_provider(ref.provider, ref.model)
+        provider: Any = open_provider(ref, job.project)
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         metrics = train_dpo(provider, train, held, out, settings, beta=float(job.options.get("beta") or 0.1),
                             progress=job.progress)

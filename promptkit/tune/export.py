@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from promptkit.errors import ConfigError
+from promptkit.models import resolve_model
+from promptkit.providers.factory import open_provider
+from promptkit.tune.lora import quiet_libraries
 
 EXPORT_INFO = "promptkit-export.json"
 
 
 def adapter_of(project: Any, name: str) -> tuple[Any, Path, dict[str, Any]]:
     """(ModelRef of the base, adapter folder, adapter_config) of a registered tuned model."""
-    from promptkit.models import resolve_model
 
     ref = resolve_model(name, project.models)
     adapter = ref.options.get("adapter")
@@ -56,7 +58,6 @@ def _swap_in(tmp: Path, out: Path) -> None:
 
 def export_model(project: Any, name: str, out: Path, merge: bool = False, force: bool = False) -> dict[str, Any]:
     """Write NAME's adapter (or the merged model with MERGE) to OUT; returns what was written."""
-    from promptkit.providers import make_provider
 
     ref, folder, config = adapter_of(project, name)
     peft_type = str(config.get("peft_type", ""))
@@ -71,14 +72,12 @@ def export_model(project: Any, name: str, out: Path, merge: bool = False, force:
         if merge:
             import torch
 
-            from promptkit.tune.lora import quiet_libraries
-
             quiet_libraries()
             from peft import PeftModel
             from transformers import AutoModelForCausalLM
 
-            base: Any = make_provider(ref.provider, ref.model)
-            source = str(base._source())
+            base: Any = open_provider(ref, project)
+            source = str(base.model_source())
             model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
             merged = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
             merged.save_pretrained(str(tmp))

@@ -20,7 +20,9 @@ from typing import Any
 from promptkit.config import atomic_write
 from promptkit.errors import ConfigError, PromptkitError
 from promptkit.project import Project
+from promptkit.providers import providers
 from promptkit.tune.base import Estimate, TuneJob, Tuner, TuneResult
+from promptkit.tune.dpo import load_pairs
 from promptkit.tune.openai_rules import (
     DEFAULT_BASE,
     billed_tokens,
@@ -31,6 +33,7 @@ from promptkit.tune.openai_rules import (
     validate,
     validate_preferences,
 )
+from promptkit.tune.run import before_after
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 DEFAULT_EPOCHS = 3  # what the API's "auto" usually picks for a few hundred examples; used for estimates
@@ -110,8 +113,6 @@ def _method(options: dict[str, Any]) -> dict[str, Any]:
 
 def _records(job: TuneJob) -> list[dict[str, Any]]:
     if _dpo(job.options):  # preference pairs (prompt, chosen, rejected) in the API's DPO format
-        from promptkit.tune.dpo import load_pairs
-
         return [preference_record(p.prompt, p.chosen, p.rejected) for p in load_pairs(Path(job.options["preferences"]))]
     return [r.record() for r in job.trainset.rows]
 
@@ -279,11 +280,8 @@ class OpenAITuner(Tuner):
         atomic_write(job.out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
         job.notify(f"fine-tuned model {model_id} registered as {job.name!r}")
         comparison = None
-        from promptkit.providers import providers
 
         if job.evaluate and "openai" in providers:
-            from promptkit.tune.run import before_after
-
             tuned = {"base_model": f"openai:{base}", "fine_tuned_model": model_id, "job_id": final.id,
                      "train_dataset_hash": manifest["dataset_hash"], "tuned_prompt_hash": job.version.hash}
             comparison = before_after(job.project, job.version, job.suite, f"openai:{base}", f"openai:{model_id}", tuned,

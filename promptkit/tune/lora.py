@@ -1,7 +1,7 @@
 """Local LoRA fine-tuning with peft on the suite's hf model.
 
 The prompt tokens are exactly the ones the hf provider feeds the model at eval time
-(`HFProvider._encode`); the loss covers the answer and the end-of-turn token only.
+(`HFProvider.encode_prompt`); the loss covers the answer and the end-of-turn token only.
 Training is seeded, writes a resumable checkpoint every few steps, computes a validation loss
 per epoch with early stopping, and reports progress through a callback."""
 
@@ -20,6 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from promptkit.config import atomic_write
+from promptkit.device import select_precision
+from promptkit.errors import ConfigError
+from promptkit.models import DEFAULT_MODEL, resolve_model
+from promptkit.providers.factory import open_provider
+from promptkit.tune.base import Estimate, TuneResult
+from promptkit.tune.methods import load_base, method_of, validate
+from promptkit.tune.run import adapter_version, before_after, measured_speed, record_speed
+from promptkit.tune.search import successive_halving
 from promptkit.tune.trainset import TrainRow
 
 IGNORE = -100
@@ -52,8 +60,6 @@ class LoraSettings:
         return asdict(self)
 
     def learning_rate(self) -> float:
-        from promptkit.tune.methods import method_of
-
         return float(self.lr) if self.lr is not None else method_of(self.method).default_lr
 
 
@@ -79,8 +85,8 @@ def encode_rows(provider: Any, rows: Sequence[TrainRow]) -> list[tuple[list[int]
     eot = tokenizer.eos_token_id
     encoded = []
     for row in rows:
-        context = provider._encode(row.request)
-        answer = provider._continuation(context, provider.prompt_text(row.request), row.request.label_prefix + row.target)
+        context = provider.encode_prompt(row.request)
+        answer = provider.continuation_ids(context, provider.prompt_text(row.request), row.request.label_prefix + row.target)
         encoded.append((context + answer + [eot], len(context)))
     return encoded
 
@@ -134,8 +140,6 @@ def _precision(dtype: str, threads: int) -> tuple[Any, Any]:
     import contextlib
 
     import torch
-
-    from promptkit.device import select_precision
 
     chosen = select_precision("cpu", dtype, threads).dtype
     if chosen == "bfloat16":
@@ -191,8 +195,6 @@ def train_lora(
     import torch
     from peft import get_peft_model, set_peft_model_state_dict
 
-    from promptkit.tune.methods import load_base, validate
-
     method = validate(settings)
     memory = PeakMemory()
     quiet_libraries()
@@ -205,7 +207,7 @@ def train_lora(
     val = encode_rows(provider, val_rows)
     # qlora's 4-bit base computes in fp32 (bitsandbytes' CPU kernels); the others follow settings.dtype
     base_dtype, autocast = _precision("float32" if method.quantized else settings.dtype, threads)
-    model = load_base(str(provider._source()), method, base_dtype)
+    model = load_base(str(provider.model_source()), method, base_dtype)
     model = get_peft_model(model, method.build(settings, provider))
     for p in model.parameters():
         if p.requires_grad:
@@ -354,8 +356,6 @@ class PeakMemory:
 
 def base_model_of(job: Any) -> tuple[str, Any]:
     """(spec, ModelRef) of the suite's model, which must be a local hf model."""
-    from promptkit.errors import ConfigError
-    from promptkit.models import DEFAULT_MODEL, resolve_model
 
     spec = job.options.get("base_model") or job.suite.config.model or job.version.spec.settings.model or DEFAULT_MODEL
     ref = resolve_model(spec, job.project.models)
@@ -377,15 +377,10 @@ class LoraTuner:
     name = "lora"
 
     def estimate(self, job: Any) -> Any:
-        from promptkit.providers import make_provider
-        from promptkit.tune.base import Estimate
-        from promptkit.tune.methods import validate
-        from promptkit.tune.run import measured_speed
-
         spec, ref = base_model_of(job)
         settings = settings_of(job.options)
         validate(settings)
-        provider = make_provider(ref.provider, ref.model)
+        provider = open_provider(ref, job.project)
         tokens = sum(len(ids) for ids, _ in encode_rows(provider, job.trainset.rows))
         speed, source = measured_speed(job.project)
         return Estimate(settings.method, len(job.trainset.rows), tokens, settings.epochs,
@@ -394,11 +389,6 @@ class LoraTuner:
     def run(self, job: Any) -> Any:
         from datetime import datetime, timezone
 
-        from promptkit.errors import ConfigError
-        from promptkit.providers import make_provider
-        from promptkit.tune.base import TuneResult
-        from promptkit.tune.methods import validate
-        from promptkit.tune.run import before_after, record_speed
 
         spec, ref = base_model_of(job)
         settings = settings_of(job.options)
@@ -411,23 +401,19 @@ class LoraTuner:
         if job.resume and not has_checkpoint(out):
             job.notify(f"no checkpoint in {out}; starting from the beginning")
         job.trainset.write(out / "data")
-        from promptkit.tune.run import adapter_version
-
         calibration_note = adapter_version(job.version)[1]
         if calibration_note:
             job.notify(calibration_note)
         train_rows, val_rows = job.trainset.split(settings.val_fraction, settings.seed)
-        provider = make_provider(ref.provider, ref.model)
+        provider = open_provider(ref, job.project)
         search = None
         if job.options.get("search") and not (job.resume and has_checkpoint(out)):
             from dataclasses import replace
 
-            from promptkit.tune.search import successive_halving
-
             if method.name != "lora":
                 raise ConfigError(f"--search explores LoRA settings; it does not apply to --method {method.name}",
                                   hint="use --method lora with --search")
-            search = successive_halving(provider, train_rows, val_rows, settings, float(settings.time_budget or 0),
+            search = successive_halving(train_lora, provider, train_rows, val_rows, settings, float(settings.time_budget or 0),
                                         int(job.options.get("search_trials") or 8), out / "search", job.notify)
             settings = replace(settings, **search.winner, time_budget=search.final_budget)
             job.notify(f"search winner: {search.winner}; training it for {search.final_budget:.0f} s")

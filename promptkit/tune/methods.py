@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from promptkit.errors import ConfigError
+from promptkit.errors import ConfigError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def _prompt_tuning(settings: Any, provider: Any) -> Any:
     if settings.init_text:  # starting from real token embeddings converges much faster than random ones
         return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=settings.virtual_tokens,
                                   prompt_tuning_init=PromptTuningInit.TEXT, prompt_tuning_init_text=settings.init_text,
-                                  tokenizer_name_or_path=str(provider._source()))
+                                  tokenizer_name_or_path=str(provider.model_source()))
     return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=settings.virtual_tokens)
 
 
@@ -107,8 +107,6 @@ METHODS: dict[str, Method] = {
 
 
 def method_of(name: str) -> Method:
-    from promptkit.errors import did_you_mean
-
     if name not in METHODS:
         raise ConfigError(f"unknown tuning method {name!r}", hint=did_you_mean(name, list(METHODS)))
     return METHODS[name]

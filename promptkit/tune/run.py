@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from promptkit.config import atomic_write
-from promptkit.evaluate import EvalRun, ProgressFn, plan_eval, run_eval
+from promptkit.evaluate import ProgressFn, plan_eval, run_eval
 from promptkit.library import PromptVersion
 from promptkit.project import Project, Suite
+from promptkit.providers.factory import open_provider
+from promptkit.results import EvalRun
 from promptkit.runs import RunStore
 from promptkit.stats import McNemar, mcnemar
 
@@ -52,10 +54,9 @@ def evaluate_model(
 ) -> EvalRun:
     """The normal eval path (plan_eval + run_eval, recorded in the run store) for MODEL. Settings
     gain base model, adapter and training manifest details so `runs show` names them."""
-    from promptkit.providers import make_provider
 
     plan = plan_eval(project, version, suite=suite, model=model, data=data, split=split, limit=limit)
-    provider = make_provider(plan.model.provider, plan.model.model, **plan.model.options)
+    provider = open_provider(plan.model, project)
     store = RunStore(project.runs_path)
     try:
         settings = {**plan.settings(), **(extra_settings or {})}

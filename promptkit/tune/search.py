@@ -57,11 +57,11 @@ def candidates(n: int, seed: int) -> list[dict[str, Any]]:
     return grid[:n]
 
 
-def successive_halving(provider: Any, train_rows: Sequence[TrainRow], val_rows: Sequence[TrainRow], base: Any,
+def successive_halving(train: Callable[..., dict[str, Any]], provider: Any, train_rows: Sequence[TrainRow],
+                       val_rows: Sequence[TrainRow], base: Any,
                        budget: float, trials: int, work_dir: Path,
                        notify: Callable[[str], None] = lambda m: None) -> SearchResult:
-    from promptkit.tune.lora import train_lora
-
+    """The winning settings. `train` is the LoRA trainer (tune.lora.train_lora), passed in by the tuner."""
     if not val_rows:
         raise ConfigError("--search ranks settings by validation loss, and the training set is too small to hold "
                           "rows out", hint="use at least 4 training rows, or drop --search")
@@ -80,7 +80,7 @@ def successive_halving(provider: Any, train_rows: Sequence[TrainRow], val_rows: 
             out = work_dir / f"round{number}-{index}"
             shutil.rmtree(out, ignore_errors=True)
             trial = replace(base, **settings, time_budget=each, checkpoint_every=0)
-            metrics = train_lora(provider, train_rows, val_rows, out, trial)
+            metrics = train(provider, train_rows, val_rows, out, trial)
             shutil.rmtree(out, ignore_errors=True)
             log.append(Trial(number, settings, round(each, 1), int(metrics["steps"]), metrics["best_val_loss"]))
             scored.append((metrics["best_val_loss"] if metrics["best_val_loss"] is not None else math.inf, index))

@@ -20,7 +20,7 @@ from promptkit.errors import ConfigError
 from promptkit.evaluate import EvalPlan, build_request, plan_eval
 from promptkit.library import PromptVersion
 from promptkit.project import Project, Suite
-from promptkit.providers import Request
+from promptkit.results import Request
 
 TRAIN_SPLIT = "train"
 _DUP = re.compile(r"-\d+$")

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from promptkit.providers.base import Request, Response
+from promptkit.errors import first_line
+from promptkit.results import Request, Response
 
 
 def is_soft_prompt(model: Any) -> bool:
@@ -29,7 +30,6 @@ def _label_logprob(model: Any, context: Sequence[int], cont: Sequence[int], devi
 
 def score(provider: Any, requests: Sequence[Request]) -> list[Response]:
     """Label scoring: the total log-likelihood of each label after the prompt."""
-    from promptkit.providers.hf import _first_line
 
     model = provider.hf_model
     device = next(model.parameters()).device
@@ -39,7 +39,7 @@ def score(provider: Any, requests: Sequence[Request]) -> list[Response]:
             context, conts = provider._label_tokens(request)
             scores = {label: _label_logprob(model, context, cont, device) for label, cont in conts.items()}
         except Exception as e:  # noqa: BLE001 - failure is data
-            responses.append(Response(error=_first_line(e)))
+            responses.append(Response(error=first_line(e)))
             continue
         best = max(scores, key=scores.__getitem__)
         responses.append(Response(output=best, scores=scores, tokens_in=len(context), tokens_out=len(conts[best])))
@@ -50,14 +50,12 @@ def generate(provider: Any, requests: Sequence[Request]) -> list[Response]:
     """Greedy (or the request's) decoding through PeftModel.generate."""
     import torch
 
-    from promptkit.providers.hf import _first_line
-
-    model, tokenizer, eos = provider.hf_model, provider.tokenizer, provider._eos
+    model, tokenizer, eos = provider.hf_model, provider.tokenizer, provider.eos_ids
     device = next(model.parameters()).device
     responses = []
     for request in requests:
         try:
-            context = provider._encode(request)
+            context = provider.encode_prompt(request)
             sample = request.temperature > 0
             if sample and request.seed is not None:
                 torch.manual_seed(request.seed)
@@ -69,7 +67,7 @@ def generate(provider: Any, requests: Sequence[Request]) -> list[Response]:
                 tokenizer=tokenizer if request.stop else None, pad_token_id=tokenizer.pad_token_id)
             new = generated[0, len(context):].tolist()
         except Exception as e:  # noqa: BLE001
-            responses.append(Response(error=_first_line(e)))
+            responses.append(Response(error=first_line(e)))
             continue
         n_out = next((k + 1 for k, t in enumerate(new) if t in eos), len(new))
         responses.append(Response(output=provider._text(new[:n_out], request), tokens_in=len(context), tokens_out=n_out))
