@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from promptkit.assertions.base import AssertionType, Context, Outcome
 from promptkit.config import load_yaml
@@ -220,6 +221,7 @@ class _Bounds(AssertionType):
     """Types whose value is {min: N, max: M} (either may be left out) or a number (the maximum)."""
 
     unit = ""
+    measure: Callable[[str], float]  # the output's size in `unit`
 
     def setup(self) -> None:
         value = self.spec.value
@@ -232,9 +234,6 @@ class _Bounds(AssertionType):
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"{self.spec.type}: min {self.low} is above max {self.high}")
 
-    def measure(self, output: str) -> float:
-        raise NotImplementedError
-
     def check(self, output: str, ctx: Context) -> Outcome:
         n = self.measure(output)
         if self.low is not None and n < self.low:
@@ -244,39 +243,9 @@ class _Bounds(AssertionType):
         return Outcome(True, f"{n:g} {self.unit}")
 
 
-class Length(_Bounds):
-    name = "length"
-    description = "characters of the output (stripped) within {min, max}"
-    unit = "characters"
-
-    def measure(self, output: str) -> float:
-        return len(output.strip())
-
-
-class WordCount(_Bounds):
-    name = "word-count"
-    description = "words of the output within {min, max}"
-    unit = "words"
-
-    def measure(self, output: str) -> float:
-        return len(output.split())
-
-
-class SentenceCount(_Bounds):
-    name = "sentence-count"
-    description = "sentences (ending in . ! or ?, a last unterminated one counts) within {min, max}"
-    unit = "sentences"
-
-    def measure(self, output: str) -> float:
-        text = output.strip()
-        if not text:
-            return 0
-        ends = len(SENTENCE_END.findall(text))
-        return ends + (0 if SENTENCE_END.search(text[-1] + " ") else 1)
-
-
 class _Limit(AssertionType):
     unit = ""
+    measure: Callable[[Context], float]  # what the model call spent, in `unit`
 
     def setup(self) -> None:
         limit = self.spec.threshold if self.spec.threshold is not None else self.spec.value
@@ -284,31 +253,42 @@ class _Limit(AssertionType):
             raise ValueError(f"{self.spec.type} needs a non-negative number as 'threshold'")
         self.limit = float(limit)
 
-    def measured(self, ctx: Context) -> float:
-        raise NotImplementedError
-
     def check(self, output: str, ctx: Context) -> Outcome:
-        value = self.measured(ctx)
+        value = self.measure(ctx)
         ok = value <= self.limit
         return Outcome(ok, f"{value:.4g} {self.unit} {'within' if ok else 'over'} the limit {self.limit:g}")
 
 
-class Latency(_Limit):
-    name = "latency"
-    description = "the model call took at most `threshold` seconds"
-    unit = "s"
-
-    def measured(self, ctx: Context) -> float:
-        return ctx.result.latency
+_Kind = TypeVar("_Kind", bound=AssertionType)
 
 
-class Cost(_Limit):
-    name = "cost"
-    description = "the model call cost at most `threshold` dollars"
-    unit = "$"
+def _measured(base: type[_Kind], class_name: str, name: str, description: str, unit: str,
+              measure: Callable[[Any], float]) -> type[_Kind]:
+    """A `_Bounds` or `_Limit` type: they differ only in their name, wording, unit and what they measure."""
+    attributes = {"name": name, "description": description, "unit": unit, "measure": staticmethod(measure),
+                  "__module__": __name__, "__qualname__": class_name}
+    return type(class_name, (base,), attributes)
 
-    def measured(self, ctx: Context) -> float:
-        return ctx.result.cost
+
+def _sentences(output: str) -> float:
+    text = output.strip()
+    if not text:
+        return 0
+    ends = len(SENTENCE_END.findall(text))
+    return ends + (0 if SENTENCE_END.search(text[-1] + " ") else 1)
+
+
+Length = _measured(_Bounds, "Length", "length", "characters of the output (stripped) within {min, max}",
+                   "characters", lambda output: len(output.strip()))
+WordCount = _measured(_Bounds, "WordCount", "word-count", "words of the output within {min, max}",
+                      "words", lambda output: len(output.split()))
+SentenceCount = _measured(_Bounds, "SentenceCount", "sentence-count",
+                          "sentences (ending in . ! or ?, a last unterminated one counts) within {min, max}",
+                          "sentences", _sentences)
+Latency = _measured(_Limit, "Latency", "latency", "the model call took at most `threshold` seconds",
+                    "s", lambda ctx: ctx.result.latency)
+Cost = _measured(_Limit, "Cost", "cost", "the model call cost at most `threshold` dollars",
+                 "$", lambda ctx: ctx.result.cost)
 
 
 class Python(AssertionType):
