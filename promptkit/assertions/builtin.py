@@ -61,6 +61,15 @@ class _Strings(AssertionType):
     def wanted(self, ctx: Context) -> list[str]:
         return [render(v, ctx.row) for v in self.values]
 
+    def found_and_missing(self, output: str, ctx: Context, fold: bool) -> tuple[list[str], list[str]]:
+        """The wanted values the output contains and those it does not (ignoring case when `fold`)."""
+        text = output.lower() if fold else output
+        found: list[str] = []
+        missing: list[str] = []
+        for v in self.wanted(ctx):
+            (found if (v.lower() if fold else v) in text else missing).append(v)
+        return found, missing
+
 
 class Contains(_Strings):
     name = "contains"
@@ -68,8 +77,7 @@ class Contains(_Strings):
     fold = False
 
     def check(self, output: str, ctx: Context) -> Outcome:
-        text = output.lower() if self.fold else output
-        missing = [v for v in self.wanted(ctx) if (v.lower() if self.fold else v) not in text]
+        missing = self.found_and_missing(output, ctx, self.fold)[1]
         if missing:
             return Outcome(False, f"does not contain {missing[0]!r}")
         return Outcome(True, "contains " + ", ".join(repr(v) for v in self.wanted(ctx)))
@@ -86,7 +94,7 @@ class ContainsAny(_Strings):
     description = "output contains at least one of the values"
 
     def check(self, output: str, ctx: Context) -> Outcome:
-        found = [v for v in self.wanted(ctx) if v in output]
+        found = self.found_and_missing(output, ctx, fold=False)[0]
         return Outcome(True, f"contains {found[0]!r}") if found else Outcome(False, "contains none of the values")
 
 
@@ -96,8 +104,7 @@ class NotContains(_Strings):
     fold = False
 
     def check(self, output: str, ctx: Context) -> Outcome:
-        text = output.lower() if self.fold else output
-        found = [v for v in self.wanted(ctx) if (v.lower() if self.fold else v) in text]
+        found = self.found_and_missing(output, ctx, self.fold)[0]
         return Outcome(False, f"contains {found[0]!r}") if found else Outcome(True, "contains none of the values")
 
 
