@@ -71,6 +71,16 @@ class _Strings(AssertionType):
         return found, missing
 
 
+_Kind = TypeVar("_Kind", bound=AssertionType)
+
+
+def _variant(base: type[_Kind], class_name: str, name: str, description: str, **attributes: Any) -> type[_Kind]:
+    """An assertion type that differs from `base` only in its name, its wording and class attributes
+    (a flag, a unit, what it measures)."""
+    namespace = {"name": name, "description": description, "__module__": __name__, "__qualname__": class_name}
+    return type(class_name, (base,), {**namespace, **attributes})
+
+
 class Contains(_Strings):
     name = "contains"
     description = "output contains the value (every value of a list)"
@@ -83,10 +93,7 @@ class Contains(_Strings):
         return Outcome(True, "contains " + ", ".join(repr(v) for v in self.wanted(ctx)))
 
 
-class IContains(Contains):
-    name = "icontains"
-    description = "as contains, ignoring case"
-    fold = True
+IContains = _variant(Contains, "IContains", "icontains", "as contains, ignoring case", fold=True)
 
 
 class ContainsAny(_Strings):
@@ -100,16 +107,10 @@ class ContainsAny(_Strings):
         return Outcome(bool(found) != self.negate, f"contains {found[0]!r}" if found else "contains none of the values")
 
 
-class NotContains(ContainsAny):
-    name = "not-contains"
-    description = "output contains none of the values"
-    negate = True
+NotContains = _variant(ContainsAny, "NotContains", "not-contains", "output contains none of the values", negate=True)
 
 
-class NotIContains(NotContains):
-    name = "not-icontains"
-    description = "as not-contains, ignoring case"
-    fold = True
+NotIContains = _variant(NotContains, "NotIContains", "not-icontains", "as not-contains, ignoring case", fold=True)
 
 
 class Equals(_Strings):
@@ -154,10 +155,7 @@ class Regex(AssertionType):
         return Outcome(True, f"matches {match.group(0)!r}") if match else Outcome(False, "no match")
 
 
-class NotRegex(Regex):
-    name = "not-regex"
-    description = "output does not match the regular expression"
-    negate = True
+NotRegex = _variant(Regex, "NotRegex", "not-regex", "output does not match the regular expression", negate=True)
 
 
 def parse_json(output: str) -> tuple[Any, str | None]:
@@ -264,17 +262,6 @@ class _Limit(AssertionType):
         return Outcome(ok, f"{value:.4g} {self.unit} {'within' if ok else 'over'} the limit {self.limit:g}")
 
 
-_Kind = TypeVar("_Kind", bound=AssertionType)
-
-
-def _measured(base: type[_Kind], class_name: str, name: str, description: str, unit: str,
-              measure: Callable[[Any], float]) -> type[_Kind]:
-    """A `_Bounds` or `_Limit` type: they differ only in their name, wording, unit and what they measure."""
-    attributes = {"name": name, "description": description, "unit": unit, "measure": staticmethod(measure),
-                  "__module__": __name__, "__qualname__": class_name}
-    return type(class_name, (base,), attributes)
-
-
 def _sentences(output: str) -> float:
     text = output.strip()
     if not text:
@@ -283,17 +270,17 @@ def _sentences(output: str) -> float:
     return ends + (0 if SENTENCE_END.search(text[-1] + " ") else 1)
 
 
-Length = _measured(_Bounds, "Length", "length", "characters of the output (stripped) within {min, max}",
-                   "characters", lambda output: len(output.strip()))
-WordCount = _measured(_Bounds, "WordCount", "word-count", "words of the output within {min, max}",
-                      "words", lambda output: len(output.split()))
-SentenceCount = _measured(_Bounds, "SentenceCount", "sentence-count",
-                          "sentences (ending in . ! or ?, a last unterminated one counts) within {min, max}",
-                          "sentences", _sentences)
-Latency = _measured(_Limit, "Latency", "latency", "the model call took at most `threshold` seconds",
-                    "s", lambda ctx: ctx.result.latency)
-Cost = _measured(_Limit, "Cost", "cost", "the model call cost at most `threshold` dollars",
-                 "$", lambda ctx: ctx.result.cost)
+Length = _variant(_Bounds, "Length", "length", "characters of the output (stripped) within {min, max}",
+                  unit="characters", measure=staticmethod(lambda output: len(output.strip())))
+WordCount = _variant(_Bounds, "WordCount", "word-count", "words of the output within {min, max}",
+                     unit="words", measure=staticmethod(lambda output: len(output.split())))
+SentenceCount = _variant(_Bounds, "SentenceCount", "sentence-count",
+                         "sentences (ending in . ! or ?, a last unterminated one counts) within {min, max}",
+                         unit="sentences", measure=staticmethod(_sentences))
+Latency = _variant(_Limit, "Latency", "latency", "the model call took at most `threshold` seconds",
+                   unit="s", measure=staticmethod(lambda ctx: ctx.result.latency))
+Cost = _variant(_Limit, "Cost", "cost", "the model call cost at most `threshold` dollars",
+                unit="$", measure=staticmethod(lambda ctx: ctx.result.cost))
 
 
 class Python(AssertionType):
