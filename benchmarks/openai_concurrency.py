@@ -16,13 +16,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from promptkit.providers import Request, make_provider  # noqa: E402
+from promptkit.providers import Request  # noqa: E402
+from promptkit.providers.factory import open_provider  # noqa: E402
 
 GOAL = 12.0
 
 
 def timed(url: str, concurrency: int, requests: list[Request]) -> tuple[float, int]:
-    provider = make_provider("openai", "fixed", base_url=url, api_key="bench", concurrency=concurrency,
+    provider = open_provider("openai:fixed", base_url=url, api_key="bench", concurrency=concurrency,
                              batch_size=len(requests))
     provider.complete(requests[:concurrency])  # warm up: imports, connections
     start = time.perf_counter()

@@ -201,13 +201,13 @@ def bench_dtypes(n_score: int, n_gen: int) -> None:
 
     from promptkit.device import select_precision
     from promptkit.models import resolve_model
-    from promptkit.providers import make_provider
+    from promptkit.providers.factory import open_provider
 
     ref = resolve_model("smollm2")
     auto = select_precision("auto", "auto")
     report("auto_dtype", auto.dtype, "bf16 where native, else fp32", note=auto.reason, dtype=auto.dtype)
-    p32 = make_provider(ref.provider, ref.model, batch_size=64, dtype="float32")
-    p16 = make_provider(ref.provider, ref.model, batch_size=64, dtype="bfloat16")
+    p32 = open_provider(ref, forward_batch=64, dtype="float32")
+    p16 = open_provider(ref, forward_batch=64, dtype="bfloat16")
     rows = load_yelp(n_score)
     requests = scoring_requests(rows)
     p32.complete(requests[:4])
@@ -258,12 +258,13 @@ def bench_dtypes(n_score: int, n_gen: int) -> None:
 def bench_lora(steps: int, rounds: int) -> None:
     """LoRA training through promptkit's own loop (tune/lora.py) in fp32 and in bf16 autocast, alternating."""
     from promptkit.models import resolve_model
-    from promptkit.providers import Request, make_provider
+    from promptkit.providers import Request
+    from promptkit.providers.factory import open_provider
     from promptkit.tune.lora import LoraSettings, train_lora
     from promptkit.tune.trainset import TrainRow
 
     ref = resolve_model("smollm2")
-    provider = make_provider(ref.provider, ref.model)
+    provider = open_provider(ref)
     rows = load_yelp(8 * steps + 32)
     train_rows = [TrainRow(str(i), Request(id=str(i), text=f"Review: {r['text']}\nSentiment:",
                                            labels=["negative", "positive"], label_prefix=" "), r["label"])
@@ -402,11 +403,11 @@ def bench_against_lmeval(limit: int | None, rounds: int) -> None:
     """promptkit (default dtype, and fp32) and lm-eval (fp32, bf16) as whole processes on the same 1000 yelp
     reviews, in alternation A B C D A B C D ...; medians of `rounds` and the median of the per-round ratios."""
     from promptkit.models import resolve_model
-    from promptkit.providers import make_provider
+    from promptkit.providers.factory import open_provider
 
     ref = resolve_model("smollm2")
-    provider: Any = make_provider(ref.provider, ref.model)
-    model_dir = provider._source()
+    provider: Any = open_provider(ref)
+    model_dir = provider.model_source()
     have_lmeval = LMEVAL_PY.is_file()
     work = Path(tempfile.mkdtemp(prefix="lmeval-"))
     (work / "tasks").mkdir()
@@ -477,10 +478,10 @@ SECTIONS = ("help", "startup", "lmeval", "dtypes", "lora", "chat", "cached", "na
 
 def bench_fast_vs_naive(scoring_n: int, naive_n: int, gen_n: int, gen_naive_n: int) -> None:
     from promptkit.models import resolve_model
-    from promptkit.providers import make_provider
+    from promptkit.providers.factory import open_provider
 
     ref = resolve_model("smollm2")
-    provider: Any = make_provider(ref.provider, ref.model, batch_size=16, dtype="float32")
+    provider: Any = open_provider(ref, forward_batch=16, dtype="float32")
     bench_scoring(provider, scoring_n, naive_n)
     bench_generation(provider, gen_n, gen_naive_n)
     provider.close()

@@ -19,7 +19,9 @@ from typing import Any
 
 from promptkit import dbfile
 from promptkit.errors import PromptkitError
-from promptkit.providers.base import Provider, Request, Response
+from promptkit.models import embedded_model_path
+from promptkit.providers.base import Provider
+from promptkit.results import Request, Response
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -32,12 +34,6 @@ CREATE TABLE IF NOT EXISTS fingerprints (
     digest TEXT NOT NULL
 );
 """
-
-# Options that change how fast or how safely a model answers, never what it answers.
-NEUTRAL_OPTIONS = frozenset({
-    "batch_size", "generate_batch_size", "concurrency", "threads", "timeout", "max_retries", "retries", "retry", "delay",
-    "api_key", "api_key_env", "headers", "price", "prices", "project_root", "backoff", "max_backoff",
-})
 
 CHUNK = 1 << 20
 
@@ -204,8 +200,6 @@ def _now() -> str:
 def _model_file(model: str) -> Path | None:
     """The file or folder a local model string names, if any (found without importing the model)."""
     if model.startswith("embedded:"):
-        from promptkit.models import embedded_model_path
-
         try:
             return embedded_model_path(model)
         except PromptkitError:
@@ -233,7 +227,9 @@ def provider_identity(provider: Provider, cache: ResponseCache | None = None) ->
         files["adapter"] = cache.fingerprint(adapter_path) if cache is not None and adapter_path.exists() else str(adapter)
     if files:
         identity["files"] = files
-    identity["options"] = {k: v for k, v in sorted(provider.options.items()) if k not in NEUTRAL_OPTIONS}
+    # the provider's Options declare which options never change an output
+    neutral = provider.Options.output_neutral()
+    identity["options"] = {k: v for k, v in sorted(provider.options.items()) if k not in neutral}
     return identity
 
 

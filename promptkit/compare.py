@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from promptkit.results import EvalRun, ExampleResult
+
 if TYPE_CHECKING:
-    from promptkit.evaluate import EvalRun, ExampleResult
     from promptkit.runs import RunRecord
 
 
@@ -31,6 +32,7 @@ class MetricRow:
     deltas: list[float | None]  # vs the first side
     higher_is_better: bool | None
     unit: str = ""
+    kind: str | None = None  # the metric class's aggregate, as recorded (None for older runs)
 
     def better(self, i: int) -> bool | None:
         """Whether side i is better than the baseline on this metric (None: same or no direction)."""
@@ -102,7 +104,8 @@ def compare(sides: list[Side]) -> Comparison:
         base = values[0]
         deltas = [v - base if v is not None and base is not None else None for v in values]
         known = next(e for e in entries if e is not None)
-        comparison.metrics.append(MetricRow(name, values, deltas, known.get("higher_is_better"), str(known.get("unit", ""))))
+        comparison.metrics.append(MetricRow(name, values, deltas, known.get("higher_is_better"), str(known.get("unit", "")),
+                                            known.get("kind")))
     by_id = [{r.id: r for r in side.results} for side in sides]
     common = [r.id for r in sides[0].results if all(r.id in table for table in by_id)] if sides else []
     comparison.common = len(common)

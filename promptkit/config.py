@@ -233,7 +233,6 @@ def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseMo
 
 def check_writable(path: Path, option: str = "--output") -> None:
     """Refuse an output path that cannot be written, before any work is done."""
-    from promptkit.errors import ConfigError
 
     folder = path.parent if str(path.parent) else Path(".")
     existing = folder

@@ -37,6 +37,20 @@ def connect(path: Path) -> sqlite3.Connection:
     return db
 
 
+def open_readonly(path: Path, what: str) -> sqlite3.Connection:
+    """A read-only connection (a viewer's), opened under the file's lock so it never sees a file
+    another process is creating or migrating; header checked first, busy timeout set."""
+    with file_lock(lock_path(path), what):
+        check_header(path, what)
+        try:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=lock_timeout(),
+                                 check_same_thread=False)
+            db.execute(f"PRAGMA busy_timeout={int(lock_timeout() * 1000)}")
+        except sqlite3.Error as e:
+            raise PromptkitError(f"cannot open {what}: {e}", where=str(path)) from None
+        return db
+
+
 def check_header(path: Path, what: str) -> None:
     """Refuse a non-empty file that does not start with SQLite's header, without opening it."""
     try:

@@ -1,7 +1,7 @@
 """What a run will cost before any model call: tokens in and out, and money at the model's price.
 
 Tokens in are counted with the provider's own tokenizer (no weights loaded). Tokens out are
-what the provider says it bills (its optional `expected_tokens_out`), else the labels' tokens
+what the provider says it bills (see promptkit.pricing.expected_tokens_out), else the labels' tokens
 when labels are scored by log-likelihood, else the average output of
 earlier runs of the same prompt version on the same model, else max_tokens (an upper bound).
 Examples already in the response cache count with their recorded tokens and cost nothing."""
@@ -11,7 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from promptkit.providers.base import Provider, Request
+from promptkit.cache import provider_identity, request_key
+from promptkit.evaluate import build_request
+from promptkit.pricing import expected_tokens_out
+from promptkit.providers.base import Provider
 
 if TYPE_CHECKING:
     from promptkit.cache import ResponseCache
@@ -35,37 +38,9 @@ class Estimate:
         return asdict(self)
 
 
-def expected_tokens_out(plan: EvalPlan, provider: Provider, request: Request, observed: float | None = None) -> float:
-    """Output tokens one request is expected to produce. A provider that bills in its own way says
-    so with an `expected_tokens_out(request) -> float | None` method (None: use the rules here)."""
-    own = getattr(provider, "expected_tokens_out", None)
-    if callable(own):
-        value = own(request)
-        if value is not None:
-            return float(value)
-    if request.labels:
-        counts = [provider.count_tokens(request.label_prefix + label) for label in request.labels]
-        return sum(counts) / len(counts)
-    if observed is not None:
-        return observed
-    return float(request.max_tokens)
-
-
-def expected_cost(plan: EvalPlan, provider: Provider, request: Request, observed: float | None = None) -> float:
-    """Dollars one request is expected to cost."""
-    price = plan.price
-    if not price.input and not price.output:
-        return 0.0
-    tokens_in = provider.prompt_tokens(request)
-    tokens_out = expected_tokens_out(plan, provider, request, observed)
-    return (tokens_in * price.input + tokens_out * price.output) / 1_000_000
-
-
 def estimate_run(plan: EvalPlan, provider: Provider, cache: ResponseCache | None = None,
                  store: RunStore | None = None) -> Estimate:
     """Tokens and money a plan will take, without calling (or loading) the model."""
-    from promptkit.cache import provider_identity, request_key
-    from promptkit.evaluate import build_request
 
     price = plan.price
     requests = [build_request(plan, e) for e in plan.examples]
@@ -88,7 +63,7 @@ def estimate_run(plan: EvalPlan, provider: Provider, cache: ResponseCache | None
         if hit is not None:
             t_in, t_out = float(hit.tokens_in), float(hit.tokens_out)
         else:
-            t_in, t_out = float(provider.prompt_tokens(request)), expected_tokens_out(plan, provider, request, observed)
+            t_in, t_out = float(provider.prompt_tokens(request)), expected_tokens_out(provider, request, observed)
         tokens_in += int(t_in)
         tokens_out += t_out
         money = (t_in * price.input + t_out * price.output) / 1_000_000

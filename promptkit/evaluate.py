@@ -8,40 +8,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from promptkit.assertions import assertion_metrics, build_checks
+from promptkit.cache import provider_identity, request_key
 from promptkit.data import Example, file_hash, load_examples, select_split
 from promptkit.errors import ConfigError, NotFoundError, PromptkitError
 from promptkit.library import PromptVersion
-from promptkit.metrics import DEFAULT_METRICS, MetricValue, metrics
+from promptkit.metrics import DEFAULT_METRICS, metrics, resolve_metrics
+from promptkit.metrics.classification import confusion
 from promptkit.models import DEFAULT_MODEL, ModelRef, resolve_model
-from promptkit.pricing import Price, load_prices, price_for
+from promptkit.pricing import Price, expected_cost, load_prices, price_for
 from promptkit.project import Project, Suite
-from promptkit.providers import Provider, Request, Response
-
-
-@dataclass
-class ExampleResult:
-    id: str
-    index: int
-    input: dict[str, Any]
-    expected: str | None
-    output: str
-    prediction: str | None
-    correct: bool | None
-    error: str | None = None
-    scores: dict[str, float] | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost: float = 0.0
-    latency: float = 0.0
-    cached: bool = False
-    assertions: list[dict[str, Any]] | None = None  # one outcome per assertion (promptkit.assertions)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from promptkit.providers import Provider, providers
+from promptkit.results import EvalRun, ExampleResult, MetricValue, Request, Response, RunPlan
 
 
 @dataclass
@@ -114,20 +96,6 @@ class EvalPlan:
             {"runtime": self.runtime} if self.runtime else {})
 
 
-@dataclass
-class EvalRun:
-    plan: EvalPlan
-    results: list[ExampleResult]
-    metrics: list[MetricValue]
-    confusion: dict[str, dict[str, int]] | None = None
-    run_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    status: str = "finished"  # or "interrupted" (--max-cost or Ctrl-C; resumable), or "failed" (every example failed)
-
-    def metric(self, name: str) -> float | None:
-        return next((m.value for m in self.metrics if m.name == name), None)
-
-
 def plan_eval(
     project: Project,
     version: PromptVersion,
@@ -174,12 +142,9 @@ def plan_eval(
     settings = spec.settings
     decoding = {"temperature": settings.temperature, "max_tokens": settings.max_tokens, "stop": list(settings.stop)}
     decoding.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    from promptkit.providers import providers
 
     supports = providers.get(model_ref.provider).supports_scoring
     scoring = cfg.scoring or ("loglik" if task == "classification" and supports else "generate")
-    from promptkit.assertions import build_checks
-    from promptkit.metrics import resolve_metrics
 
     names, custom = resolve_metrics(cfg.metrics or DEFAULT_METRICS[task], project.root, str(suite.path))
     for name in names:
@@ -189,9 +154,11 @@ def plan_eval(
                     scoring, names, load_prices(project.root), checks=checks, custom_metrics=custom)
 
 
-def build_request(plan: EvalPlan, example: Example) -> Request:
+def build_request(plan: RunPlan, example: Example) -> Request:
     rendered = plan.version.template.render(example.vars, what=f"example {example.index + 1} of {plan.data_path}")
-    labels = plan.labels if plan.task == "classification" and (plan.scoring_asked or plan.scoring) == "loglik" else None
+    # the answer texts (verbalizers) are scored; score_example maps them back to label names
+    scored = plan.task == "classification" and (plan.scoring_asked or plan.scoring) == "loglik"
+    labels = plan.version.spec.answers if scored else None
     return Request(
         id=example.id,
         text=rendered.text,
@@ -221,10 +188,16 @@ def parse_label(output: str, labels: Sequence[str]) -> str | None:
 def score_example(plan: EvalPlan, example: Example, response: Response) -> ExampleResult:
     prediction: str | None
     correct: bool | None
+    scores = response.scores
     if response.error is not None:
         prediction, correct = None, False
     elif plan.task == "classification":
-        prediction = response.output if response.scores else parse_label(response.output, plan.labels or [])
+        spec = plan.version.spec
+        if response.scores:
+            prediction, scores = spec.decide(response.scores)  # verbalizers and calibration
+        else:
+            answer = parse_label(response.output, spec.answers)
+            prediction = (spec.labels or [])[spec.answers.index(answer)] if answer is not None else None
         correct = prediction == example.target
     else:
         prediction = response.output
@@ -232,7 +205,7 @@ def score_example(plan: EvalPlan, example: Example, response: Response) -> Examp
     return ExampleResult(
         id=example.id, index=example.index, input=example.vars, expected=example.target,
         output=response.output, prediction=prediction, correct=correct, error=response.error,
-        scores=response.scores, tokens_in=response.tokens_in, tokens_out=response.tokens_out,
+        scores=scores, tokens_in=response.tokens_in, tokens_out=response.tokens_out,
         cost=response.cost, latency=response.latency, cached=response.cached,
     )
 
@@ -260,8 +233,6 @@ def compute_metrics(plan: EvalPlan, results: Sequence[ExampleResult]) -> list[Me
         if plan.task in metric.tasks:
             values += metric.compute(results, plan.labels)
     if plan.checks is not None:
-        from promptkit.assertions import assertion_metrics
-
         values += assertion_metrics(results)
     return values
 
@@ -291,13 +262,10 @@ def resolve_scoring(plan: EvalPlan, provider: Provider, cache: Any | None = None
     shows the run cannot go on (bad key, endpoint down), before a whole batch is sent; for label
     scoring, records in the plan the scoring the provider really gives, with why, when it is not
     what the suite asked for."""
-    resolve = getattr(provider, "resolve_scoring", None)
-    if resolve is None or plan.probed:
+    if not provider.probes_scoring or plan.probed:
         return
     requests = [build_request(plan, e) for e in plan.examples]
     if cache is not None:
-        from promptkit.cache import provider_identity, request_key
-
         identity = provider_identity(provider, cache)
         keys = [request_key(identity, r) for r in requests]
         hits = cache.get_many(keys)
@@ -305,10 +273,9 @@ def resolve_scoring(plan: EvalPlan, provider: Provider, cache: Any | None = None
     if not requests:
         return
     plan.probed = True
-    mode, note = resolve(requests[0])
-    fatal = getattr(provider, "fatal", None)
-    if fatal:
-        raise RunFailed(fatal)
+    mode, note = provider.resolve_scoring(requests[0])
+    if provider.fatal:
+        raise RunFailed(provider.fatal)
     if plan.task == "classification" and plan.scoring == "loglik":
         plan.scoring_asked = plan.scoring
         plan.scoring, plan.scoring_note = mode, note
@@ -349,9 +316,6 @@ def run_eval(
     and only loaded, for the rest. With `max_cost` (dollars), the run stops before a batch
     whose expected cost would push the run's spending (earlier sessions of a resumed run included)
     past it, and is left interrupted (resumable)."""
-    from promptkit.cache import provider_identity, request_key
-    from promptkit.estimate import expected_cost
-    from promptkit.metrics.classification import confusion
 
     done: dict[str, ExampleResult] = {}
     resumed_with = None
@@ -389,7 +353,7 @@ def run_eval(
             if misses and max_cost is not None:
                 allowed = []
                 for e in misses:
-                    expected = expected_cost(plan, provider, requests[e.id])
+                    expected = expected_cost(plan.price, provider, requests[e.id])
                     if spent + expected > max_cost:
                         break
                     spent += expected
@@ -416,8 +380,7 @@ def run_eval(
             finished += len(batch)
             if progress:
                 progress(finished, len(plan.examples))
-            fatal = getattr(provider, "fatal", None)
-            if fatal:  # a bad key or a dead endpoint: every further call would fail too
+            if provider.fatal:  # a bad key or a dead endpoint: every further call would fail too
                 status = "failed"
                 break
             if status != "finished":
@@ -434,18 +397,16 @@ def run_eval(
     if resumed_with is not None:
         extra["resumed_with"] = resumed_with  # results the run held when this process took it over
     if status == "failed":
-        extra.update(stopped=getattr(provider, "fatal", None), remaining=len(plan.examples) - len(results))
+        extra.update(stopped=provider.fatal, remaining=len(plan.examples) - len(results))
     elif status != "finished":
         extra.update(stopped="max-cost", max_cost=max_cost, remaining=len(plan.examples) - len(results))
     if status == "finished" and results and all(r.error is not None for r in results):
         status = "failed"  # nothing was scored: a run of errors is not a result
         extra["stopped"] = f"every example failed; first: {results[0].error}"
-    modes = getattr(provider, "scoring_modes", None)
-    if isinstance(modes, dict) and modes:
-        extra["scoring_modes"] = dict(modes)  # which scoring each request really got
-    stats = getattr(provider, "stats", None)
-    if isinstance(stats, dict) and stats.get("requests"):
-        extra["provider_stats"] = {k: v for k, v in stats.items() if k != "faults_reported"}
+    if provider.scoring_modes:
+        extra["scoring_modes"] = dict(provider.scoring_modes)  # which scoring each request really got
+    if provider.stats.get("requests"):
+        extra["provider_stats"] = {k: v for k, v in provider.stats.items() if k != "faults_reported"}
     run = EvalRun(plan, results, values, matrix, run_id, extra, status)
     if store is not None and run_id is not None:
         store.finish_run(run_id, values, status, extra)

@@ -19,10 +19,13 @@ import yaml
 from jinja2 import nodes
 
 from promptkit.config import line_of, read_text
+from promptkit.data import read_rows
 from promptkit.errors import NotFoundError, PromptkitError
 from promptkit.library import PromptFolder, PromptVersion
 from promptkit.library.render import environment
 from promptkit.library.spec import OUTPUT_KEY, SLOT_ORDER
+from promptkit.metrics import metrics
+from promptkit.models import DEFAULT_MODEL, embedded_model_path, resolve_model
 from promptkit.project import Project, Suite
 
 # Context windows of models whose config cannot be read without converting them first.
@@ -98,8 +101,6 @@ def token_counter(provider: str, model: str) -> TokenCounter:
         return TokenCounter(None, None)
     gguf: Path | None = None
     if model.startswith("embedded:"):
-        from promptkit.models import embedded_model_path
-
         try:
             gguf = embedded_model_path(model)
         except PromptkitError:
@@ -196,9 +197,6 @@ def _longest_rows(rows: list[dict[str, Any]], fields: dict[str, str], k: int = 3
 
 
 def lint_suite(project: Project, suite: Suite) -> list[Finding]:
-    from promptkit.data import read_rows
-    from promptkit.metrics import metrics
-    from promptkit.models import DEFAULT_MODEL, resolve_model
 
     findings: list[Finding] = []
     cfg = suite.config
@@ -335,8 +333,6 @@ def lint_project(project: Project) -> list[Finding]:
             model = working.spec.settings.model
             counter = None
             if model:
-                from promptkit.models import resolve_model
-
                 try:
                     ref = resolve_model(model, project.models)
                     counter = token_counter(ref.provider, ref.model)

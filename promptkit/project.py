@@ -13,6 +13,7 @@ from promptkit.config import Strict, load_yaml, validate
 from promptkit.errors import ConfigError, NotFoundError, did_you_mean
 from promptkit.gate.thresholds import Thresholds
 from promptkit.library import Library, PromptVersion
+from promptkit.metrics import metrics
 from promptkit.models import ModelRegistry
 
 
@@ -61,8 +62,6 @@ class SuiteConfig(Strict):
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, names: list[str | CustomMetric] | None) -> list[str | CustomMetric] | None:
-        from promptkit.metrics import metrics
-
         for name in names or []:
             if isinstance(name, str) and name not in metrics:
                 raise ValueError(f"unknown metric {name!r} ({did_you_mean(name, metrics.names())})")

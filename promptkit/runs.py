@@ -15,15 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from promptkit import dbfile
 from promptkit.errors import NotFoundError, PromptkitError
 from promptkit.fileio import lock_timeout
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import ExampleResult
-    from promptkit.metrics import MetricValue
+from promptkit.results import ExampleResult, MetricValue
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -224,8 +221,6 @@ class RunStore:
             )
 
     def results(self, run_id: str) -> list[ExampleResult]:
-        from promptkit.evaluate import ExampleResult
-
         with self._reading():
             rows = self._db.execute("SELECT example_id, data FROM results WHERE run_id = ? ORDER BY idx", (run_id,))
             out = []

@@ -30,7 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from promptkit.errors import ConfigError
-from promptkit.providers.base import Request as ModelRequest
+from promptkit.models import resolve_model
+from promptkit.providers.base import ModelError, Provider
+from promptkit.providers.factory import open_provider
+from promptkit.results import Request as ModelRequest
 
 MAX_BODY = 1_000_000  # bytes
 MAX_TOKENS = 512
@@ -92,8 +95,8 @@ def _number(body: dict[str, Any], name: str, low: float, high: float, default: f
 class ModelServer:
     """The model side of the server, independent of HTTP (so it can be tested directly)."""
 
-    def __init__(self, provider: Any, config: ServeConfig):
-        self.provider = provider  # an HFProvider
+    def __init__(self, provider: Provider, config: ServeConfig):
+        self.provider: Provider = provider  # an HFProvider
         self.config = config
         self.lock = threading.Lock()  # the model: one call at a time
         self.pending: list[dict[str, Any]] = []  # echo-scoring calls waiting for the model
@@ -101,7 +104,7 @@ class ModelServer:
         self.created = int(time.time())
 
     def load(self) -> None:
-        _ = self.provider.hf_model, self.provider.tokenizer
+        self.provider.load()
 
     def models(self) -> dict[str, Any]:
         return {"object": "list", "data": [{"id": self.config.name, "object": "model", "created": self.created,
@@ -158,7 +161,7 @@ class ModelServer:
 
     # -- model work (callers hold self.lock) -------------------------------------------------
     def echo_batched(self, texts: list[str], top: int) -> list[dict[str, Any]]:
-        """`_echo` for concurrent requests, merged: whoever gets the model next scores everything
+        """`token_logprobs` for concurrent requests, merged: whoever gets the model next scores everything
         queued meanwhile in shared forward passes (label scoring arrives as many small requests)."""
         item: dict[str, Any] = {"texts": texts, "top": top, "done": False, "result": None, "error": None}
         with self.pending_lock:
@@ -171,7 +174,7 @@ class ModelServer:
                     group = [i for i in batch if i["top"] == level]
                     try:
                         rows = [t for i in group for t in i["texts"]]
-                        results = [r for chunk in self._passes(rows) for r in self._echo(chunk, level)]
+                        results = [r for chunk in self._passes(rows) for r in self.provider.token_logprobs(chunk, level)]
                     except Exception as e:  # noqa: BLE001 - handed to every caller in the group
                         for i in group:
                             i["error"], i["done"] = e, True
@@ -197,88 +200,15 @@ class ModelServer:
             width = max(width, size)
         return passes + ([current] if current else [])
 
-    def _echo(self, texts: list[str], top: int) -> list[dict[str, Any]]:
-        """Per-token log-probabilities of each text, OpenAI completions `logprobs` format."""
-        import torch
-
-        tok, model = self.provider.tokenizer, self.provider.hf_model
-        encoded = [tok(text, add_special_tokens=True, return_offsets_mapping=bool(tok.is_fast)) for text in texts]
-        seqs: list[list[int]] = [list(e["input_ids"]) or [tok.eos_token_id] for e in encoded]
-        width = max(len(ids) for ids in seqs)
-        batch = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, ids in enumerate(seqs):  # right padding: positions need no shifting
-            batch[row, : len(ids)] = torch.tensor(ids)
-            mask[row, : len(ids)] = 1
-        with torch.inference_mode():
-            logprobs = torch.log_softmax(model(input_ids=batch, attention_mask=mask).logits.float(), dim=-1)
-        names: dict[int, str] = {}
-
-        def decoded(i: int) -> str:
-            if i not in names:
-                names[i] = tok.decode([i])
-            return names[i]
-
-        out: list[dict[str, Any]] = []
-        for row, (ids, enc) in enumerate(zip(seqs, encoded, strict=True)):
-            tokens = [decoded(i) for i in ids]
-            if tok.is_fast and enc["input_ids"]:
-                offsets = [int(start) for start, _ in enc["offset_mapping"]]
-            else:
-                offsets = [len(tok.decode(ids[:j])) for j in range(len(ids))]
-            picked = logprobs[row, torch.arange(len(ids) - 1), torch.tensor(ids[1:], dtype=torch.long)].tolist()
-            values: list[float | None] = [None, *picked]
-            tops: list[dict[str, float] | None] = [None]
-            if top and len(ids) > 1:  # one topk over the whole row; each token id decoded once
-                best = torch.topk(logprobs[row, : len(ids) - 1], top, dim=-1)
-                for values_j, indices_j in zip(best.values.tolist(), best.indices.tolist(), strict=True):
-                    tops.append({decoded(i): v for v, i in zip(values_j, indices_j, strict=True)})
-            out.append({"tokens": tokens, "token_logprobs": values, "text_offset": offsets,
-                        "top_logprobs": tops if top else None})
-        return out
-
     def _generate(self, request: ModelRequest, top: int | None) -> dict[str, Any]:
         """Generate for one request; with `top` set, also the generated tokens' logprobs."""
-        if top is None or request.max_tokens == 0:
-            if request.max_tokens == 0:
-                return {"text": "", "tokens_in": self.provider.prompt_tokens(request), "tokens_out": 0, "logprobs": None}
-            response = self.provider.complete([request])[0]
-            if response.error:
-                raise APIError(500, f"model error: {response.error}", type_="server_error")
-            return {"text": response.output, "tokens_in": response.tokens_in, "tokens_out": response.tokens_out,
-                    "logprobs": None}
-        return self._generate_scored(request, top)
-
-    def _generate_scored(self, request: ModelRequest, top: int) -> dict[str, Any]:
-        import torch
-
-        tok, model = self.provider.tokenizer, self.provider.hf_model
-        prompt = self.provider.prompt_text(request)
-        ids = list(tok(prompt, add_special_tokens=request.text is not None)["input_ids"])
-        sample = request.temperature > 0
-        if sample and request.seed is not None:
-            torch.manual_seed(request.seed)
-        with torch.inference_mode():
-            out = model.generate(
-                input_ids=torch.tensor([ids]), attention_mask=torch.ones((1, len(ids)), dtype=torch.long),
-                max_new_tokens=request.max_tokens, do_sample=sample, temperature=request.temperature if sample else None,
-                top_p=None, top_k=None, stop_strings=request.stop or None, tokenizer=tok if request.stop else None,
-                pad_token_id=tok.pad_token_id, output_scores=True, return_dict_in_generate=True)
-        new = out.sequences[0, len(ids):].tolist()
-        eos = model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos, tok.eos_token_id])
-        n = next((k + 1 for k, t in enumerate(new) if t in eos_ids), len(new))
-        entries = []
-        for k in range(n):
-            logprobs = torch.log_softmax(out.scores[k][0].float(), dim=-1)
-            best = torch.topk(logprobs, max(1, top))
-            entries.append({"token": tok.decode([new[k]]), "logprob": float(logprobs[new[k]]),
-                            "top": {tok.decode([int(i)]): float(v) for v, i in zip(best.values, best.indices, strict=True)}})
-        text = tok.decode([t for t in new[:n] if t not in eos_ids], skip_special_tokens=True)
-        for s in request.stop:
-            if s in text:
-                text = text[: text.index(s)]
-        return {"text": text, "tokens_in": len(ids), "tokens_out": n, "logprobs": entries}
+        if request.max_tokens == 0:
+            return {"text": "", "tokens_in": self.provider.prompt_tokens(request), "tokens_out": 0, "logprobs": None}
+        try:
+            gen = self.provider.generate(request, logprobs=top)
+        except ModelError as e:
+            raise APIError(500, f"model error: {e}", type_="server_error") from None
+        return {"text": gen.text, "tokens_in": gen.tokens_in, "tokens_out": gen.tokens_out, "logprobs": gen.logprobs}
 
     # -- endpoints ----------------------------------------------------------------------------
     def completions(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -302,7 +232,7 @@ class ModelServer:
             if prescored is not None:
                 echoed: list[Any] = prescored
             else:
-                echoed = self._echo(prompts, top) if echo and top is not None else [None] * len(prompts)
+                echoed = self.provider.token_logprobs(prompts, top) if echo and top is not None else [None] * len(prompts)
             for index, (text, echo_lp) in enumerate(zip(prompts, echoed, strict=True)):
                 request = ModelRequest(id=str(index), text=text, **opts)
                 gen = self._generate(request, top)
@@ -362,7 +292,6 @@ class ModelServer:
                              "finish_reason": "length" if gen["tokens_out"] >= opts["max_tokens"] else "stop"}],
                 "usage": {"prompt_tokens": gen["tokens_in"], "completion_tokens": gen["tokens_out"],
                           "total_tokens": gen["tokens_in"] + gen["tokens_out"]}}
-
 
     def _score_labels(self, body: dict[str, Any], request: ModelRequest) -> dict[str, Any]:
         """The `score_labels` extension: each label's log-likelihood as the assistant's reply."""
@@ -458,8 +387,6 @@ def make_server(spec: str, project: Any = None, name: str | None = None, api_key
                 max_body: int = MAX_BODY, max_tokens: int = MAX_TOKENS, max_prompt_tokens: int = MAX_PROMPT_TOKENS,
                 read_timeout: float = READ_TIMEOUT, max_connections: int = MAX_CONNECTIONS) -> ModelServer:
     """A ModelServer over any model spec resolve_model accepts that runs locally (hf provider)."""
-    from promptkit.models import resolve_model
-    from promptkit.providers import make_provider
 
     if api_key is not None and not api_key.strip():
         raise ConfigError("the API key is empty (--api-key or PROMPTKIT_SERVE_API_KEY)",
@@ -468,7 +395,7 @@ def make_server(spec: str, project: Any = None, name: str | None = None, api_key
     if ref.provider != "hf":
         raise ConfigError(f"promptkit serve runs local models; {spec!r} uses provider {ref.provider!r}",
                           hint="serve smollm2, a model folder, a .gguf file, or a registered tuned adapter")
-    provider = make_provider(ref.provider, ref.model, **ref.options)
+    provider = open_provider(ref, project)
     return ModelServer(provider, ServeConfig(name=name or spec, api_key=api_key or None, max_body=max_body,
                                              max_tokens=max_tokens, max_prompt_tokens=max_prompt_tokens,
                                              read_timeout=read_timeout, max_connections=max_connections))

@@ -162,7 +162,7 @@ def open_task(project: Path, index: int) -> Callable[[], int]:
 
     def run() -> int:
         from promptkit.cache import ResponseCache
-        from promptkit.providers.base import Response
+        from promptkit.results import Response
         from promptkit.runs import RunStore
 
         state = project / ".promptkit"

@@ -45,9 +45,21 @@ def run_cli(*args: str, cwd: Path | str = ROOT, env: dict[str, str] | None = Non
 def embedded_provider():  # type: ignore[no-untyped-def]
     """The real embedded SmolLM2 through the hf provider in float32 (exact comparisons), loaded once per session."""
     from promptkit.models import resolve_model
-    from promptkit.providers import make_provider
+    from promptkit.providers.factory import open_provider
 
     ref = resolve_model("smollm2")
-    provider = make_provider(ref.provider, ref.model, batch_size=16, dtype="float32")
+    provider = open_provider(ref, forward_batch=16, dtype="float32")
+    yield provider
+    provider.close()
+
+
+@pytest.fixture(scope="session")
+def default_precision_provider():  # type: ignore[no-untyped-def]
+    """The embedded model at the machine's default precision (dtype 'auto'), as a CLI process or serve runs it."""
+    from promptkit.models import resolve_model
+    from promptkit.providers.factory import open_provider
+
+    ref = resolve_model("smollm2")
+    provider = open_provider(ref, forward_batch=16)
     yield provider
     provider.close()

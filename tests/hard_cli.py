@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from promptkit.providers import providers
-from promptkit.providers.base import Request, Response
 from promptkit.providers.fake import FakeProvider
+from promptkit.results import Request, Response
 
 
 class SlowFakeProvider(FakeProvider):

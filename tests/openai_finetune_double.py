@@ -59,6 +59,22 @@ class State:
         job["finished_at"] = int(time.time())
 
 
+def _method_hyperparameters(method: dict[str, Any] | None) -> dict[str, Any]:
+    method = method or {}
+    return (method.get(method.get("type", "supervised")) or {}).get("hyperparameters", {})
+
+
+def _file_error(method: dict[str, Any] | None, data: bytes) -> str | None:
+    """What the API says of a training file that does not fit the job's method (DPO pairs only)."""
+    if (method or {}).get("type") != "dpo":
+        return None
+    for n, line in enumerate(data.decode().splitlines(), start=1):
+        record = json.loads(line)
+        if set(record) != {"input", "preferred_output", "non_preferred_output"}:
+            return f"invalid DPO example on line {n}: keys {sorted(record)}"
+    return None
+
+
 def _multipart(body: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
     boundary = re.search(r"boundary=\"?([^\";]+)", content_type)
     if not boundary:
@@ -111,6 +127,9 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                     params = json.loads(self._body() or b"{}")
                     if params.get("training_file") not in state.files:
                         return self._error(400, f"invalid training_file: {params.get('training_file')}")
+                    problem = _file_error(params.get("method"), state.contents[params["training_file"]])
+                    if problem:
+                        return self._error(400, problem)
                     jid = f"ftjob-{uuid.uuid4().hex[:12]}"
                     job = {"id": jid, "object": "fine_tuning.job", "created_at": int(time.time()), "error": None,
                            "fine_tuned_model": None, "finished_at": None, "model": params["model"],
@@ -118,7 +137,7 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                            "status": "validating_files", "trained_tokens": None,
                            "training_file": params["training_file"], "validation_file": params.get("validation_file"),
                            "suffix": params.get("suffix"), "method": params.get("method"),
-                           "hyperparameters": (params.get("method") or {}).get("supervised", {}).get("hyperparameters", {})}
+                           "hyperparameters": _method_hyperparameters(params.get("method"))}
                     state.jobs[jid] = job
                     state.events[jid] = []
                     state.event(jid, f"Created fine-tuning job: {jid}")

@@ -6,9 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
-from promptkit.evaluate import EvalRun, ExampleResult, compute_metrics, plan_eval, run_eval
+from promptkit.evaluate import compute_metrics, plan_eval, run_eval
 from promptkit.project import Project
-from promptkit.providers import make_provider
+from promptkit.providers.factory import open_provider
+from promptkit.results import EvalRun, ExampleResult
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +37,7 @@ def classification_run(tmp_path: Path, fail_every: int = 0) -> EvalRun:
     plan = plan_eval(project, version, model="fake:test", split=None)
     options = {"keywords": {"positive": ["great", "love", "wonderful", "good"], "negative": ["bad", "stopped", "worst"]},
                "fail_every": fail_every}
-    run = run_eval(plan, make_provider("fake", "test", **options))
+    run = run_eval(plan, open_provider("fake:test", **options))
     for i, r in enumerate(run.results):  # spread latencies and costs so the plots have shape
         r.latency = 0.02 + 0.01 * (i % 7) + 0.002 * i
         r.cost = 1e-6 * (r.tokens_in + r.tokens_out)
@@ -56,4 +57,4 @@ def generation_run(tmp_path: Path) -> EvalRun:
         "  target: answer\nmodel: fake:echo\n")
     project = Project(tmp_path)
     plan = plan_eval(project, project.library.resolve("qa"))
-    return run_eval(plan, make_provider("fake", "echo"))
+    return run_eval(plan, open_provider("fake:echo"))

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from promptkit.assertions import AssertionSpec, Context, assertion_types
-from promptkit.evaluate import ExampleResult
 from promptkit.judges import JudgeError, parse_object
 from promptkit.judges.pairwise import sign_test
+from promptkit.results import ExampleResult
 from tests.conftest import run_cli
 from tests.judge_double import JudgeDouble, verdict
 

@@ -13,8 +13,8 @@ from runs_helpers import cli, db_rows, write_data
 from promptkit.cache import ResponseCache, provider_identity, request_key
 from promptkit.evaluate import plan_eval, run_eval
 from promptkit.project import Project
-from promptkit.providers import Request, Response
 from promptkit.providers.fake import FakeProvider
+from promptkit.results import Request, Response
 
 BASE = Request(id="a", text="Review: fine\nSentiment:", labels=["negative", "positive"], label_prefix=" ",
                max_tokens=3, temperature=0.0, stop=["\n"], seed=None)
@@ -39,7 +39,14 @@ def test_key_changes_with_everything_that_changes_an_output() -> None:
     assert request_key(provider_identity(FakeProvider("m", reply="x")), BASE) != key
     # Neither the example id nor speed settings change an output.
     assert request_key(identity, dataclasses.replace(BASE, id="b")) == key
-    assert request_key(provider_identity(FakeProvider("m", batch_size=3, concurrency=8, delay=0.1)), BASE) == key
+    assert request_key(provider_identity(FakeProvider("m", batch_size=3, delay=0.1)), BASE) == key
+
+
+class AdapterFake(FakeProvider):
+    """A fake that takes an `adapter` option, as the hf provider does."""
+
+    class Options(FakeProvider.Options):
+        adapter: str | None = None
 
 
 def test_model_and_adapter_files_are_fingerprinted(tmp_path: Path) -> None:
@@ -49,12 +56,12 @@ def test_model_and_adapter_files_are_fingerprinted(tmp_path: Path) -> None:
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_model.safetensors").write_bytes(b"lora 1")
-    first = request_key(provider_identity(FakeProvider(str(weights), adapter=str(adapter)), cache), BASE)
-    assert request_key(provider_identity(FakeProvider(str(weights), adapter=str(adapter)), cache), BASE) == first
+    first = request_key(provider_identity(AdapterFake(str(weights), adapter=str(adapter)), cache), BASE)
+    assert request_key(provider_identity(AdapterFake(str(weights), adapter=str(adapter)), cache), BASE) == first
     (adapter / "adapter_model.safetensors").write_bytes(b"lora 2")
-    second = request_key(provider_identity(FakeProvider(str(weights), adapter=str(adapter)), cache), BASE)
+    second = request_key(provider_identity(AdapterFake(str(weights), adapter=str(adapter)), cache), BASE)
     weights.write_bytes(b"weights v2")
-    third = request_key(provider_identity(FakeProvider(str(weights), adapter=str(adapter)), cache), BASE)
+    third = request_key(provider_identity(AdapterFake(str(weights), adapter=str(adapter)), cache), BASE)
     assert len({first, second, third}) == 3
 
 
@@ -114,13 +121,13 @@ def test_cli_counts_hits_and_no_cache_bypasses(project: Path, tmp_path: Path) ->
 
 @pytest.mark.model
 def test_cached_rerun_does_not_load_the_real_model(project: Path, tmp_path: Path, embedded_provider) -> None:  # type: ignore[no-untyped-def]
-    from promptkit.providers import make_provider
+    from promptkit.providers.factory import open_provider
 
     plan = _plan(project, tmp_path, n=6, model="smollm2")
     cache = ResponseCache(tmp_path / "cache.db")
     first = run_eval(plan, embedded_provider, cache=cache)
     assert first.extra["cache_hits"] == 0 and not any(r.error for r in first.results)
-    fresh = make_provider(plan.model.provider, plan.model.model)
+    fresh = open_provider(plan.model, dtype="float32")  # the fixture's precision
     second = run_eval(plan, fresh, cache=ResponseCache(tmp_path / "cache.db"))
     assert second.extra["cache_hits"] == 6
     assert [r.prediction for r in second.results] == [r.prediction for r in first.results]
@@ -138,7 +145,7 @@ finally:
 
 
 @pytest.mark.model
-def test_cached_rerun_process_never_imports_torch(project: Path, embedded_provider) -> None:  # type: ignore[no-untyped-def]
+def test_cached_rerun_process_never_imports_torch(project: Path, default_precision_provider) -> None:  # type: ignore[no-untyped-def]
     """Acceptance 4, the part a test can check: a fully cached `promptkit eval` process does not even
     import torch. (The 20x whole-process speedup is measured by benchmarks/cache_rerun.py.)"""
     import subprocess
@@ -152,7 +159,8 @@ def test_cached_rerun_process_never_imports_torch(project: Path, embedded_provid
         pytest.skip("providers/hf.py imports torch at module level (the lazy-import hf.py from 'perf' fixes that)")
     proj = Project(project)
     plan = plan_eval(proj, proj.library.resolve("sentiment"), limit=4)  # what `promptkit eval sentiment --limit 4` plans
-    run_eval(plan, embedded_provider, cache=ResponseCache(proj.state_dir / "cache.db"))
+    # The CLI runs the model at the machine's default precision ('auto'), which is part of the cache key.
+    run_eval(plan, default_precision_provider, cache=ResponseCache(proj.state_dir / "cache.db"))
     done = subprocess.run([sys.executable, "-c", PROBE, "--project", str(project), "eval", "sentiment", "--limit", "4"],
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from promptkit.evaluate import ExampleResult
 from promptkit.metrics import metrics
 from promptkit.metrics.classification import confusion
+from promptkit.results import ExampleResult
 from promptkit.stats import percentile, wilson
 
 LABELS = ["neg", "pos"]

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli
 
 
 def assert_clear_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -21,12 +20,6 @@ def assert_clear_error(proc: subprocess.CompletedProcess[str], *needles: str) ->
     assert len(lines) == 1, proc.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
-
-
-def test_import_loads_no_model_library() -> None:
-    code = "import promptkit, sys; print([m for m in ('torch', 'transformers', 'openai') if m in sys.modules])"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert out.stdout.strip() == "[]"
 
 
 def test_help_lists_commands() -> None:

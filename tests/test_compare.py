@@ -8,7 +8,7 @@ from pathlib import Path
 from runs_helpers import cli, write_data
 
 from promptkit.compare import Side, compare
-from promptkit.evaluate import ExampleResult
+from promptkit.results import ExampleResult
 
 
 def _result(example_id: str, prediction: str, expected: str = "positive", error: str | None = None) -> ExampleResult:

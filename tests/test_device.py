@@ -101,8 +101,8 @@ def test_auto_dtype_on_cpu_uses_flags_and_the_remembered_measurement(monkeypatch
 
 def test_hf_identity_and_cache_key_carry_the_dtype(tmp_path: Path) -> None:
     from promptkit.cache import provider_identity, request_key
-    from promptkit.providers.base import Request
     from promptkit.providers.hf import HFProvider
+    from promptkit.results import Request
 
     model = tmp_path / "model"
     model.mkdir()

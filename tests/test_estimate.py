@@ -107,11 +107,11 @@ def test_max_cost_stops_before_the_budget_and_resumes(project: Path, tmp_path: P
 
 @pytest.mark.model
 def test_estimate_matches_the_real_model_tokens(project: Path, tmp_path: Path, embedded_provider) -> None:  # type: ignore[no-untyped-def]
-    from promptkit.providers import make_provider
+    from promptkit.providers.factory import open_provider
 
     proj = Project(project)
     plan = plan_eval(proj, proj.library.resolve("sentiment"), model="smollm2", limit=12)
-    fresh = make_provider(plan.model.provider, plan.model.model)
+    fresh = open_provider(plan.model)
     est = estimate_run(plan, fresh)
     assert fresh._model is None  # the tokenizer counts; the weights stay on disk
     run = run_eval(plan, embedded_provider)
@@ -145,14 +145,14 @@ def test_acceptance_3_openai_provider_against_a_fixed_output_server(project: Pat
     (tokens counted by the client with tiktoken, labels scored by echoed logprobs)."""
     pytest.importorskip("promptkit.providers.openai")
     fault_server = pytest.importorskip("fault_server")
-    from promptkit.providers import make_provider
+    from promptkit.providers.factory import open_provider
 
     (project / "promptkit.yaml").write_text("prices:\n  fixed: {input: 2.5, output: 10.0}\n")
     proj = Project(project)
     plan = plan_eval(proj, proj.library.resolve("sentiment"), model="openai:fixed", limit=40)
     with fault_server.FaultServer(usage=False) as server:
         def provider():  # type: ignore[no-untyped-def]
-            return make_provider("openai", "fixed", base_url=server.url, api_key="sk-test", project_root=str(project))
+            return open_provider("openai:fixed", proj, base_url=server.url, api_key="sk-test")
 
         est = estimate_run(plan, provider())
         requests_before = server.requests

@@ -72,7 +72,8 @@ def test_absolute_threshold_breach_fails_whatever_the_statistics(tmp_path: Path,
 @pytest.mark.parametrize(("threshold", "metric"), [({"max_cost_per_example": 0.005}, "cost_per_example"),
                                                    ({"max_cost_per_run": 0.1}, "cost_total")])
 def test_cost_thresholds(tmp_path: Path, threshold: dict, metric: str) -> None:
-    from promptkit.gate.check import Providers, check_suite
+    from promptkit.gate.check import check_suite
+    from promptkit.gate.run import Providers
     from promptkit.project import Project
     from promptkit.providers.fake import FakeProvider
 
@@ -85,7 +86,7 @@ def test_cost_thresholds(tmp_path: Path, threshold: dict, metric: str) -> None:
 
     root = fake_project(tmp_path, n=20, thresholds=threshold)
     project = Project(root)
-    result = check_suite(project, project.suite("toy"), None, Providers(lambda p, m, **o: Priced(m, **o)))
+    result = check_suite(project, project.suite("toy"), None, Providers(lambda ref, project: Priced(ref.model, **ref.options)))
     assert result.status == "fail"
     assert [c.metric for c in result.failures] == [metric]
 
@@ -147,9 +148,11 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_repeat_reports_flaky_examples(tmp_path: Path) -> None:
-    from promptkit.gate.check import Providers, check_suite
+    from promptkit.gate.check import check_suite
+    from promptkit.gate.run import Providers
     from promptkit.project import Project
-    from promptkit.providers import Provider, Response
+    from promptkit.providers import Provider
+    from promptkit.results import Response
 
     class Coin(Provider):  # right on even seeds for every third example: flaky
         name = "fake"
@@ -165,7 +168,7 @@ def test_repeat_reports_flaky_examples(tmp_path: Path) -> None:
     root = fake_project(tmp_path, n=30)
     project = Project(root)
     suite = project.suite("toy")
-    result = check_suite(project, suite, None, Providers(lambda p, m, **o: Coin(m, **o)), repeat=2)
+    result = check_suite(project, suite, None, Providers(lambda ref, project: Coin(ref.model)), repeat=2)
     assert result.status == "no baseline" and result.repeat == 2
     assert result.flaky and all(f["correct"] == 0.5 for f in result.flaky)
 

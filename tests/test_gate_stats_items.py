@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from gate_helpers import cli, fake_project, write_prompt
 
-from promptkit.evaluate import ExampleResult
 from promptkit.metrics.text import Bleu
 from promptkit.metrics.usage import Latency
+from promptkit.results import ExampleResult
 
 
 def result(output: str, expected: str, i: int = 0, latency: float = 0.0, cached: bool = False) -> ExampleResult:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from promptkit.errors import ConfigError
-from promptkit.providers.base import Request
 from promptkit.providers.hf import HFProvider
 from promptkit.providers.hf_reference import generate_naive, score_naive
+from promptkit.results import Request
 from tests.conftest import ROOT, run_cli
 
 REVIEWS = [
@@ -132,7 +132,7 @@ def test_peft_adapter_is_applied_on_the_fast_path(embedded_provider: HFProvider,
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    source = embedded_provider._source()
+    source = embedded_provider.model_source()
     base = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32)
     config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM")
     get_peft_model(base, config).save_pretrained(tmp_path / "adapter")
@@ -156,7 +156,7 @@ def test_bf16_label_decisions_follow_fp32(embedded_provider: HFProvider) -> None
     rows = [json.loads(line) for line in (SHARED_DATA / "yelp.jsonl").read_text().splitlines()[:200]]
     requests = [Request(id=str(i), text=f"Review: {r['text']}\nSentiment:", labels=["negative", "positive"],
                         label_prefix=" ") for i, r in enumerate(rows)]
-    bf16 = HFProvider(embedded_provider.model, batch_size=16, dtype="bfloat16")
+    bf16 = HFProvider(embedded_provider.model, forward_batch=16, dtype="bfloat16")
     try:
         low, full = bf16.complete(requests), embedded_provider.complete(requests)
         assert bf16.hf_model.dtype.is_floating_point and str(bf16.hf_model.dtype) == "torch.bfloat16"

@@ -18,7 +18,8 @@ from http_double import Double, chat_reply
 
 from promptkit.evaluate import plan_eval
 from promptkit.project import Project
-from promptkit.providers import Request, make_provider
+from promptkit.providers.factory import open_provider
+from promptkit.results import Request
 
 KEY = "sk-test-key-0123456789"
 FAST = {"backoff": 0.005, "max_backoff": 0.05}
@@ -153,7 +154,7 @@ def test_whole_request_is_bounded_by_the_timeout() -> None:
     body = json.dumps(chat_reply("positive " * 20)).encode()
 
     with Double(lambda *a: (200, body, 0.05)) as double:  # ~15 s to trickle the whole body
-        provider = make_provider("openai", "fixed", base_url=double.url, api_key=KEY, timeout=1.0, max_retries=0)
+        provider = open_provider("openai:fixed", base_url=double.url, api_key=KEY, timeout=1.0, max_retries=0)
         _ = provider.client  # imports openai before the clock starts
         start = time.monotonic()
         response = provider.complete([Request(id="a", messages=[{"role": "user", "content": "hi"}])])[0]

@@ -10,7 +10,7 @@ from fault_server import FaultServer
 
 from promptkit.evaluate import plan_eval, run_eval
 from promptkit.project import Project
-from promptkit.providers import make_provider
+from promptkit.providers.factory import open_provider
 
 FAST = {"timeout": 2.0, "backoff": 0.005, "max_backoff": 0.05, "max_retries": 3}
 
@@ -23,7 +23,7 @@ def test_api_provider_latency_is_per_call(project: Path) -> None:
     proj = Project(project)
     plan = plan_eval(proj, proj.library.resolve("prompts/sentiment"), model="openai:fixed", limit=12)
     with FaultServer(latency=0.01) as server:
-        provider = make_provider("openai", "fixed", base_url=server.url, **FAST)
+        provider = open_provider("openai:fixed", base_url=server.url, **FAST)
         run = run_eval(plan, provider)
         provider.close()
     p95 = _latency(run)["latency_p95"]

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from reports_helpers import classification_run, result
 
-from promptkit.metrics import DEFAULT_METRICS, MetricValue, metrics, per_example_scores
+from promptkit.metrics import DEFAULT_METRICS, metrics, per_example_scores
 from promptkit.metrics.classification import Accuracy, MacroPRF
 from promptkit.metrics.text import Bleu, ExactMatch, RougeL, bleu_from_stats, bleu_stats, rouge_l, tokenize_13a
 from promptkit.metrics.usage import Errors, Latency
+from promptkit.results import MetricValue
 from promptkit.stats import bootstrap_mean, bootstrap_percentile, wilson
 
 ROOT = Path(__file__).resolve().parent.parent

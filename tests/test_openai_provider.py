@@ -11,8 +11,9 @@ from fault_server import FaultServer
 
 from promptkit.evaluate import plan_eval, run_eval
 from promptkit.project import Project
-from promptkit.providers import Request, make_provider
+from promptkit.providers.factory import open_provider
 from promptkit.providers.openai import count_tiktoken, retry_after
+from promptkit.results import Request
 
 FAST = {"timeout": 1.0, "backoff": 0.005, "max_backoff": 0.05, "max_retries": 10}
 
@@ -37,7 +38,7 @@ def test_tiktoken_counts_offline() -> None:
 def test_scores_labels_through_logprobs(project: Path) -> None:
     plan = plan_for(project)
     with FaultServer() as server:
-        provider = make_provider("openai", "fixed", base_url=server.url, api_key="sk-test-secret", **{**FAST, "timeout": 10})
+        provider = open_provider("openai:fixed", base_url=server.url, api_key="sk-test-secret", **{**FAST, "timeout": 10})
         run = run_eval(plan, provider)
         provider.close()
     assert plan.scoring == "loglik"
@@ -51,9 +52,9 @@ def test_acceptance_faults_retried_nothing_lost(project: Path) -> None:
     """Acceptance 2: 429 (Retry-After), 500, timeouts and malformed bodies on 20% of requests."""
     plan = plan_for(project, limit=40)
     with FaultServer() as clean:
-        expected = run_eval(plan, make_provider("openai", "fixed", base_url=clean.url, **FAST))
+        expected = run_eval(plan, open_provider("openai:fixed", base_url=clean.url, **FAST))
     with FaultServer(fault_rate=0.2, seed=3, timeout_delay=1.6) as server:
-        provider = make_provider("openai", "fixed", base_url=server.url, concurrency=8, **FAST)
+        provider = open_provider("openai:fixed", base_url=server.url, concurrency=8, **FAST)
         run = run_eval(plan, provider)
         provider.close()
     assert len(run.results) == len(plan.examples) == 40
@@ -76,7 +77,7 @@ def test_acceptance_faults_retried_nothing_lost(project: Path) -> None:
 def test_gives_up_as_data_not_exception(project: Path) -> None:
     plan = plan_for(project, limit=3)
     with FaultServer(fault_rate=1.0, kinds=("server_error",)) as server:
-        provider = make_provider("openai", "fixed", base_url=server.url, api_key="sk-hidden-123",
+        provider = open_provider("openai:fixed", base_url=server.url, api_key="sk-hidden-123",
                                  **{**FAST, "max_retries": 2})
         run = run_eval(plan, provider)
     assert all(r.error and "HTTP 500" in r.error and "gave up after 3 attempts" in r.error for r in run.results)
@@ -87,7 +88,7 @@ def test_gives_up_as_data_not_exception(project: Path) -> None:
 def test_falls_back_to_generation_without_logprobs(project: Path) -> None:
     plan = plan_for(project, limit=4)
     with FaultServer(logprobs=False, reply="Negative.") as server:
-        provider = make_provider("openai", "fixed", base_url=server.url, **FAST)
+        provider = open_provider("openai:fixed", base_url=server.url, **FAST)
         run = run_eval(plan, provider)
     assert all(r.error is None and r.scores is None and r.prediction == "negative" for r in run.results)
     assert all(r.tokens_out > 0 for r in run.results)
@@ -96,7 +97,7 @@ def test_falls_back_to_generation_without_logprobs(project: Path) -> None:
 def test_chat_messages_and_cost(tmp_path: Path) -> None:
     (tmp_path / "promptkit.yaml").write_text("prices:\n  fixed: {input: 1000000, output: 2000000}\n")
     with FaultServer(reply="hello there") as server:
-        provider = make_provider("openai", "fixed", base_url=server.url, project_root=str(tmp_path), **FAST)
+        provider = open_provider("openai:fixed", Project(tmp_path), base_url=server.url, **FAST)
         [response] = provider.complete([Request(id="1", messages=[{"role": "user", "content": "Say hi"}])])
     assert response.error is None and response.output == "hello there"
     assert (response.tokens_in, response.tokens_out) == (9, 2)
@@ -105,7 +106,7 @@ def test_chat_messages_and_cost(tmp_path: Path) -> None:
 
 def test_unreachable_endpoint_is_an_error_per_example() -> None:
     """An endpoint never reached is declared down after two attempts; later requests fail at once."""
-    provider = make_provider("openai", "fixed", base_url="http://127.0.0.1:9/v1", **{**FAST, "concurrency": 1})
+    provider = open_provider("openai:fixed", base_url="http://127.0.0.1:9/v1", **{**FAST, "concurrency": 1})
     responses = provider.complete([Request(id=str(i), text="x") for i in range(3)])
     assert all(r.error and "connection" in r.error for r in responses)
     assert provider.stats["faults"]["connection"] == 2
@@ -132,7 +133,7 @@ def test_without_usage_tokens_are_counted_like_the_estimate(project: Path, monke
     monkeypatch.setenv("MY_KEY", "sk-from-named-env")
     plan = plan_for(project, limit=3)
     with FaultServer(usage=False) as server:
-        provider = make_provider("openai", "fixed", base_url=server.url, api_key_env="MY_KEY", **FAST)
+        provider = open_provider("openai:fixed", base_url=server.url, api_key_env="MY_KEY", **FAST)
         from promptkit.evaluate import build_request
 
         requests = [build_request(plan, e) for e in plan.examples]

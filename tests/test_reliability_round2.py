@@ -43,7 +43,7 @@ def test_damaged_cache_is_set_aside_and_the_eval_goes_on(project: Path) -> None:
 
 def test_a_cache_row_that_is_not_json_is_a_miss(tmp_path: Path) -> None:
     from promptkit.cache import ResponseCache
-    from promptkit.providers.base import Response
+    from promptkit.results import Response
 
     cache = ResponseCache(tmp_path / "cache.db")
     cache.put_many([("good", Response(output="yes")), ("bad", Response(output="no"))])
@@ -223,7 +223,7 @@ def test_yaml_settings_refuse_non_finite(tmp_path: Path) -> None:
 
 
 def test_the_run_store_writes_strict_json(tmp_path: Path) -> None:
-    from promptkit.metrics import MetricValue
+    from promptkit.results import MetricValue
     from promptkit.runs import RunStore
 
     store = RunStore(tmp_path / "runs.db")

@@ -16,6 +16,7 @@ import pytest
 from conftest import ROOT, run_cli
 
 from promptkit.evaluate import plan_eval, run_eval
+from promptkit.models import resolve_model
 from promptkit.project import Project
 from tests.serve_helpers import start_serve
 
@@ -41,11 +42,18 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(embedded_provider: Any) -> Iterator[Served]:
+def served(embedded_provider: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """`promptkit serve --port 0` in a subprocess; the key comes from the environment."""
     _ = embedded_provider.hf_model  # converts the GGUF once into the session cache the server then reuses
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PROMPTKIT_SERVE_API_KEY": KEY}
-    process, url, log = start_serve("--max-tokens", "8", "--max-body", "4096", cwd=ROOT, env=env)
+    # Served in float32 like the fixture, so log-likelihoods can be compared to 1e-3 (bf16 rounding
+    # depends on how requests are batched).
+    home = tmp_path_factory.mktemp("serve-home")
+    (home / ".promptkit").mkdir()
+    (home / ".promptkit" / "models.yaml").write_text(
+        f"smollm2-fp32:\n  provider: hf\n  model: {resolve_model('smollm2').model}\n  options: {{dtype: float32}}\n")
+    process, url, log = start_serve("--model", "smollm2-fp32", "--name", "smollm2", "--max-tokens", "8",
+                                    "--max-body", "4096", cwd=home, env=env)
     drain = threading.Thread(target=lambda: log.extend(process.stderr or []), daemon=True)
     drain.start()
     yield Served(process, url, log)
@@ -103,7 +111,7 @@ def test_concurrent_scoring_requests_share_forward_passes(embedded_provider: Any
     server = ModelServer(embedded_provider, ServeConfig(name="m"))
     texts = [[f"Review: item {i} was {w}.\nSentiment: {label}" for label in ("negative", "positive")]
              for i, w in enumerate(["great", "awful", "fine", "bad"])]
-    alone = [server._echo(t, 0) for t in texts]
+    alone = [server.provider.token_logprobs(t, 0) for t in texts]
     with ThreadPoolExecutor(4) as pool:
         merged = list(pool.map(lambda t: server.echo_batched(t, 0), texts))
     for one, many in zip(alone, merged, strict=True):

@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 
 from promptkit.data import file_hash
-from promptkit.evaluate import ExampleResult
-from promptkit.metrics import MetricValue
 from promptkit.models import resolve_model
 from promptkit.project import Project
+from promptkit.results import ExampleResult, MetricValue
 from promptkit.runs import RunStore
 from tests.conftest import run_cli
 from tests.tune_helpers import write_project

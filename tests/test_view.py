@@ -62,7 +62,7 @@ def test_the_app_and_the_static_report_share_one_rendering(two_runs, tmp_path: P
 
 
 def test_run_list_filters_and_pages(project: Path) -> None:
-    from promptkit.metrics import MetricValue
+    from promptkit.results import MetricValue
     from promptkit.runs import RunStore
     from promptkit.view.queries import Queries, RunFilter
 

@@ -54,8 +54,7 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 def hostile_run(project: Path) -> str:
     """A stored run whose prompt name, input and output carry HTML and script."""
-    from promptkit.evaluate import ExampleResult
-    from promptkit.metrics import MetricValue
+    from promptkit.results import ExampleResult, MetricValue
     from promptkit.runs import RunStore
 
     store = RunStore(project / ".promptkit" / "runs.db")

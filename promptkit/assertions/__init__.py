@@ -19,14 +19,17 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from promptkit.assertions.base import AssertionSpec, AssertionType, Context, JudgedAssertion, Outcome
+from promptkit.config import line_of, load_yaml
+from promptkit.data import read_rows
 from promptkit.errors import ConfigError, did_you_mean
+from promptkit.judges import Judge, JudgeError
+from promptkit.pricing import load_prices
 from promptkit.registry import Registry
+from promptkit.results import ExampleResult, MetricValue
+from promptkit.stats import bootstrap_mean, wilson
 
 if TYPE_CHECKING:
     from promptkit.data import Example
-    from promptkit.evaluate import ExampleResult
-    from promptkit.judges import Judge
-    from promptkit.metrics import MetricValue
     from promptkit.project import Project, Suite
 
 assertion_types: Registry[type[AssertionType]] = Registry("assertion type", group="promptkit.assertions")
@@ -127,7 +130,6 @@ class SuiteChecks:
         if not judged:
             return 0.0
         assert self.judge is not None  # build_checks refuses judged assertions without a judge
-        from promptkit.judges import JudgeError
 
         before = self.judge.spent
         requests = [check.judge_request(output, ctx, self.judge) for _, check, output, ctx in judged]
@@ -162,8 +164,6 @@ def _record(outcome: Outcome) -> dict[str, Any]:
 def build_checks(project: Project, suite: Suite, examples: Sequence[Example], data_path: Path,
                  judge: str | None = None) -> SuiteChecks | None:
     """The plan's assertions, validated before any model call; None when there are none."""
-    from promptkit.config import line_of, load_yaml
-    from promptkit.data import read_rows
 
     folder = suite.path.parent
     text = load_yaml(suite.path)[1] if suite.path.is_file() else ""
@@ -192,8 +192,6 @@ def build_checks(project: Project, suite: Suite, examples: Sequence[Example], da
         if not judge_spec:
             raise ConfigError(f"assertion {needing.check.spec.type!r} needs a judge model", where=suite_where(None),
                               hint="add 'judge: MODEL' to the suite (e.g. judge: smollm2 or judge: openai:gpt-4o-mini)")
-        from promptkit.judges import Judge
-        from promptkit.pricing import load_prices
 
         judge_obj = Judge.resolve(judge_spec, project, suite_where(None, "judge") if suite.config.judge else "--judge",
                                   load_prices(project.root))
@@ -209,8 +207,6 @@ def weighted_score(entries: list[dict[str, Any]]) -> float | None:
 
 def assertion_metrics(results: Sequence[ExampleResult]) -> list[MetricValue]:
     """`assertions`, one `assert:NAME` per name, and `judge_errors`, from the results' outcomes."""
-    from promptkit.metrics import MetricValue
-    from promptkit.stats import bootstrap_mean, wilson
 
     labels: list[str] = []
     for r in results:
@@ -225,7 +221,7 @@ def assertion_metrics(results: Sequence[ExampleResult]) -> list[MetricValue]:
         n, yes = len(counted), int(sum(counted))
         low, high = wilson(yes, n)
         return MetricValue(name, yes / n if n else 0.0, True, low, high, interval="wilson", n=n, kind="proportion",
-                           per_example=per_example)
+                           paired="scores", per_example=per_example)
 
     def passed(entries: list[dict[str, Any]]) -> float | None:
         counted = [e["pass"] for e in entries if e.get("pass") is not None]

@@ -10,15 +10,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from promptkit.config import Strict
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import ExampleResult
-    from promptkit.providers import Request
+from promptkit.results import ExampleResult, Request
 
 
 class AssertionSpec(Strict):

@@ -23,6 +23,7 @@ COMMANDS = {
     "baseline": ("promptkit.cli.baseline:baseline", "Bless or show the committed baselines that check compares against."),
     "lint": ("promptkit.cli.lint:lint_command", "Check prompts and suites without a model: schema, variables, context, labels."),
     "status": ("promptkit.cli.status:status", "A prompt's score per version, plateau, and tuning estimates."),
+    "optimize": ("promptkit.cli.optimize:optimize_command", "Search prompt variations on validation rows; publish the winner."),
     "view": ("promptkit.cli.view:view", "A local web app over the run store: runs, compare, prompts, review."),
     "tune": ("promptkit.cli.tune:tune", "Fine-tune a plateaued prompt's task: --backend lora|openai; status|list|cancel."),
 }
@@ -97,6 +98,6 @@ class LazyGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, project_dir: str) -> None:
     """promptkit: versioned prompts, scored on real data, gated in CI, tuned when they plateau."""
-    from promptkit.project import Project
+    from promptkit.project import Project  # start-up: `promptkit --help` loads no library module (jinja2, yaml)
 
     ctx.obj = Project(project_dir)

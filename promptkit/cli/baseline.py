@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from promptkit.cli.common import console, err_console, project_of
-from promptkit.gate.baseline import baseline_path, load_baseline
-from promptkit.gate.check import bless
+from promptkit.gate.baseline import baseline_path, bless, load_baseline
 from promptkit.runs import RunStore
 
 

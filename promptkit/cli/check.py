@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from promptkit.cache import ResponseCache
 from promptkit.cli.common import FiniteFloat, console, err_console, project_of
 from promptkit.config import atomic_write, check_writable
 from promptkit.errors import PromptkitError
@@ -81,8 +82,6 @@ def check_command(ctx: click.Context, targets: tuple[str, ...], changed_since: s
     store = None if no_store else RunStore(project.runs_path)
     cache = None
     if not no_cache:
-        from promptkit.cache import ResponseCache
-
         cache = ResponseCache(project.state_dir / "cache.db")
     try:
         report = run_check(project, targets, changed_since=changed_since, alpha=alpha, repeat=repeat, store=store,

@@ -8,13 +8,22 @@ from typing import Any
 
 import click
 
+from promptkit.cache import ResponseCache
 from promptkit.cli.common import FiniteFloat, console, err_console, progress_bar, project_of
+from promptkit.cli.runs import print_comparison
+from promptkit.compare import compare, side_of_run
 from promptkit.config import atomic_write, check_writable
 from promptkit.errors import ConfigError, NotFoundError
-from promptkit.evaluate import EvalPlan, EvalRun, RunFailed, plan_eval, resolve_scoring, run_eval
+from promptkit.estimate import estimate_run
+from promptkit.evaluate import EvalPlan, RunFailed, plan_eval, resolve_scoring, run_eval
+from promptkit.judges import Judge
+from promptkit.judges.pairwise import judge_pairs, write_preferences
 from promptkit.project import Project
-from promptkit.providers import Provider, make_provider
+from promptkit.providers import Provider
+from promptkit.providers.factory import open_provider
 from promptkit.report import write_report
+from promptkit.report.terminal import confusion_table, metrics_table
+from promptkit.results import EvalRun
 from promptkit.runs import RunStore, process_alive
 
 LATEST = "latest"
@@ -31,7 +40,7 @@ REPORT_SUFFIXES = (".json", ".jsonl", ".csv", ".html", ".htm")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N examples.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a report here: .json, .jsonl, .csv or .html (a comparison's JSON when several runs are compared).")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Examples per model batch.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Examples handed to the model per call (hf: see forward_batch).")
 @click.option("--concurrency", "-j", type=click.IntRange(min=1), help="Requests in flight at once (API providers).")
 @click.option("--temperature", type=FiniteFloat(0, 2), help="Override the prompt's temperature.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Override the prompt's max_tokens.")
@@ -74,8 +83,6 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
             ))
     pairwise = None
     if judge is not None and len(plans) == 2:
-        from promptkit.judges import Judge
-
         pairwise = Judge.resolve(judge, project, "--judge", plans[0].prices)
     elif preferences is not None:
         raise ConfigError("--preferences is written by pairwise judging", hint="compare two prompts or models with --judge MODEL")
@@ -90,8 +97,6 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
         raise ConfigError("--resume needs the run store", hint="drop --no-store")
     cache = None
     if not no_cache:
-        from promptkit.cache import ResponseCache
-
         cache = ResponseCache(project.state_dir / "cache.db")
     store = None if no_store else RunStore(project.runs_path)
 
@@ -129,8 +134,6 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
             raise RunFailed(f"run of {plan.version.ref} on {plan.model.spec} failed: {run.extra.get('stopped')}",
                             hint=f"recorded as failed in {project.runs_path}" if run.run_id else None)
     if len(runs) > 1:
-        from promptkit.cli.runs import print_comparison
-        from promptkit.compare import compare, side_of_run
 
         comparison = compare([side_of_run(r, _side_name(r, runs)) for r in runs])
         print_comparison(comparison)
@@ -167,13 +170,7 @@ def _notes(plans: list[EvalPlan], temperature: float | None, concurrency: int | 
 
 
 def _provider(plan: EvalPlan, batch_size: int | None, concurrency: int | None, project: Project) -> Provider:
-    # project_root: where an API provider finds the project's price table.
-    options: dict[str, Any] = {"project_root": str(project.root), **plan.model.options}
-    if batch_size:
-        options["batch_size"] = batch_size
-    if concurrency:
-        options["concurrency"] = concurrency
-    return make_provider(plan.model.provider, plan.model.model, **options)
+    return open_provider(plan.model, project, batch_size=batch_size, concurrency=concurrency)
 
 
 def _resume_id(store: RunStore, plan: EvalPlan, resume: str, force: bool = False) -> str:
@@ -197,8 +194,6 @@ def _resume_id(store: RunStore, plan: EvalPlan, resume: str, force: bool = False
 
 
 def _print_estimate(plan: EvalPlan, provider: Provider, cache: Any, store: RunStore | None) -> None:
-    from promptkit.estimate import estimate_run
-
     est = estimate_run(plan, provider, cache=cache, store=store)
     console.print(f"[bold]{plan.version.ref} on {plan.model.spec}[/bold]: {est.examples} examples"
                   f" ({est.cached} cached)")
@@ -217,8 +212,6 @@ def _side_name(run: EvalRun, runs: list[EvalRun]) -> str:
 
 
 def _print_run(run: EvalRun, project: Project, show: bool) -> None:
-    from promptkit.report.terminal import confusion_table, metrics_table
-
     if show:
         console.print(metrics_table(run))
         matrix = confusion_table(run)
@@ -239,8 +232,6 @@ def _print_run(run: EvalRun, project: Project, show: bool) -> None:
 
 
 def _judge_pairwise(runs: list[EvalRun], judge: Any, cache: Any, preferences: Path | None, project: Project) -> dict[str, Any]:
-    from promptkit.judges.pairwise import judge_pairs, write_preferences
-
     a, b = runs
     try:
         with progress_bar(f"pairwise judging · {judge.ref.spec}") as progress:

@@ -8,6 +8,8 @@ from rich.table import Table
 
 from promptkit.cli.common import console, err_console, project_of
 from promptkit.errors import ConfigError, PromptkitError
+from promptkit.library.diff import diff_versions
+from promptkit.library.inspect import inspect_prompt
 from promptkit.library.store import PromptFolder
 
 
@@ -70,7 +72,6 @@ def list_prompts(ctx: click.Context) -> None:
 @click.pass_context
 def show(ctx: click.Context, ref: str, model: str | None, index: int, variables: tuple[str, ...]) -> None:
     """Show prompt REF rendered for one example, with tokens per slot."""
-    from promptkit.library.inspect import inspect_prompt
 
     project = project_of(ctx)
     given: dict[str, str] = {}
@@ -93,6 +94,12 @@ def show(ctx: click.Context, ref: str, model: str | None, index: int, variables:
     for part, count in view.part_tokens:
         table.add_row(part, str(count))
     console.print(table)
+    spec = view.version.spec
+    scoring = [f"answers {', '.join(f'{k} -> {v!r}' for k, v in spec.verbalizers.items())}" if spec.verbalizers else "",
+               f"calibration {', '.join(f'{k} {v:+g}' for k, v in spec.calibration.items())}" if spec.calibration else "",
+               f"few-shot: {spec.fewshot.k} most similar of {len(spec.fewshot.pool)}" if spec.fewshot else ""]
+    if any(scoring):
+        console.print(" · ".join(s for s in scoring if s), markup=False)
     console.print(Syntax(view.text, "text", word_wrap=True, theme="ansi_dark"))
 
 
@@ -149,7 +156,6 @@ def _remove_label(folder: PromptFolder, label: str) -> None:
 @click.pass_context
 def diff(ctx: click.Context, old: str, new: str) -> None:
     """Show what changed from version OLD to NEW, slot by slot."""
-    from promptkit.library.diff import diff_versions
 
     library = project_of(ctx).library
     a, b = library.resolve(old), library.resolve(new)

@@ -9,10 +9,13 @@ import click
 from rich.table import Table
 
 from promptkit.cli.common import console, err_console, project_of
-from promptkit.compare import Comparison
+from promptkit.compare import Comparison, compare, side_of_record
 from promptkit.config import atomic_write
 from promptkit.errors import PromptkitError
-from promptkit.metrics import MetricValue
+from promptkit.report.data import _write
+from promptkit.report.html import html_report, plain
+from promptkit.report.run_view import prompt_renderer, view_of_record
+from promptkit.report.terminal import changed_table, comparison_table, stored_metrics_table
 from promptkit.runs import RunRecord, RunStore, process_alive
 
 SHOW_CHANGED = 20
@@ -52,8 +55,6 @@ def list_runs(ctx: click.Context, prompt: str | None, limit: int) -> None:
 @click.pass_context
 def show_run(ctx: click.Context, run_id: str, output: Path | None) -> None:
     """Show one run's settings and metrics (with 95% intervals)."""
-    from promptkit.report.format import fmt, fmt_interval
-    from promptkit.report.html import plain
 
     if output is not None and output.suffix.lower() not in (".html", ".htm"):
         raise PromptkitError(f"runs show writes an HTML report, not {output.suffix or '(no suffix)'!r}",
@@ -65,19 +66,8 @@ def show_run(ctx: click.Context, run_id: str, output: Path | None) -> None:
     console.print(f"  results: {store.count_results(run.id)} of {run.settings.get('examples')}")
     for key, value in [*run.settings.items(), *run.extra.items()]:
         console.print(f"  {key}: {plain(value)}", markup=False)
-    table = Table()
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_column("95% interval", justify="right")
-    for m in run.metrics:
-        unit = m.get("unit", "")
-        table.add_row(m["name"], fmt(m["name"], m.get("value"), unit) or "-",
-                      fmt_interval(m["name"], m.get("low"), m.get("high"), unit))
-    console.print(table)
+    console.print(stored_metrics_table(run.metrics))
     if output is not None:
-        from promptkit.report.data import _write
-        from promptkit.report.html import html_report
-        from promptkit.report.run_view import prompt_renderer, view_of_record
 
         _write(output, html_report(view_of_record(run, store.results(run.id), prompt_renderer(project, run.settings))))
         err_console.print(f"report: {output}")
@@ -89,7 +79,6 @@ def show_run(ctx: click.Context, run_id: str, output: Path | None) -> None:
 @click.pass_context
 def compare_runs(ctx: click.Context, run_ids: tuple[str, ...], output: Path | None) -> None:
     """Compare recorded runs side by side (the first is the baseline)."""
-    from promptkit.compare import compare, side_of_record
 
     if len(run_ids) < 2:
         raise click.UsageError("give at least two run ids")
@@ -109,56 +98,16 @@ def _status(run: RunRecord) -> str:
     return run.status
 
 
-def _metric(name: str, value: float | None, unit: str) -> MetricValue:
-    return MetricValue(name, value if value is not None else float("nan"), unit=unit)
-
-
 def print_comparison(comparison: Comparison) -> None:
     """One side-by-side metrics table with deltas, then the examples whose outcome changed."""
-    from promptkit.report.terminal import format_value
 
     for warning in comparison.warnings:
         err_console.print(f"warning: {warning}", style="yellow", markup=False, soft_wrap=True)
-    table = Table(title="comparison (deltas against the first column)", title_justify="left")
-    table.add_column("metric")
-    for i, side in enumerate(comparison.sides):
-        table.add_column(side.name, justify="right")
-        if i:
-            table.add_column("Δ", justify="right")
-    for row in comparison.metrics:
-        cells = []
-        for i, value in enumerate(row.values):
-            cells.append(format_value(_metric(row.name, value, row.unit)) if value is not None else "-")
-            if i:
-                delta = row.deltas[i]
-                better = row.better(i)
-                style = "green" if better else "red" if better is False else "dim"
-                text = "-" if delta is None else _delta(row.name, delta, row.unit)
-                cells.append(f"[{style}]{text}[/{style}]")
-        table.add_row(row.name, *cells)
-    console.print(table)
+    console.print(comparison_table(comparison))
     changed = comparison.changed
     console.print(f"{len(changed)} of {comparison.common} examples changed outcome")
     if not changed:
         return
-    examples = Table()
-    examples.add_column("example")
-    examples.add_column("input")
-    examples.add_column("expected")
-    for side in comparison.sides:
-        examples.add_column(side.name)
-    for c in changed[:SHOW_CHANGED]:
-        text = " ".join(str(v) for v in c.input.values())
-        examples.add_row(c.id, text[:60] + ("…" if len(text) > 60 else ""), c.expected or "-", *c.outcomes)
-    console.print(examples)
+    console.print(changed_table(comparison, SHOW_CHANGED))
     if len(changed) > SHOW_CHANGED:
         console.print(f"... and {len(changed) - SHOW_CHANGED} more (see --output)")
-
-
-def _delta(name: str, delta: float, unit: str) -> str:
-    sign = "+" if delta >= 0 else "-"
-    if unit == "" and not name.startswith("tokens"):
-        return f"{sign}{abs(delta) * 100:.1f} pt"
-    from promptkit.report.terminal import format_value
-
-    return sign + format_value(_metric(name, abs(delta), unit))

@@ -9,6 +9,8 @@ from rich.table import Table
 
 from promptkit.cli.common import FiniteFloat, console, project_of
 from promptkit.stats import ALPHA
+from promptkit.tune.advice import advise
+from promptkit.tune.plateau import plateau
 
 BAR = 30
 
@@ -64,8 +66,6 @@ def verdict_lines(verdict: Any) -> list[str]:
 def status(ctx: click.Context, ref: str, suite: str | None, model: str | None, window: int, margin: float,
            alpha: float, estimate: bool | None) -> None:
     """Show prompt REF's history on its suite and whether to escalate to fine-tuning."""
-    from promptkit.tune.advice import advise
-    from promptkit.tune.plateau import plateau
 
     project = project_of(ctx)
     version = project.library.resolve(ref)

@@ -10,7 +10,16 @@ import click
 from rich.table import Table
 
 from promptkit.cli.common import FiniteFloat, console, err_console, project_of
+from promptkit.errors import ConfigError
 from promptkit.stats import ALPHA
+from promptkit.tune.base import TuneJob, tuners
+from promptkit.tune.compare import compare_methods
+from promptkit.tune.dpo import DpoTuner, load_pairs
+from promptkit.tune.export import export_model
+from promptkit.tune.hosted import cancel_job, job_status, list_jobs
+from promptkit.tune.methods import method_of
+from promptkit.tune.plateau import plateau
+from promptkit.tune.trainset import TrainSet, build_trainset, check_prepared_overlap, eval_plan, load_trainset
 
 
 class TuneGroup(click.Group):
@@ -57,11 +66,18 @@ def comparison_table(comparison: Any) -> Table:
 
 @tune.command("run")
 @click.argument("ref")
-@click.option("--backend", type=click.Choice(["lora", "openai"]), default="lora", show_default=True)
+@click.option("--backend", type=click.Choice(["lora", "openai"]), default="lora", show_default=True,
+              help="lora: train locally on the suite's hf model (any --method); openai: hosted fine-tuning.")
+@click.option("--method", default="lora", show_default=True,
+              help="lora, qlora, ia3, prompt-tuning, prefix-tuning, or dpo (preference pairs in --data; also hosted).")
+@click.option("--beta", type=float, help="DPO: how far the tuned model may move from the base (0.1).")
+@click.option("--virtual-tokens", type=int, help="Virtual tokens of prompt-tuning / prefix-tuning (20).")
+@click.option("--init-text", help="Text the prompt-tuning tokens start from ('' for random).")
 @click.option("--force", is_flag=True, help="Tune even if the prompt has not plateaued.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before spending money (hosted).")
 @click.option("--suite", help="Eval suite name or YAML file.")
-@click.option("--data", type=click.Path(dir_okay=False, path_type=Path), help="A prepared chat JSONL training file.")
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
+              help="A prepared chat JSONL training file (dpo: prompt, chosen, rejected JSONL).")
 @click.option("--train-data", type=click.Path(dir_okay=False, path_type=Path),
               help="A labelled dataset rendered through the prompt (default: the suite's file, train split).")
 @click.option("--train-split", help="Split of the training data (default: train; all rows of --train-data).")
@@ -84,6 +100,9 @@ def comparison_table(comparison: Any) -> Table:
 @click.option("--epochs", type=int, help="Epochs (lora 1; openai auto).")
 @click.option("--patience", type=int, help="Epochs without lower validation loss before stopping (1).")
 @click.option("--max-steps", type=int, help="Stop after N optimizer steps.")
+@click.option("--time-budget", type=float, help="Seconds of training (with --search: of the whole search).")
+@click.option("--search", is_flag=True, help="Successive halving over rank, lr, targets, epochs on the validation split.")
+@click.option("--search-trials", type=int, help="Settings tried in the first --search round (8).")
 @click.option("--checkpoint-every", type=int, help="Steps between resumable checkpoints (20).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, help="CPU threads for training.")
@@ -93,18 +112,17 @@ def comparison_table(comparison: Any) -> Table:
 @click.option("--window", type=click.IntRange(min=1), default=3, show_default=True, help="Plateau: versions judged.")
 @click.option("--margin", type=FiniteFloat(), default=0.01, show_default=True, help="Plateau: minimum gain (0.01 = 1 point).")
 @click.pass_context
-def run_tune(ctx: click.Context, ref: str, backend: str, force: bool, yes: bool, suite: str | None, data: Path | None,
+def run_tune(ctx: click.Context, ref: str, backend: str, method: str, beta: float | None, virtual_tokens: int | None,
+             init_text: str | None, force: bool, yes: bool, suite: str | None, data: Path | None,
              train_data: Path | None, train_split: str | None, eval_data: Path | None, eval_split: str | None,
              eval_limit: int | None, limit: int | None, no_eval: bool, name: str | None, out: Path | None, resume: bool,
              overwrite: bool, base_model: str | None, lora_r: int | None, alpha: int | None, dropout: float | None,
              target_modules: str | None, lr: float | None, batch_size: int | None, epochs: int | None,
-             patience: int | None, max_steps: int | None, checkpoint_every: int | None,
+             patience: int | None, max_steps: int | None, time_budget: float | None, search: bool,
+             search_trials: int | None, checkpoint_every: int | None,
              seed: int, threads: int | None, suffix: str | None,
              lr_multiplier: float | None, poll_interval: float | None, window: int, margin: float) -> None:
     """Fine-tune prompt REF's task: training data rendered exactly as the evals render it."""
-    from promptkit.tune.base import TuneJob, tuners
-    from promptkit.tune.plateau import plateau
-    from promptkit.tune.trainset import build_trainset, check_prepared_overlap, eval_plan, load_trainset
 
     project = project_of(ctx)
     version = project.library.resolve(ref)
@@ -118,15 +136,38 @@ def run_tune(ctx: click.Context, ref: str, backend: str, force: bool, yes: bool,
             ctx.exit(1)
         err_console.print(f"{version.name} has plateaued on suite {the_suite.name} with model {verdict.model}: "
                           f"{verdict.reason}; tuning.")
-    if data is not None:
+    dpo = method == "dpo"
+    if dpo:  # the preference file is the training data
+
+        if data is None:
+            raise ConfigError("--method dpo needs a preference file", hint="pass --data PREFS.jsonl (prompt, chosen, rejected)")
+
+        pairs = load_pairs(data)  # every line checked before anything loads
+        trainset = TrainSet([], {"dataset": f"{data} ({len(pairs)} preference pairs)"})
+    elif data is not None:
         trainset = load_trainset(data, version.spec.prefix)
         check_prepared_overlap(trainset, eval_plan(project, version, the_suite, data=eval_data, split=eval_split))
     else:
         trainset = build_trainset(project, version, the_suite, train_data, train_split, eval_data, eval_split, limit)
-    name = name or f"{version.name}-{backend}"
+    if backend == "lora" and not dpo:
+        method_of(method)
+        if search and method != "lora":
+            raise ConfigError(f"--search explores LoRA settings; it does not apply to --method {method}",
+                              hint="use --method lora with --search")
+        if search and not time_budget:
+            raise ConfigError("--search needs --time-budget SECONDS (the whole search's training time)",
+                              hint="e.g. --time-budget 900")
+    elif backend == "openai" and method not in ("lora", "dpo"):  # lora is the option's default
+        raise ConfigError(f"--backend openai takes --method dpo or none, not {method!r}",
+                          hint="local methods run with --backend lora")
+    name = name or f"{version.name}-{method if backend == 'lora' else backend}"
     options: dict[str, Any] = {
+        "method": method if backend == "lora" or dpo else None, "virtual_tokens": virtual_tokens,
+        "preferences": str(data) if dpo else None, "beta": beta,
+        "init_text": init_text,
         "base_model": base_model, "r": lora_r, "alpha": alpha, "dropout": dropout, "lr": lr, "batch_size": batch_size,
-        "epochs": epochs, "patience": patience, "max_steps": max_steps,
+        "epochs": epochs, "patience": patience, "max_steps": max_steps, "time_budget": time_budget,
+        "search": search or None, "search_trials": search_trials,
         "checkpoint_every": checkpoint_every, "seed": seed, "threads": threads,
         "suffix": suffix, "learning_rate_multiplier": lr_multiplier, "overwrite": overwrite,
         "target_modules": [m.strip() for m in target_modules.split(",")] if target_modules else None,
@@ -138,9 +179,15 @@ def run_tune(ctx: click.Context, ref: str, backend: str, force: bool, yes: bool,
                   eval_data=eval_data, eval_split=eval_split, eval_limit=eval_limit, evaluate=not no_eval, resume=resume,
                   confirm=lambda message: yes or click.confirm(message + ". Go on?", err=True, default=False),
                   notify=lambda message: err_console.print(message))
-    tuner = tuners.get(backend)()
-    err_console.print(f"[dim]{version.ref} ({version.hash}) · {len(trainset.rows)} training rows from "
-                      f"{trainset.manifest.get('dataset')} · dataset {trainset.manifest.get('dataset_hash')}[/dim]")
+    if dpo and backend == "lora":
+        tuner: Any = DpoTuner()
+    else:
+        tuner = tuners.get(backend)()
+    if dpo:
+        err_console.print(f"[dim]{version.ref} ({version.hash}) · {trainset.manifest['dataset']}[/dim]")
+    else:
+        err_console.print(f"[dim]{version.ref} ({version.hash}) · {len(trainset.rows)} training rows from "
+                          f"{trainset.manifest.get('dataset')} · dataset {trainset.manifest.get('dataset_hash')}[/dim]")
     _print_estimate(tuner.estimate(job))
     with _progress(backend) as progress:
         job.progress = progress
@@ -200,7 +247,6 @@ def _hosted_options(base_url: str | None) -> dict[str, Any]:
 @click.pass_context
 def status_command(ctx: click.Context, job_id: str, base_url: str | None) -> None:
     """Show a hosted fine-tuning job and its latest events."""
-    from promptkit.tune.hosted import job_status
 
     current, events = job_status(project_of(ctx), job_id, _hosted_options(base_url))
     console.print(f"{current.id}: {current.status} · model {current.model} · fine-tuned {current.fine_tuned_model or '-'}")
@@ -216,7 +262,6 @@ def status_command(ctx: click.Context, job_id: str, base_url: str | None) -> Non
 @click.pass_context
 def list_command(ctx: click.Context, limit: int, base_url: str | None) -> None:
     """List hosted fine-tuning jobs."""
-    from promptkit.tune.hosted import list_jobs
 
     table = Table()
     for column in ("job", "status", "model", "fine-tuned model"):
@@ -232,7 +277,96 @@ def list_command(ctx: click.Context, limit: int, base_url: str | None) -> None:
 @click.pass_context
 def cancel_command(ctx: click.Context, job_id: str, base_url: str | None) -> None:
     """Cancel a hosted fine-tuning job."""
-    from promptkit.tune.hosted import cancel_job
 
     job = cancel_job(project_of(ctx), job_id, _hosted_options(base_url))
     console.print(f"{job.id}: {job.status}")
+
+
+def _interval(value: float | None, interval: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1%}" + (f" [{interval[0]:.0%}, {interval[1]:.0%}]" if interval else "")
+
+
+def methods_table(comparison: Any) -> Table:
+    base = comparison.baseline
+    table = Table(title=f"{comparison.prompt}: methods on one split ({base.test_n} test, {base.val_n} validation)",
+                  title_justify="left")
+    for column in ("method", "val acc", "test acc [95% CI]", "vs prompt", "train s", "tok/s", "adapter", "peak MB"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    table.add_row(f"prompt alone ({base.model})", f"{base.val_accuracy:.1%}" if base.val_accuracy is not None else "-",
+                  _interval(base.test_accuracy, base.test_interval), "", "", "", "", "")
+    for r in comparison.results:
+        versus = (f"+{r.fixed}/-{r.broken} p={r.p_vs_prompt:.2g}" if r.p_vs_prompt is not None else "-")
+        table.add_row(r.method + (" (reused)" if r.reused else ""),
+                      f"{r.val_accuracy:.1%}" if r.val_accuracy is not None else "-",
+                      _interval(r.test_accuracy, r.test_interval), versus, f"{r.seconds:.0f}", f"{r.tokens_per_s:.0f}",
+                      f"{r.adapter_bytes / 1024:.0f} KB", f"{r.peak_rss_mb:.0f}")
+    table.caption = "vs prompt: examples fixed/broken against the prompt alone, two-sided McNemar"
+    return table
+
+
+@tune.command("compare")
+@click.argument("ref")
+@click.option("--methods", default="lora,ia3,prompt-tuning,prefix-tuning", show_default=True,
+              help="Comma-separated local methods (lora, qlora, ia3, prompt-tuning, prefix-tuning).")
+@click.option("--suite", help="Eval suite name or YAML file.")
+@click.option("--train-data", type=click.Path(dir_okay=False, path_type=Path), help="Labelled training data.")
+@click.option("--train-split", help="Split of the training data.")
+@click.option("--eval-data", type=click.Path(dir_okay=False, path_type=Path), help="Evaluate on this file.")
+@click.option("--eval-split", help="Split evaluated.")
+@click.option("--eval-limit", type=click.IntRange(min=1), help="Only the first N eval examples.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N training rows.")
+@click.option("--name", help="Adapter name prefix (default: PROMPT-compare); each method is PREFIX-METHOD.")
+@click.option("--max-steps", type=int, help="Optimizer steps per method.")
+@click.option("--time-budget", type=float, help="Seconds of training per method.")
+@click.option("--epochs", type=int, help="Epochs per method (1).")
+@click.option("--batch-size", type=int, help="Batch size (8).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, help="CPU threads for training.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.pass_context
+def compare_command(ctx: click.Context, ref: str, methods: str, suite: str | None, train_data: Path | None,
+                    train_split: str | None, eval_data: Path | None, eval_split: str | None, eval_limit: int | None,
+                    limit: int | None, name: str | None, max_steps: int | None, time_budget: float | None,
+                    epochs: int | None, batch_size: int | None, seed: int, threads: int | None, as_json: bool) -> None:
+    """Train several local methods on one split with one seed and budget, and compare them in one table."""
+    import json
+
+    chosen = [m.strip() for m in methods.split(",") if m.strip()]
+    if not chosen:
+        raise ConfigError("--methods names no method", hint="e.g. --methods lora,ia3")
+    for method in chosen:
+        method_of(method)
+    project = project_of(ctx)
+    version = project.library.resolve(ref)
+    the_suite = project.suite(suite) if suite else project.suite_for(version)
+    trainset = build_trainset(project, version, the_suite, train_data, train_split, eval_data, eval_split, limit)
+    prefix = name or f"{version.name}-compare"  # not PROMPT-METHOD: `tune run`'s adapters stay untouched
+    options = {k: v for k, v in {"max_steps": max_steps, "time_budget": time_budget, "epochs": epochs,
+                                 "batch_size": batch_size, "seed": seed, "threads": threads}.items() if v is not None}
+    job = TuneJob(project, version, the_suite, trainset, prefix, project.state_dir / "adapters" / prefix, options,
+                  eval_data=eval_data, eval_split=eval_split, eval_limit=eval_limit,
+                  notify=lambda message: err_console.print(message))
+    with _progress("compare") as progress:
+        job.progress = progress
+        comparison = compare_methods(job, chosen, notify=job.notify)
+    if as_json:
+        click.echo(json.dumps(comparison.to_dict(), indent=2))
+    else:
+        console.print(methods_table(comparison))
+
+
+@tune.command("export")
+@click.argument("name")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write.")
+@click.option("--merge", is_flag=True, help="Fold the adapter into the base weights: a plain transformers folder.")
+@click.option("--force", is_flag=True, help="Replace a non-empty --out folder.")
+@click.pass_context
+def export_command(ctx: click.Context, name: str, out: Path, merge: bool, force: bool) -> None:
+    """Export tuned model NAME: the adapter files, or with --merge a merged transformers folder."""
+
+    written = export_model(project_of(ctx), name, out, merge=merge, force=force)
+    kind = "merged model" if merge else "adapter"
+    console.print(f"{kind} of {name!r} written to {written['out']}"
+                  + (f" (serve it with --model hf:{written['out']})" if merge else ""))

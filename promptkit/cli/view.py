@@ -9,6 +9,7 @@ import click
 from promptkit.cli.common import err_console, project_of
 from promptkit.config import atomic_write
 from promptkit.errors import PromptkitError
+from promptkit.view.reviews import jsonl, label_records, preference_records
 
 
 @click.group(invoke_without_command=True)
@@ -23,7 +24,7 @@ def view(ctx: click.Context, port: int, host: str, open_browser: bool, read_only
         return
     import uvicorn
 
-    from promptkit.view.app import ViewConfig, create_app, new_token
+    from promptkit.view.app import ViewConfig, create_app, new_token  # start-up: starlette loads only for `view`
 
     _check_free(host, port)
     project = project_of(ctx)
@@ -58,8 +59,6 @@ def _check_free(host: str, port: int) -> None:
 
 
 def _export(ctx: click.Context, output: Path | None, which: str) -> None:
-    from promptkit.view.reviews import jsonl, label_records, preference_records
-
     project = project_of(ctx)
     records = preference_records(project) if which == "preferences" else label_records(project)
     text = jsonl(records)

@@ -11,30 +11,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from promptkit.config import atomic_write
+from promptkit.config import atomic_write, decode_text, load_yaml
 from promptkit.errors import ConfigError
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import EvalPlan, EvalRun
-    from promptkit.library import PromptVersion
-    from promptkit.project import Project, Suite
+from promptkit.fileio import read_regular
+from promptkit.gate.run import Providers, evaluate
+from promptkit.library import PromptVersion
+from promptkit.project import Project, Suite
+from promptkit.providers import options_of
+from promptkit.results import EvalRun, MetricValue, RunPlan
 
 FORMAT = 1  # format 1 files without per-example "scores" (older baselines) still load; they compare accuracy/F1 only
 BASELINES_DIR = "baselines"
-# metrics with a per-example value compared by paired test (accuracy has its own McNemar check)
-CONTINUOUS = ("exact_match", "relevance", "answer_relevance", "bleu", "rouge_l")
 SCORE_DIGITS = 4
 
 
-def compared_metrics(names: list[str] | tuple[str, ...] | dict[str, float]) -> list[str]:
-    """CONTINUOUS plus the assertion pass rates among `names` (assertions, assert:NAME): their
-    per-example 0/1 values are stored in the baseline and compared pairwise like exact_match."""
-    return [*CONTINUOUS, *(n for n in names if n == "assertions" or n.startswith("assert:"))]
+def paired_scores(values: Sequence[MetricValue]) -> list[str]:
+    """The values whose metric declares them compared by their per-example scores (exact_match,
+    relevance, bleu, rouge_l, assertion pass rates...): those scores are stored in the baseline."""
+    return [m.name for m in values if m.paired == "scores"]
 
 
 @dataclass
@@ -68,13 +68,15 @@ def baseline_path(project: Project, suite: Suite) -> Path:
     return project.evals_dir / BASELINES_DIR / f"{suite.name}.json"
 
 
-def suite_fingerprint(suite: Suite) -> str:
-    """A hash of the suite settings that change outcomes (not its metrics, thresholds or batch size)."""
+def suite_fingerprint(suite: Suite, provider: str) -> str:
+    """A hash of the suite settings that change outcomes (not its metrics, thresholds, or the
+    provider options that the provider's Options declare output-neutral, such as batch sizes)."""
     cfg = suite.config
+    neutral = options_of(provider).output_neutral()
     relevant = {
         "task": cfg.task, "scoring": cfg.scoring, "split": cfg.split,
         "dataset": cfg.dataset.model_dump(exclude={"path"}),
-        "provider_options": {k: v for k, v in cfg.provider_options.items() if k not in ("batch_size", "threads")},
+        "provider_options": {k: v for k, v in cfg.provider_options.items() if k not in neutral},
     }
     canonical = json.dumps(relevant, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
@@ -91,10 +93,10 @@ def score(value: float) -> float:
 
 
 def example_scores(runs: list[EvalRun]) -> dict[str, list[float | None]]:
-    """Per-example values of the suite's continuous metrics (CONTINUOUS), aligned with
+    """Per-example values of the metrics compared by their scores (paired_scores), aligned with
     runs[0].results, averaged over repeated runs and rounded; None where an example does not count."""
     out: dict[str, list[float | None]] = {}
-    for name in compared_metrics([m.name for m in runs[0].metrics]):
+    for name in paired_scores(runs[0].metrics):
         series = [next((m.per_example for m in run.metrics if m.name == name and m.per_example is not None), None)
                   for run in runs]
         if any(s is None or len(s) != len(run.results) for s, run in zip(series, runs, strict=True)):
@@ -156,7 +158,7 @@ def make_baseline(project: Project, runs: list[EvalRun]) -> Baseline:
     return Baseline(
         suite=plan.suite.name, prompt=plan.version.ref, prompt_hash=plan.version.hash, model=plan.model.spec,
         dataset=relative(plan.data_path, project.root), dataset_hash=plan.data_hash, split=plan.split,
-        suite_hash=suite_fingerprint(plan.suite), repeat=len(runs), metrics=mean_metrics(runs),
+        suite_hash=suite_fingerprint(plan.suite, plan.model.provider), repeat=len(runs), metrics=mean_metrics(runs),
         outcomes=outcomes_of(runs), blessed=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         runtime=dict(plan.runtime),
     )
@@ -185,8 +187,6 @@ MAX_BASELINE_BYTES = 100_000_000
 def load_baseline(path: Path) -> Baseline | None:
     """The baseline at `path`, or None when there is none. A damaged file, or one whose values
     have the wrong types (a hand edit, a merge gone wrong), is a ConfigError naming the key."""
-    from promptkit.config import decode_text
-    from promptkit.fileio import read_regular
 
     if not path.exists() and not path.is_symlink():
         return None
@@ -299,7 +299,7 @@ def _runtime(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def stale_reasons(project: Project, baseline: Baseline, plan: EvalPlan) -> list[str]:
+def stale_reasons(project: Project, baseline: Baseline, plan: RunPlan) -> list[str]:
     """Why a baseline no longer applies to a suite run; empty when it does."""
     reasons = []
     if baseline.model != plan.model.spec:
@@ -308,13 +308,13 @@ def stale_reasons(project: Project, baseline: Baseline, plan: EvalPlan) -> list[
         reasons.append(f"dataset changed: baseline {baseline.dataset} {baseline.dataset_hash}, now {plan.data_hash}")
     if baseline.split != plan.split:
         reasons.append(f"split changed: baseline {baseline.split}, now {plan.split}")
-    if baseline.suite_hash != suite_fingerprint(plan.suite):
+    if baseline.suite_hash != suite_fingerprint(plan.suite, plan.model.provider):
         reasons.append("suite settings changed (task, scoring, split or dataset mapping)")
     reasons += _newer_version(project, baseline, plan)
     return reasons
 
 
-def _newer_version(project: Project, baseline: Baseline, plan: EvalPlan) -> list[str]:
+def _newer_version(project: Project, baseline: Baseline, plan: RunPlan) -> list[str]:
     """The prompt's current version (production, else newest) differs from what was blessed: for a
     blessed published version, whenever; for a blessed working copy, once a version has been published
     after the blessing (the working copy then moved on into a version that was never blessed)."""
@@ -336,7 +336,6 @@ def _newer_version(project: Project, baseline: Baseline, plan: EvalPlan) -> list
 
 def _published_at(version: PromptVersion) -> str | None:
     """When a published version was written (its file's `created`), as an ISO time in UTC."""
-    from promptkit.config import load_yaml
 
     try:
         data, _ = load_yaml(version.source)
@@ -351,3 +350,21 @@ def rebless_hint(suite: Suite) -> str:
     option = "" if suite.name == suite.config.prompt else f" --suite {suite.name}"
     return (f"re-bless the baseline: 'promptkit baseline bless {suite.config.prompt}{option}', "
             f"then commit evals/{BASELINES_DIR}/{suite.name}.json")
+
+
+def bless(project: Project, ref: str, suite_name: str | None = None, repeat: int = 1, store: Any | None = None,
+          limit: int | None = None, providers: Providers | None = None) -> tuple[Baseline, Path]:
+    """Evaluate prompt REF (by default its production/newest version) and write its suite's baseline."""
+    version = project.library.resolve(ref)
+    suite = project.suite(suite_name) if suite_name else project.suite_for(version)
+    own = providers is None
+    providers = providers or Providers()
+    try:
+        runs = evaluate(project, version, suite, providers, repeat, store, limit)
+    finally:
+        if own:
+            providers.close()
+    baseline = make_baseline(project, runs)
+    path = baseline_path(project, suite)
+    write_baseline(path, baseline)
+    return baseline, path

@@ -1,209 +1,33 @@
-"""`promptkit check` as a library: pick suites, evaluate each prompt's working copy, compare it with
-the suite's absolute thresholds and its blessed baseline, and decide: 0 pass, 1 regression, 2 error."""
+"""`promptkit check` as a library: pick suites (gate.select), evaluate each prompt's working copy
+(gate.run), compare it with the suite's absolute thresholds and its blessed baseline (gate.decide),
+and report (gate.results): 0 pass, 1 regression, 2 error."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from promptkit.errors import ConfigError, PromptkitError
 from promptkit.gate.baseline import (
     Baseline,
     baseline_path,
-    compared_metrics,
     load_baseline,
-    make_baseline,
     mean_metrics,
     outcomes_of,
+    paired_scores,
     rebless_hint,
     stale_reasons,
-    write_baseline,
 )
 from promptkit.gate.decide import MAX_FLIPPED, SHARE_KINDS, MetricCheck, compare_outcomes, decide
+from promptkit.gate.results import ERROR, FAIL, NEW, STALE, CheckReport, SuiteCheck
+from promptkit.gate.run import Providers, deterministic, evaluate
+from promptkit.gate.select import changed_since as select_changed
+from promptkit.gate.select import select
 from promptkit.gate.thresholds import Thresholds
+from promptkit.project import Project, Suite
+from promptkit.results import EvalRun
 
-if TYPE_CHECKING:
-    from promptkit.evaluate import EvalPlan, EvalRun
-    from promptkit.library import PromptVersion
-    from promptkit.project import Project, Suite
-    from promptkit.providers import Provider
-
-PASS, FAIL, STALE, ERROR, NEW = "pass", "fail", "stale", "error", "no baseline"
-
-__all__ = ["CheckReport", "MetricCheck", "SuiteCheck", "bless", "run_check"]
-
-
-@dataclass
-class SuiteCheck:
-    suite: str
-    prompt: str = ""
-    prompt_hash: str = ""
-    model: str = ""
-    examples: int = 0
-    repeat: int = 1
-    status: str = PASS
-    checks: list[MetricCheck] = field(default_factory=list)
-    metrics: dict[str, float] = field(default_factory=dict)
-    baseline: dict[str, Any] | None = None  # path, prompt, prompt_hash, blessed
-    stale: list[str] = field(default_factory=list)
-    flaky: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    error: str | None = None
-    run_ids: list[str] = field(default_factory=list)
-
-    @property
-    def failures(self) -> list[MetricCheck]:
-        return [c for c in self.checks if not c.passed]
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["checks"] = [c.to_dict() for c in self.checks]
-        return data
-
-
-@dataclass
-class CheckReport:
-    suites: list[SuiteCheck]
-    alpha: float | None = None
-    skipped: list[str] = field(default_factory=list)  # suites not selected by --changed-since
-
-    @property
-    def exit_code(self) -> int:
-        if any(s.status == FAIL for s in self.suites):
-            return 1
-        if any(s.status in (STALE, ERROR) for s in self.suites):
-            return 2
-        return 0
-
-    @property
-    def status(self) -> str:
-        return {0: PASS, 1: FAIL, 2: ERROR}[self.exit_code]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "exit_code": self.exit_code, "alpha": self.alpha, "skipped": self.skipped,
-                "suites": [s.to_dict() for s in self.suites]}
-
-
-# -- selecting suites ---------------------------------------------------------------------------
-
-def changed_files(root: Path, ref: str) -> set[str]:
-    """Paths (relative to `root`) changed since git REF, uncommitted and untracked files included."""
-    def git(*args: str) -> list[str]:
-        try:
-            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=60)
-        except (OSError, subprocess.SubprocessError) as e:
-            raise ConfigError(f"cannot run git: {e}", hint="--changed-since needs git") from None
-        if out.returncode != 0:
-            raise ConfigError(f"git {' '.join(args)} failed: {out.stderr.strip() or out.returncode}",
-                              where=str(root), hint="give a commit, branch or tag that exists (fetch it in CI)")
-        return [line.strip() for line in out.stdout.splitlines() if line.strip()]
-
-    return set(git("diff", "--name-only", "--relative", ref, "--")) | set(git("ls-files", "--others", "--exclude-standard"))
-
-
-def suite_inputs(project: Project, suite: Suite) -> list[str]:
-    """Files and folders (relative to the project) whose change affects a suite."""
-    root = project.root.resolve()
-    paths = [suite.path, project.library.root / suite.config.prompt, suite.dataset_path(), baseline_path(project, suite)]
-    out = []
-    for p in paths:
-        try:
-            out.append(Path(p).resolve().relative_to(root).as_posix())
-        except ValueError:
-            continue
-    return out
-
-
-def select(project: Project, targets: Sequence[str]) -> list[tuple[Suite, str | None]]:
-    """(suite, prompt selector) for each target: a suite name or file, or a prompt ref
-    (all suites naming it; a ref with @selector checks that version instead of the working copy)."""
-    suites = project.suites()
-    if not targets:
-        return [(s, None) for s in suites]
-    chosen: list[tuple[Suite, str | None]] = []
-    for target in targets:
-        path = Path(target)
-        is_file = path.suffix in (".yaml", ".yml")
-        by_name = [s for s in suites if s.name == target or (is_file and s.path.resolve() == path.resolve())]
-        if by_name:
-            chosen += [(s, None) for s in by_name]
-            continue
-        if path.suffix in (".yaml", ".yml") and path.is_file():
-            chosen.append((project.suite(target), None))
-            continue
-        folder, selector = project.library.folder(target)  # NotFoundError names the prompt
-        naming = [s for s in suites if s.config.prompt == folder.name]
-        if not naming:
-            raise ConfigError(f"no eval suite names prompt {folder.name!r}", where=str(project.evals_dir),
-                              hint=f"add evals/{folder.name}.yaml with 'prompt: {folder.name}'")
-        chosen += [(s, selector) for s in naming]
-    unique: dict[str, tuple[Suite, str | None]] = {}
-    for suite, selector in chosen:
-        unique.setdefault(suite.name, (suite, selector))
-    return list(unique.values())
-
-
-# -- running ------------------------------------------------------------------------------------
-
-class Providers:
-    """One provider per model for the whole check, so a local model loads once."""
-
-    def __init__(self, factory: Callable[..., Provider] | None = None):
-        from promptkit.providers import make_provider
-
-        self.factory = factory or make_provider
-        self.cache: dict[str, Provider] = {}
-
-    def get(self, provider: str, model: str, options: dict[str, Any]) -> Provider:
-        key = repr((provider, model, sorted(options.items(), key=str)))
-        if key not in self.cache:
-            self.cache[key] = self.factory(provider, model, **options)
-        return self.cache[key]
-
-    def close(self) -> None:
-        for provider in self.cache.values():
-            provider.close()
-        self.cache.clear()
-
-
-def deterministic(plan: EvalPlan) -> bool:
-    """Whether the same request always gets the same answer: label log-likelihood scoring or greedy decoding."""
-    return plan.scoring == "loglik" or not plan.decoding.get("temperature")
-
-
-def evaluate(project: Project, version: PromptVersion, suite: Suite, providers: Providers, repeat: int = 1,
-             store: Any | None = None, limit: int | None = None, cache: Any | None = None) -> list[EvalRun]:
-    """Run a suite `repeat` times (seeds 0..repeat-1 when repeating, for sampled decoding). The
-    response cache is used only where decoding is deterministic, so a cached answer is the answer."""
-    from promptkit.evaluate import plan_eval, run_eval
-
-    runs = []
-    for i in range(max(1, repeat)):
-        plan = plan_eval(project, version, suite=suite, limit=limit, overrides={"seed": i} if repeat > 1 else None)
-        provider = providers.get(plan.model.provider, plan.model.model, dict(plan.model.options))
-        runs.append(run_eval(plan, provider, store=store, cache=cache if deterministic(plan) else None))
-    return runs
-
-
-def bless(project: Project, ref: str, suite_name: str | None = None, repeat: int = 1, store: Any | None = None,
-          limit: int | None = None, providers: Providers | None = None) -> tuple[Baseline, Path]:
-    """Evaluate prompt REF (by default its production/newest version) and write its suite's baseline."""
-    version = project.library.resolve(ref)
-    suite = project.suite(suite_name) if suite_name else project.suite_for(version)
-    own = providers is None
-    providers = providers or Providers()
-    try:
-        runs = evaluate(project, version, suite, providers, repeat, store, limit)
-    finally:
-        if own:
-            providers.close()
-    baseline = make_baseline(project, runs)
-    path = baseline_path(project, suite)
-    write_baseline(path, baseline)
-    return baseline, path
+__all__ = ["check_suite", "run_check"]
 
 
 def _describe(run: EvalRun, example_id: str) -> dict[str, Any]:
@@ -243,13 +67,15 @@ def compare(project: Project, runs: list[EvalRun], baseline: Baseline | None, th
         return
     plan = runs[0].plan
     by_id = {r.id: r for r in runs[0].results}
+    scored = paired_scores(runs[0].metrics)
     comparisons, notes = compare_outcomes(
-        baseline.outcomes, outcomes, list(metrics), compared_metrics(list(metrics)), plan.labels,
+        baseline.outcomes, outcomes, list(metrics), scored, plan.labels,
         {k: r.expected for k, r in by_id.items()},
         f1_comparable=baseline.repeat == 1 and len(runs) == 1,
         direction=lambda name: directions.get(name, True), kind=kinds.get, level=1 - alpha)
     for c in comparisons:
-        c.flipped = sorted((_flipped_row(runs[0], baseline, outcomes, k, c.metric) for k in c.worse_ids[:MAX_FLIPPED]),
+        c.flipped = sorted((_flipped_row(runs[0], baseline, outcomes, k, c.metric, c.metric in scored)
+                            for k in c.worse_ids[:MAX_FLIPPED]),
                            key=lambda r: r["index"])
     if not comparisons and not set(baseline.outcomes) & set(outcomes):
         # a baseline that cannot be compared is an error, never a pass
@@ -261,10 +87,10 @@ def compare(project: Project, runs: list[EvalRun], baseline: Baseline | None, th
 
 
 def _flipped_row(run: EvalRun, baseline: Baseline, outcomes: dict[str, dict[str, Any]], example_id: str,
-                 metric: str) -> dict[str, Any]:
+                 metric: str, by_score: bool) -> dict[str, Any]:
     before, now = baseline.outcomes[example_id], outcomes[example_id]
     row = {**_describe(run, example_id), "before": before.get("prediction"), "after": now.get("prediction")}
-    if metric in compared_metrics([metric]):  # the per-example value compared (exact_match's own 0/1, not `correct`)
+    if by_score:  # the per-example value compared (exact_match's own 0/1, not `correct`)
         row["score_before"] = (before.get("scores") or {}).get(metric)
         row["score_now"] = (now.get("scores") or {}).get(metric)
     else:
@@ -322,15 +148,7 @@ def run_check(project: Project, targets: Sequence[str] = (), changed_since: str 
     selected = select(project, targets)
     skipped: list[str] = []
     if changed_since:
-        changed = changed_files(project.root, changed_since)
-        kept = []
-        for suite, selector in selected:
-            inputs = suite_inputs(project, suite)
-            if any(c == p or c.startswith(p.rstrip("/") + "/") for c in changed for p in inputs):
-                kept.append((suite, selector))
-            else:
-                skipped.append(suite.name)
-        selected = kept
+        selected, skipped = select_changed(project, selected, changed_since)
     own = providers is None
     providers = providers or Providers()
     report = CheckReport([], alpha, skipped)

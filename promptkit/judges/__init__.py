@@ -13,10 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promptkit.cache import provider_identity, request_key
 from promptkit.errors import ConfigError, PromptkitError
 from promptkit.library import Library, PromptVersion
 from promptkit.models import ModelRef, resolve_model
-from promptkit.providers import Provider, Request, Response, make_provider
+from promptkit.pricing import price_for
+from promptkit.providers import Provider, providers
+from promptkit.providers.factory import open_provider
+from promptkit.results import Request, Response
 
 if TYPE_CHECKING:
     from promptkit.pricing import Price
@@ -79,7 +83,6 @@ class Judge:
             ref = resolve_model(spec, project.models)
         except PromptkitError as e:
             raise ConfigError(f"judge model: {e.message}", where=where, hint=e.hint) from None
-        from promptkit.providers import providers
 
         if ref.provider not in providers:
             raise ConfigError(f"judge model {spec!r} names unknown provider {ref.provider!r}", where=where)
@@ -88,8 +91,7 @@ class Judge:
     @property
     def provider(self) -> Provider:
         if self._provider is None:
-            options: dict[str, Any] = {"project_root": str(self.project.root), **self.ref.options}
-            self._provider = make_provider(self.ref.provider, self.ref.model, **options)
+            self._provider = open_provider(self.ref, self.project)
         return self._provider
 
     def request(self, prompt: str, variables: dict[str, Any], request_id: str) -> Request:
@@ -104,13 +106,10 @@ class Judge:
         """Answers in order; cached ones are not asked again. Costs are filled from the price table."""
         if not requests:
             return []
-        from promptkit.pricing import price_for
 
         keys: list[str] = []
         hits: dict[str, Response] = {}
         if cache is not None:
-            from promptkit.cache import provider_identity, request_key
-
             identity = {**provider_identity(self.provider, cache), "role": "judge"}
             keys = [request_key(identity, r) for r in requests]
             hits = cache.get_many(keys)

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from promptkit.assertions.base import Context, JudgedAssertion, Outcome
 from promptkit.assertions.builtin import _check_template, render
 from promptkit.judges import Judge, JudgeError, parse_object
-from promptkit.providers import Request
+from promptkit.results import Request
 
 
 def example_input(ctx: Context) -> str:

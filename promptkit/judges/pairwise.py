@@ -12,12 +12,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from promptkit.config import atomic_write
+from promptkit.evaluate import build_request
 from promptkit.judges import Judge, JudgeError, parse_object
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import EvalRun
+from promptkit.results import EvalRun
 
 
 @dataclass
@@ -71,8 +71,6 @@ def _winner(answer: str) -> str:
 
 
 def _prompt_text(run: EvalRun, index: int) -> str:
-    from promptkit.evaluate import build_request
-
     request = build_request(run.plan, run.plan.examples[index])
     if request.text is not None:
         return request.text
@@ -118,7 +116,6 @@ def judge_pairs(run_a: EvalRun, run_b: EvalRun, judge: Judge, cache: Any | None 
 
 def write_preferences(result: PairwiseResult, path: Path) -> int:
     """The decided pairs as {prompt, chosen, rejected, id} JSONL; returns how many were written."""
-    from promptkit.config import atomic_write
 
     lines = []
     for p in result.pairs:

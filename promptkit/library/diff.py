@@ -12,7 +12,7 @@ from promptkit.library.store import PromptVersion
 
 @dataclass
 class PartDiff:
-    part: str  # a slot name, or examples / labels / settings / style
+    part: str  # a slot name, or examples / labels / verbalizers / calibration / fewshot / settings / style
     status: str  # unchanged | changed | added | removed
     lines: list[str]  # unified diff lines, empty when unchanged
 
@@ -22,6 +22,9 @@ def _parts(version: PromptVersion) -> dict[str, str | None]:
     parts: dict[str, str | None] = {name: getattr(spec.slots, name) for name in SLOT_ORDER}
     parts["examples"] = dump_yaml(spec.examples) if spec.examples else None
     parts["labels"] = dump_yaml(spec.labels) if spec.labels else None
+    parts["verbalizers"] = dump_yaml(spec.verbalizers) if spec.verbalizers else None
+    parts["calibration"] = dump_yaml(spec.calibration) if spec.calibration else None
+    parts["fewshot"] = dump_yaml(spec.fewshot.model_dump()) if spec.fewshot else None
     parts["settings"] = dump_yaml(spec.settings.model_dump())
     parts["style"] = f"{spec.style} (label prefix {spec.prefix!r})"
     return parts

@@ -11,6 +11,8 @@ from promptkit.library.spec import OUTPUT_KEY
 from promptkit.library.store import PromptVersion
 from promptkit.models import DEFAULT_MODEL, resolve_model
 from promptkit.project import Project
+from promptkit.providers.factory import open_provider
+from promptkit.results import Request
 
 
 @dataclass
@@ -41,15 +43,14 @@ def example_variables(project: Project, version: PromptVersion, index: int) -> d
 
 def inspect_prompt(project: Project, version: PromptVersion, model: str | None = None,
                    variables: dict[str, Any] | None = None, index: int = 0) -> PromptView:
-    from promptkit.providers import Request, make_provider
 
     spec_model = model or version.spec.settings.model or DEFAULT_MODEL
     ref = resolve_model(spec_model, project.models)
-    provider = make_provider(ref.provider, ref.model, **ref.options)
+    provider = open_provider(ref, project)
     values = variables if variables is not None else example_variables(project, version, index)
     rendered = version.template.render(values)
     parts = [(name, provider.count_tokens(text)) for name, text in rendered.parts]
     request = Request(id="show", text=rendered.text, messages=rendered.messages)
     total = provider.prompt_tokens(request)
-    shown = provider.prompt_text(request) if hasattr(provider, "prompt_text") else rendered.as_text()
+    shown = provider.prompt_text(request)
     return PromptView(version, ref.spec, shown, parts, total, provider.context_window)

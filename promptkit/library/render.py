@@ -22,7 +22,9 @@ from jinja2.nodes import EvalContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
+from promptkit.config import line_of
 from promptkit.errors import ConfigError
+from promptkit.library.fewshot import select_examples
 from promptkit.library.spec import OUTPUT_KEY, SLOT_ORDER, PromptSpec
 
 MAX_RESULT = 1_000_000  # longest string or list one template expression may build, and one slot's output
@@ -285,7 +287,6 @@ def _alarm(seconds: float) -> Iterator[None]:
 
 def slot_where(source: str, slot: str, offset: int = 1) -> str:
     """'file:line' of line `offset` of a slot's template in a prompt file, or just the file."""
-    from promptkit.config import line_of
 
     try:
         text = Path(source).read_text(encoding="utf-8")
@@ -370,6 +371,13 @@ class Template:
         except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as e:
             raise ConfigError(f"cannot render slot '{name}' for {what}: {e}", where=slot_where(self.source, name)) from None
 
+    def _selected(self, task: str) -> list[dict[str, Any]]:
+        """Few-shot examples the version's selection rule picks for this input (see fewshot.py)."""
+        if self.spec.fewshot is None:
+            return []
+
+        return select_examples(self.spec, lambda ex, what: self._render_slot("task", ex, what), task)
+
     def render(self, variables: dict[str, Any], what: str = "the example") -> Rendered:
         spec = self.spec
         head = [
@@ -378,11 +386,11 @@ class Template:
             if name in self.slots
         ]
         head = [(n, t) for n, t in head if t]
-        shots = []
-        for i, example in enumerate(spec.examples):
-            shot_input = self._render_slot("task", example, f"few-shot example {i}")
-            shots.append((f"example {i + 1}", shot_input, _shot_output(example[OUTPUT_KEY], i, self.source)))
         task = self._render_slot("task", variables, what)
+        shots = []
+        for i, example in enumerate(self._selected(task) + spec.examples):
+            shot_input = self._render_slot("task", example, f"few-shot example {i}")
+            shots.append((f"example {i + 1}", shot_input, spec.answer_of(_shot_output(example[OUTPUT_KEY], i, self.source))))
 
         if spec.style == "text":
             parts = head + [(name, f"{inp}{spec.prefix}{out}") for name, inp, out in shots] + [("task", task)]

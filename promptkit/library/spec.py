@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from promptkit.config import Strict
 
@@ -32,16 +32,69 @@ class Settings(Strict):
     stop: list[str] = Field(default_factory=list)
 
 
+class FewShotRule(Strict):
+    """Few-shot examples chosen per example: the k pool examples most similar to its input
+    (MiniLM embeddings of the task slot's text), rendered before the fixed `examples`."""
+
+    select: Literal["similar"] = Field("similar", description="how to choose: 'similar' (embedding similarity)")
+    k: int = Field(4, ge=1, le=32, description="examples shown per input")
+    pool: list[dict[str, Any]] = Field(description="candidate examples, each with the task's variables and 'output'")
+
+    @field_validator("pool")
+    @classmethod
+    def _pool_has_output(cls, pool: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not pool:
+            raise ValueError("a few-shot pool needs at least one example")
+        for i, ex in enumerate(pool):
+            if OUTPUT_KEY not in ex:
+                raise ValueError(f"few-shot pool example {i} has no '{OUTPUT_KEY}' key (its answer)")
+        return pool
+
+
 class PromptSpec(Strict):
     description: str = ""
     style: Literal["text", "chat"] = Field("text", description="render to plain text or to chat messages")
     slots: Slots
     examples: list[dict[str, Any]] = Field(default_factory=list, description="few-shot examples")
-    labels: list[str] | None = Field(None, description="the label set, for classification")
+    labels: list[str] | None = Field(
+        None, description="the label set, for classification; a mapping label: answer text sets verbalizers too")
+    verbalizers: dict[str, str] | None = Field(
+        None, description="label -> the answer text scored (after label_prefix) in place of the label's name")
+    calibration: dict[str, float] | None = Field(
+        None, description="label -> bias added to its log-likelihood before the best label is picked")
+    fewshot: FewShotRule | None = Field(None, description="few-shot examples selected per input")
     label_prefix: str | None = Field(
         None, description="text between prompt and label when scoring; default ' ' for text, '' for chat"
     )
     settings: Settings = Field(default_factory=Settings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _labels_mapping(cls, data: Any) -> Any:
+        """`labels: {positive: great, negative: terrible}` is the label list plus its verbalizers."""
+        if isinstance(data, dict) and isinstance(data.get("labels"), dict):
+            mapping = data["labels"]
+            data = {**data, "labels": [str(k) for k in mapping]}
+            if mapping and all(isinstance(v, str) for v in mapping.values()):
+                data["verbalizers"] = {**{str(k): v for k, v in mapping.items()}, **(data.get("verbalizers") or {})}
+            else:
+                raise ValueError("a labels mapping gives each label its answer text, e.g. {positive: great}")
+        return data
+
+    @model_validator(mode="after")
+    def _label_keys_known(self) -> PromptSpec:
+        for name in ("verbalizers", "calibration"):
+            keys = getattr(self, name)
+            if keys is None:
+                continue
+            if not self.labels:
+                raise ValueError(f"'{name}' needs a label set ('labels: [...]')")
+            unknown = [k for k in keys if k not in self.labels]
+            if unknown:
+                raise ValueError(f"'{name}' names {unknown[0]!r}, which is not one of the labels {self.labels}")
+        if self.verbalizers and len(set(self.answers)) != len(self.answers):
+            raise ValueError("verbalizers must give distinct answer texts")
+        return self
 
     @field_validator("labels")
     @classmethod
@@ -66,6 +119,27 @@ class PromptSpec(Strict):
         if self.label_prefix is not None:
             return self.label_prefix
         return " " if self.style == "text" else ""
+
+    @property
+    def answers(self) -> list[str]:
+        """The text scored for each label, in label order: its verbalizer, else its name."""
+        verbal = self.verbalizers or {}
+        return [verbal.get(label, label) for label in self.labels or []]
+
+    def answer_of(self, output: str) -> str:
+        """A few-shot example's answer as rendered: a label's verbalizer, else the output itself."""
+        return (self.verbalizers or {}).get(output, output)
+
+    def decide(self, scores: dict[str, float]) -> tuple[str | None, dict[str, float]]:
+        """The predicted label from a provider's answer-text log-likelihoods, and the scores by label
+        name. Calibration biases are added here, the one place label scores become a prediction."""
+        by_answer = dict(zip(self.answers, self.labels or [], strict=True))
+        named = {by_answer.get(text, text): value for text, value in scores.items()}
+        if not named:
+            return None, named
+        bias = self.calibration or {}
+        best = max(named, key=lambda label: named[label] + bias.get(label, 0.0))
+        return best, named
 
     def content(self) -> dict[str, Any]:
         """What a version's hash covers: everything that changes what the model sees."""

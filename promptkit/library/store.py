@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
 
-from promptkit.config import atomic_write, dump_yaml, load_yaml, validate
+from promptkit.config import atomic_write, dump_yaml, line_of, load_yaml, validate
 from promptkit.errors import ConfigError, NotFoundError, did_you_mean
 from promptkit.fileio import file_lock
 from promptkit.library.render import Template
@@ -158,8 +158,6 @@ class PromptFolder:
         for key in labels:
             problem = label_problem(key)
             if problem:
-                from promptkit.config import line_of
-
                 line = line_of(self.labels_file.read_text(encoding="utf-8"), (key,))
                 raise ConfigError(problem, where=f"{self.labels_file}:{line}" if line else str(self.labels_file),
                                   hint=f"remove it: promptkit prompt label --remove {self.name} '{key}'")
@@ -198,8 +196,6 @@ class PromptFolder:
     def _labelled(self, label: str, target: str) -> PromptVersion:
         match = VERSION_RE.fullmatch(target)
         if not match or int(match.group(1)) not in self.version_numbers():
-            from promptkit.config import line_of
-
             text = self.labels_file.read_text(encoding="utf-8")
             line = line_of(text, (label,))
             raise ConfigError(f"label {label!r} points at {target!r}, which is not a published version",

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from promptkit.errors import ConfigError
-from promptkit.metrics.base import MeanMetric, Metric, MetricValue, ProportionMetric
+from promptkit.metrics.base import MeanMetric, Metric, ProportionMetric
 from promptkit.registry import Registry, load_project_object
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import ExampleResult
+from promptkit.results import ExampleResult
 
 metrics: Registry[type[Metric]] = Registry("metric", group="promptkit.metrics")
 metrics.register("accuracy", "promptkit.metrics.classification:Accuracy")
@@ -49,7 +47,7 @@ def per_example_scores(names: Sequence[str], results: Sequence[ExampleResult],
     return out
 
 
-__all__ = ["DEFAULT_METRICS", "MeanMetric", "Metric", "MetricValue", "ProportionMetric", "metrics", "per_example_scores",
+__all__ = ["DEFAULT_METRICS", "MeanMetric", "Metric", "ProportionMetric", "metrics", "per_example_scores",
            "resolve_metrics"]
 
 

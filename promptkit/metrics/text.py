@@ -14,13 +14,10 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from promptkit.metrics.base import MeanMetric, Metric, MetricValue, ProportionMetric
+from promptkit.metrics.base import MeanMetric, Metric, ProportionMetric
+from promptkit.results import ExampleResult, MetricValue
 from promptkit.stats import interval_of, resampled_sums
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import ExampleResult
 
 MAX_ORDER = 4
 
@@ -86,6 +83,7 @@ class Bleu(Metric):
     name = "bleu"
     tasks = ("generation",)
     aggregate = "corpus"
+    paired = "scores"  # sentence BLEU per example
     description = "corpus BLEU against the reference (0-1, sacrebleu's exp smoothing with effective order)"
 
     def compute(self, results: Sequence[ExampleResult], labels: Sequence[str] | None) -> list[MetricValue]:
@@ -104,7 +102,7 @@ class Bleu(Metric):
         corpus = bleu_from_stats([sum(column) for column in zip(*stats, strict=True)], effective_order=True)
         low, high = interval_of([bleu_from_stats(row, effective_order=True) for row in resampled_sums(stats).tolist()])
         return [MetricValue("bleu", corpus, True, low, high, interval="bootstrap", n=len(stats), kind=self.aggregate,
-                            per_example=per_example)]
+                            paired=self.paired, per_example=per_example)]
 
 
 def rouge_tokens(text: str) -> list[str]:
@@ -137,6 +135,7 @@ class RougeL(MeanMetric):
     name = "rouge_l"
     tasks = ("generation",)
     description = "ROUGE-L F-measure against the reference, mean over examples"
+    paired = "scores"
 
     def scores(self, results: Sequence[ExampleResult]) -> list[float | None]:
         return [None if r.expected is None else 0.0 if r.error is not None else rouge_l(r.output, r.expected)
@@ -151,6 +150,7 @@ class ExactMatch(ProportionMetric):
     name = "exact_match"
     tasks = ("generation",)
     description = "share of outputs equal to the reference (case and whitespace ignored)"
+    paired = "scores"
 
     def judge(self, result: ExampleResult) -> bool | None:
         if result.expected is None:

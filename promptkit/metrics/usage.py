@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from promptkit.metrics.base import Metric, MetricValue
+from promptkit.metrics.base import Metric
+from promptkit.results import ExampleResult, MetricValue
 from promptkit.stats import bootstrap_mean, bootstrap_percentile, percentile, wilson
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import ExampleResult
 
 
 def latency_samples(results: Sequence[ExampleResult]) -> tuple[list[float], str]:

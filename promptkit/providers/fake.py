@@ -8,7 +8,18 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from promptkit.providers.base import Provider, Request, Response
+from pydantic import Field
+
+from promptkit.providers.base import NEUTRAL, Provider, ProviderOptions
+from promptkit.results import Request, Response
+
+
+class FakeOptions(ProviderOptions):
+    keywords: dict[str, list[str]] = Field(default_factory=dict, description="label -> words that vote for it")
+    hints: bool = Field(False, description="also read 'LABEL words: a, b' lines of the prompt as keywords")
+    reply: str | None = Field(None, description="the generated text (default: the prompt's last line)")
+    fail_every: int = Field(0, ge=0, description="every Nth request fails (0: none)")
+    delay: float = Field(0.0, ge=0, json_schema_extra=NEUTRAL, description="seconds to sleep per request")
 
 
 class FakeProvider(Provider):
@@ -23,14 +34,16 @@ class FakeProvider(Provider):
 
     name = "fake"
     supports_scoring = True
+    Options = FakeOptions
+    opts: FakeOptions
 
     def __init__(self, model: str, **options: Any):
         super().__init__(model, **options)
         self.calls = 0
 
     def _score(self, request: Request, prompt: str) -> dict[str, float]:
-        keywords: dict[str, list[str]] = {k: list(v) for k, v in self.options.get("keywords", {}).items()}
-        if self.options.get("hints"):
+        keywords: dict[str, list[str]] = {k: list(v) for k, v in self.opts.keywords.items()}
+        if self.opts.hints:
             for label in request.labels or []:
                 for found in re.findall(rf"^\s*{re.escape(label)} words:(.*)$", prompt, re.IGNORECASE | re.MULTILINE):
                     keywords.setdefault(label, []).extend(w.strip().lower() for w in found.split(",") if w.strip())
@@ -45,8 +58,7 @@ class FakeProvider(Provider):
 
     def _complete(self, requests: Sequence[Request]) -> list[Response]:
         responses = []
-        fail_every = int(self.options.get("fail_every", 0))
-        delay = float(self.options.get("delay", 0) or 0)
+        fail_every, delay = self.opts.fail_every, self.opts.delay
         for request in requests:
             self.calls += 1
             if delay:
@@ -62,7 +74,7 @@ class FakeProvider(Provider):
                 responses.append(Response(output=best, scores=scores, tokens_in=tokens_in,
                                           tokens_out=self.count_tokens(request.label_prefix + best)))
             else:
-                output = self.options.get("reply") or prompt.strip().splitlines()[-1]
+                output = self.opts.reply or prompt.strip().splitlines()[-1]
                 output = output[: request.max_tokens * 4]
                 responses.append(Response(output=output, tokens_in=tokens_in, tokens_out=self.count_tokens(output)))
         return responses

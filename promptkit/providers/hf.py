@@ -18,10 +18,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from promptkit.device import Precision, cache_dir, select_precision
-from promptkit.errors import ConfigError
+from promptkit.errors import ConfigError, first_line
 from promptkit.models import embedded_model_path
-from promptkit.providers.base import Provider, Request, Response
+from promptkit.providers import hf_softprompt as softprompt
+from promptkit.providers.base import NEUTRAL, Generation, Provider, ProviderOptions
+from promptkit.providers.hf_convert import converted_gguf, files_identity, in_dtype
+from promptkit.providers.hf_softprompt import is_soft_prompt
+from promptkit.results import Request, Response
 
 __all__ = ["HFProvider", "cache_dir"]
 
@@ -47,11 +53,6 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)(\.|$)")  # deprecation chatter
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
 INCOMPLETE_MODEL = "check that the folder holds a complete transformers causal LM"
 _ANNOUNCED: set[tuple[str, str]] = set()  # precision choices already shown by this process
 
@@ -63,40 +64,53 @@ def _loading(what: str, where: Path | str, hint: str, errors: tuple[type[BaseExc
     try:
         yield
     except errors as e:
-        raise ConfigError(f"cannot load {what}: {_first_line(e)}", where=str(where), hint=hint) from None
+        raise ConfigError(f"cannot load {what}: {first_line(e)}", where=str(where), hint=hint) from None
+
+
+class HFOptions(ProviderOptions):
+    forward_batch: int = Field(16, ge=1, json_schema_extra=NEUTRAL, description="examples per scoring forward pass")
+    generate_batch_size: int | None = Field(None, ge=1, json_schema_extra=NEUTRAL,
+                                            description="rows decoded together (default: batch_size)")
+    threads: int | None = Field(None, ge=1, json_schema_extra=NEUTRAL, description="torch threads (default: all cores)")
+    adapter: str | None = Field(None, description="a peft adapter folder applied on top of the model")
+    dtype: str = Field("auto", description="auto, float32, bfloat16, float16 (GPU): see promptkit.device")
+    device: str = Field("auto", description="auto, cuda, mps, cpu")
+
+    def loop_batch(self) -> int:
+        # The eval loop hands over several forward batches per call, so that they can be grouped
+        # by length (less padding) before they are cut into forward batches.
+        return self.batch_size or 4 * self.forward_batch
 
 
 class HFProvider(Provider):
-    """Options: batch_size (examples per scoring forward, default 16), generate_batch_size (rows decoded
-    together, default 4 x batch_size), threads (default: all cores),
-    adapter (a peft adapter folder applied on top of the model),
-    dtype (auto, float32, bfloat16, float16 on a GPU) and device (auto, cuda, mps, cpu): see promptkit.device."""
+    """Options: see HFOptions. `batch_size` is the examples per call from the eval loop (default
+    4 x forward_batch); they are sorted by length and cut into forward passes of `forward_batch`."""
 
     name = "hf"
     supports_scoring = True
+    Options = HFOptions
+    opts: HFOptions
 
     def __init__(self, model: str, **options: Any):
         super().__init__(model, **options)
-        self.forward_batch = max(1, int(options.get("batch_size", 16)))
-        # The eval loop hands over `batch_size` requests per call: several forward batches, so that
-        # they can be grouped by length (less padding) before they are cut into forward batches.
-        self.batch_size = self.forward_batch * 4
+        self.forward_batch = self.opts.forward_batch
         # Decoding steps are one token per row: wider batches keep the matrix products efficient.
-        self.generate_batch = max(1, int(options.get("generate_batch_size") or self.batch_size))
-        self.threads = int(options.get("threads") or os.cpu_count() or 1)
+        self.generate_batch = self.opts.generate_batch_size or self.batch_size
+        self.threads = self.opts.threads or os.cpu_count() or 1
         self._model: Any = None
         self._tokenizer: Any = None
         self._identity: dict[str, Any] | None = None
         self._prefixes: Any = None
         self._precision: Precision | None = None
+        self._soft_prompt = False  # a prompt/prefix-tuning adapter: virtual tokens the fast paths would skip
 
     # -- identity and loading ---------------------------------------------------------------
     @property
     def precision(self) -> Precision:
         """The device and dtype this model runs with, chosen once (may measure bf16 once per machine)."""
         if self._precision is None:
-            self._precision = select_precision(self.options.get("device") or "auto",
-                                               self.options.get("dtype") or "auto", self.threads)
+            self._precision = select_precision(self.opts.device or "auto", self.opts.dtype or "auto",
+                                               self.threads)
         return self._precision
 
     @property
@@ -104,13 +118,11 @@ class HFProvider(Provider):
         """The model, its weights' revision, the adapter and the precision, from files only: no model is loaded.
         The dtype and device are part of it, so fp32 and bf16 answers never share a cache entry."""
         if self._identity is None:
-            from promptkit.providers.hf_convert import files_identity
-
             ident: dict[str, Any] = {"provider": self.name, "model": self.model}
             try:
-                ident.update(files_identity(self.model, self.options.get("adapter")))
+                ident.update(files_identity(self.model, self.opts.adapter))
             except OSError as e:  # a missing model shows up as a clear error when it is loaded
-                ident["error"] = _first_line(e)
+                ident["error"] = first_line(e)
             ident["precision"] = f"{self.precision.device}/{self.precision.dtype}"
             if self.precision.dtype != "float32":  # greedy tokens are picked from fp32 logits (hf_fast.next_token_logits)
                 ident["logits"] = "float32"
@@ -123,7 +135,8 @@ class HFProvider(Provider):
         p = self.precision
         return {"device": p.device, "dtype": p.dtype, "dtype_reason": p.reason}
 
-    def _source(self) -> Path:
+    def model_source(self) -> Path:
+        """The transformers folder the model loads from (a GGUF file is converted once, into the cache)."""
         if self.model.startswith("embedded:"):
             gguf = embedded_model_path(self.model)
         else:
@@ -138,8 +151,6 @@ class HFProvider(Provider):
             gguf = path
         with _loading("the GGUF model", gguf, "the file may be truncated or of an unsupported architecture",
                       (OSError, ValueError, KeyError)):
-            from promptkit.providers.hf_convert import converted_gguf
-
             return converted_gguf(gguf)
 
     @property
@@ -148,7 +159,7 @@ class HFProvider(Provider):
             from transformers import AutoTokenizer
 
             _quiet()
-            source = self._source()
+            source = self.model_source()
             with _loading("the tokenizer", source, "the folder needs tokenizer files next to config.json"):
                 tokenizer = AutoTokenizer.from_pretrained(str(source))
             if tokenizer.pad_token is None:
@@ -164,23 +175,27 @@ class HFProvider(Provider):
             from transformers import AutoModelForCausalLM
 
             _quiet()
-            source = self._source()
+            source = self.model_source()
             precision = self.precision
             torch.set_num_threads(self.threads)
             with _loading("the model", source, INCOMPLETE_MODEL):
-                from promptkit.providers.hf_convert import in_dtype
-
                 # weights are read straight into the target dtype (from a copy saved in it, for converted models)
                 weights = in_dtype(source, precision.dtype)
                 model: Any = AutoModelForCausalLM.from_pretrained(str(weights), dtype=getattr(torch, precision.dtype))
             if precision.device != "cpu":
                 model.to(precision.device)
-            adapter = self.options.get("adapter")
+            adapter = self.opts.adapter
             if adapter:
+                import logging
+
+                # peft imports bitsandbytes when installed (qlora); its CPU backend warns about optional kernels
+                logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
                 from peft import PeftModel
 
                 with _loading("the adapter", adapter, "give a folder written by peft (adapter_config.json + weights)"):
                     model = PeftModel.from_pretrained(model, str(adapter))
+
+                self._soft_prompt = is_soft_prompt(model)
             model.eval()
             self._announce()
             self._model = model
@@ -205,7 +220,7 @@ class HFProvider(Provider):
         import json
 
         # config.json read directly: transformers' AutoConfig import alone costs about a second
-        source = self._source()
+        source = self.model_source()
         with _loading("the model config", source, INCOMPLETE_MODEL):
             config = json.loads((source / "config.json").read_text(encoding="utf-8"))
         value = config.get("max_position_embeddings") if isinstance(config, dict) else None
@@ -223,14 +238,15 @@ class HFProvider(Provider):
             return "\n\n".join(m["content"] for m in request.messages or []) + "\n\n"
         return str(tokenizer.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True))
 
-    def _encode(self, request: Request) -> list[int]:
+    def encode_prompt(self, request: Request) -> list[int]:
+        """The prompt's token ids exactly as the model reads them at eval time."""
         # A chat template writes its own special tokens; plain text gets the tokenizer's defaults.
         return list(self.tokenizer(self.prompt_text(request), add_special_tokens=request.text is not None)["input_ids"])
 
     def prompt_tokens(self, request: Request) -> int:
-        return len(self._encode(request))
+        return len(self.encode_prompt(request))
 
-    def _continuation(self, context: list[int], prompt: str, text: str) -> list[int]:
+    def continuation_ids(self, context: list[int], prompt: str, text: str) -> list[int]:
         """Tokens of `text` as they follow `prompt` (tokenized jointly, as the model would see them)."""
         joint = self.tokenizer(prompt + text, add_special_tokens=False)["input_ids"]
         bare_context = context[1:] if context and context[0] == self.tokenizer.bos_token_id and (
@@ -240,15 +256,16 @@ class HFProvider(Provider):
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _label_tokens(self, request: Request) -> tuple[list[int], dict[str, list[int]]]:
-        context = self._encode(request)
+        context = self.encode_prompt(request)
         prompt = self.prompt_text(request)
-        conts = {label: self._continuation(context, prompt, request.label_prefix + label) for label in request.labels or []}
+        conts = {label: self.continuation_ids(context, prompt, request.label_prefix + label) for label in request.labels or []}
         if not context:
             raise ValueError("empty prompt")
         return context, conts
 
     @property
-    def _eos(self) -> set[int]:
+    def eos_ids(self) -> set[int]:
+        """The tokens that end a generation: the model's generation config and the tokenizer's."""
         configured = self.hf_model.generation_config.eos_token_id
         ids = configured if isinstance(configured, list) else [configured]
         return {int(i) for i in [*ids, self.tokenizer.eos_token_id] if i is not None}
@@ -276,7 +293,7 @@ class HFProvider(Provider):
 
     def _prefix_cache(self) -> Any:
         if self._prefixes is None:
-            from promptkit.providers.hf_fast import PrefixCache
+            from promptkit.providers.hf_fast import PrefixCache  # start-up: hf_fast imports torch
 
             self._prefixes = PrefixCache()
         return self._prefixes
@@ -297,7 +314,11 @@ class HFProvider(Provider):
             self._isolated([i], run, results)
 
     def _score(self, requests: Sequence[Request]) -> list[Response]:
-        from promptkit.providers.hf_fast import score_batch
+        from promptkit.providers.hf_fast import score_batch  # start-up: hf_fast imports torch
+
+        if self._soft_prompt:  # PeftModel.forward adds the virtual tokens; the fast path calls the decoder
+
+            return softprompt.score(self, requests)
 
         prepared: dict[int, Any] = {}
         for i, request in enumerate(requests):
@@ -319,7 +340,7 @@ class HFProvider(Provider):
         for i in range(len(requests)):
             outcome = prepared[i] if isinstance(prepared[i], Exception) else results[i]
             if isinstance(outcome, Exception):
-                responses.append(Response(error=_first_line(outcome)))
+                responses.append(Response(error=first_line(outcome)))
                 continue
             best = max(outcome, key=outcome.__getitem__)
             responses.append(Response(output=best, scores=outcome, tokens_in=len(prepared[i][0]),
@@ -334,18 +355,21 @@ class HFProvider(Provider):
         return text.strip()
 
     def _generate(self, requests: Sequence[Request]) -> list[Response]:
-        from promptkit.providers.hf_fast import GenSpec, generate_batch
+        from promptkit.providers.hf_fast import GenSpec, generate_batch  # start-up: hf_fast imports torch
+
+        if self._soft_prompt:
+            return softprompt.generate(self, requests)
 
         contexts: dict[int, Any] = {}
         for i, request in enumerate(requests):
             try:
-                contexts[i] = self._encode(request)
+                contexts[i] = self.encode_prompt(request)
                 if not contexts[i]:
                     raise ValueError("empty prompt")
             except Exception as e:  # noqa: BLE001
                 contexts[i] = e
         ok = [i for i in range(len(requests)) if not isinstance(contexts[i], Exception)]
-        model, tokenizer, eos, prefixes = self.hf_model, self.tokenizer, self._eos, self._prefix_cache()
+        model, tokenizer, eos, prefixes = self.hf_model, self.tokenizer, self.eos_ids, self._prefix_cache()
         results: dict[int, Any] = {}
 
         def run(items: list[int]) -> list[list[int]]:
@@ -360,11 +384,96 @@ class HFProvider(Provider):
         for i, request in enumerate(requests):
             outcome = contexts[i] if isinstance(contexts[i], Exception) else results[i]
             if isinstance(outcome, Exception):
-                responses.append(Response(error=_first_line(outcome)))
+                responses.append(Response(error=first_line(outcome)))
                 continue
             responses.append(Response(output=self._text(outcome, request), tokens_in=len(contexts[i]),
                                       tokens_out=len(outcome)))
         return responses
+
+    # -- serving: what promptkit serve needs beyond complete() ---------------------------------
+    def load(self) -> None:
+        self.hf_model  # noqa: B018
+        self.tokenizer  # noqa: B018
+
+    def token_logprobs(self, texts: Sequence[str], top: int) -> list[dict[str, Any]]:
+        """Per-token log-probabilities of each text (the tokenizer's special tokens included), in
+        the OpenAI completions `logprobs` format; `top` alternatives per token when > 0. One forward pass."""
+        _torch_env()
+        import torch
+
+        tok, model = self.tokenizer, self.hf_model
+        encoded = [tok(text, add_special_tokens=True, return_offsets_mapping=bool(tok.is_fast)) for text in texts]
+        seqs: list[list[int]] = [list(e["input_ids"]) or [tok.eos_token_id] for e in encoded]
+        width = max(len(ids) for ids in seqs)
+        batch = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, ids in enumerate(seqs):  # right padding: positions need no shifting
+            batch[row, : len(ids)] = torch.tensor(ids)
+            mask[row, : len(ids)] = 1
+        if self.precision.device != "cpu":
+            batch, mask = batch.to(self.precision.device), mask.to(self.precision.device)
+        with torch.inference_mode():
+            logprobs = torch.log_softmax(model(input_ids=batch, attention_mask=mask).logits.float(), dim=-1).cpu()
+        names: dict[int, str] = {}
+
+        def decoded(i: int) -> str:
+            if i not in names:
+                names[i] = tok.decode([i])
+            return names[i]
+
+        out: list[dict[str, Any]] = []
+        for row, (ids, enc) in enumerate(zip(seqs, encoded, strict=True)):
+            tokens = [decoded(i) for i in ids]
+            if tok.is_fast and enc["input_ids"]:
+                offsets = [int(start) for start, _ in enc["offset_mapping"]]
+            else:
+                offsets = [len(tok.decode(ids[:j])) for j in range(len(ids))]
+            picked = logprobs[row, torch.arange(len(ids) - 1), torch.tensor(ids[1:], dtype=torch.long)].tolist()
+            values: list[float | None] = [None, *picked]
+            tops: list[dict[str, float] | None] = [None]
+            if top and len(ids) > 1:  # one topk over the whole row; each token id decoded once
+                best = torch.topk(logprobs[row, : len(ids) - 1], top, dim=-1)
+                for values_j, indices_j in zip(best.values.tolist(), best.indices.tolist(), strict=True):
+                    tops.append({decoded(i): v for v, i in zip(values_j, indices_j, strict=True)})
+            out.append({"tokens": tokens, "token_logprobs": values, "text_offset": offsets,
+                        "top_logprobs": tops if top else None})
+        return out
+
+    def generate(self, request: Request, logprobs: int | None = None) -> Generation:
+        """One request's generation; with `logprobs`, each generated token's log-probability and its
+        `logprobs` best alternatives (at least one). Ends at the provider's end-of-sequence tokens."""
+        if logprobs is None:
+            return super().generate(request)
+        _torch_env()
+        import torch
+
+        tok, model, eos = self.tokenizer, self.hf_model, self.eos_ids
+        ids = self.encode_prompt(request)
+        sample = request.temperature > 0
+        if sample and request.seed is not None:
+            torch.manual_seed(request.seed)
+        device = self.precision.device
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=torch.tensor([ids], device=device),
+                attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=device),
+                max_new_tokens=request.max_tokens, do_sample=sample, temperature=request.temperature if sample else None,
+                top_p=None, top_k=None, stop_strings=request.stop or None, tokenizer=tok if request.stop else None,
+                pad_token_id=tok.pad_token_id, eos_token_id=sorted(eos), output_scores=True,
+                return_dict_in_generate=True)
+        new = out.sequences[0, len(ids):].tolist()
+        n = next((k + 1 for k, t in enumerate(new) if t in eos), len(new))
+        entries = []
+        for k in range(n):
+            scores = torch.log_softmax(out.scores[k][0].float(), dim=-1)
+            best = torch.topk(scores, max(1, logprobs))
+            entries.append({"token": tok.decode([new[k]]), "logprob": float(scores[new[k]]),
+                            "top": {tok.decode([int(i)]): float(v) for v, i in zip(best.values, best.indices, strict=True)}})
+        text = tok.decode([t for t in new[:n] if t not in eos], skip_special_tokens=True)
+        for s in request.stop:
+            if s in text:
+                text = text[: text.index(s)]
+        return Generation(text, len(ids), n, entries)
 
     def close(self) -> None:
         self._model = None

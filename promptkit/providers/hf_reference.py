@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from promptkit.providers.base import Request, Response
+from promptkit.results import Request, Response
 
 
 def naive_score(model: Any, context: Sequence[int], conts: dict[str, list[int]]) -> dict[str, float]:
@@ -42,11 +42,11 @@ def generate_naive(provider: Any, requests: Sequence[Request]) -> list[Response]
 
     model, tokenizer = provider.hf_model, provider.tokenizer
     device = next(model.parameters()).device
-    eos = provider._eos
+    eos = provider.eos_ids
     responses = []
     with torch.inference_mode():
         for request in requests:
-            context = provider._encode(request)
+            context = provider.encode_prompt(request)
             generated = model.generate(
                 input_ids=torch.tensor([context], device=device),
                 attention_mask=torch.ones((1, len(context)), dtype=torch.long, device=device),

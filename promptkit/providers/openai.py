@@ -41,9 +41,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from promptkit.providers.base import Provider, Request, Response
+from pydantic import Field
+
+from promptkit.pricing import cost, load_prices
+from promptkit.providers.base import NEUTRAL, Provider, ProviderOptions
+from promptkit.results import Request, Response
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 FAULT_KINDS = ("rate_limit", "server_error", "timeout", "connection", "malformed")
@@ -107,26 +111,44 @@ def retry_after(headers: Any) -> float | None:
         return max(0.0, when.timestamp() - time.time())
 
 
+class OpenAIOptions(ProviderOptions):
+    base_url: str | None = Field(None, description="endpoint root (default: env OPENAI_BASE_URL, else OpenAI)")
+    api_key: str | None = Field(None, json_schema_extra=NEUTRAL, description="default: env OPENAI_API_KEY")
+    api_key_env: str | None = Field(None, json_schema_extra=NEUTRAL, description="the variable holding the API key")
+    concurrency: int = Field(8, ge=1, json_schema_extra=NEUTRAL, description="requests in flight at once")
+    timeout: float = Field(60.0, gt=0, json_schema_extra=NEUTRAL, description="seconds for a whole HTTP request")
+    max_retries: int = Field(6, ge=0, json_schema_extra=NEUTRAL, description="retries per request after the first try")
+    backoff: float = Field(0.5, ge=0, json_schema_extra=NEUTRAL, description="first backoff in seconds, doubled per retry")
+    max_backoff: float = Field(30.0, ge=0, json_schema_extra=NEUTRAL, description="longest backoff in seconds")
+    scoring: Literal["auto", "logprobs", "generate"] = Field("auto", description="how labels are scored")
+    chat: bool = Field(False, description="send plain-text prompts to /chat/completions")
+
+    def loop_batch(self) -> int:
+        # enough examples per call to keep every connection busy
+        return self.batch_size or max(32, 4 * self.concurrency)
+
+
 class OpenAIProvider(Provider):
     name = "openai"
     supports_scoring = True
+    probes_scoring = True
+    Options = OpenAIOptions
+    opts: OpenAIOptions
 
     def __init__(self, model: str, **options: Any):
         key_env = str(options.get("api_key_env") or "OPENAI_API_KEY")
         self._api_key = str(options.pop("api_key", None) or os.environ.get(key_env) or "")
-        super().__init__(model, **options)
-        self.base_url = str(options.get("base_url") or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        self.concurrency = max(1, int(options.get("concurrency") or 8))
-        self.batch_size = int(options.get("batch_size") or max(32, 4 * self.concurrency))
-        self.timeout = float(options.get("timeout", 60))
-        self.max_retries = max(0, int(options.get("max_retries", 6)))
-        self.backoff = float(options.get("backoff", 0.5))
-        self.max_backoff = float(options.get("max_backoff", 30))
-        self.chat = bool(options.get("chat", False))
-        scoring = str(options.get("scoring", "auto"))
-        self._logprobs: bool | None = {"auto": None, "logprobs": True, "generate": False}.get(scoring)
+        super().__init__(model, **options)  # the key is not kept among the options (never recorded)
+        opts = self.opts
+        self.base_url = str(opts.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.concurrency = opts.concurrency
+        self.timeout = opts.timeout
+        self.max_retries = opts.max_retries
+        self.backoff = opts.backoff
+        self.max_backoff = opts.max_backoff
+        self.chat = opts.chat
+        self._logprobs: bool | None = {"auto": None, "logprobs": True, "generate": False}[opts.scoring]
         self._prices = None
-        self._root = options.get("project_root")
         self._client: Any = None
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -135,9 +157,7 @@ class OpenAIProvider(Provider):
         self._probed: dict[str, tuple[Request, Response]] = {}
         self._ever_ok = False
         self._down_streak = 0
-        self.fatal: str | None = None  # set when the run cannot go on (bad key, endpoint down)
-        self.scoring_modes: dict[str, int] = {}
-        self.stats: dict[str, Any] = {"requests": 0, "attempts": 0, "retries": 0, "failed": 0,
+        self.stats = {"requests": 0, "attempts": 0, "retries": 0, "failed": 0,
                                       "faults": dict.fromkeys(FAULT_KINDS, 0)}
 
     # -- identity and tokens --------------------------------------------------------------
@@ -169,10 +189,8 @@ class OpenAIProvider(Provider):
         return sum(self.count_tokens(m.get("content", "")) + 4 for m in request.messages or []) + 3
 
     def cost(self, tokens_in: int, tokens_out: int) -> float:
-        from promptkit.pricing import cost, load_prices
-
         if self._prices is None:
-            self._prices = load_prices(Path(self._root) if self._root else Path.cwd())  # type: ignore[assignment]
+            self._prices = load_prices(self.project_root or Path.cwd())  # type: ignore[assignment]
         return cost(self.model, tokens_in, tokens_out, self._prices)
 
     def fault_summary(self) -> str | None:

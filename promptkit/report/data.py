@@ -8,13 +8,12 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from promptkit.config import atomic_write
 from promptkit.errors import PromptkitError
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import EvalRun
+from promptkit.report.html import html_report
+from promptkit.results import EvalRun, per_example_values
 
 EXAMPLE_COLUMNS = ["index", "id", "expected", "output", "prediction", "correct", "error", "tokens_in", "tokens_out",
                    "cost", "latency", "cached"]
@@ -34,13 +33,7 @@ def report_dict(run: EvalRun) -> dict[str, Any]:
 
 def example_metrics(run: EvalRun) -> list[dict[str, float]]:
     """For each example, its per-example metric values by name (only those defined for it)."""
-    rows: list[dict[str, float]] = [{} for _ in run.results]
-    for m in run.metrics:
-        if m.per_example is not None and len(m.per_example) == len(rows):
-            for row, value in zip(rows, m.per_example, strict=True):
-                if value is not None:
-                    row[m.name] = value
-    return rows
+    return per_example_values(run.metrics, len(run.results))
 
 
 def example_records(run: EvalRun) -> list[dict[str, Any]]:
@@ -102,8 +95,6 @@ def write_report(run: EvalRun, path: Path | str) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".html" or suffix == ".htm":
-        from promptkit.report.html import html_report
-
         _write(path, html_report(run))
     elif suffix in WRITERS:
         WRITERS[suffix](run, path)

@@ -10,16 +10,13 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from promptkit.metrics.usage import latency_samples
 from promptkit.report.format import fmt, fmt_interval
 from promptkit.report.run_view import RunView, view_of_run
+from promptkit.results import EvalRun, ExampleResult, MetricValue
 from promptkit.stats import percentile
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import EvalRun, ExampleResult
-    from promptkit.metrics import MetricValue
 
 
 def esc(value: object) -> str:

@@ -10,7 +10,8 @@ from promptkit.config import atomic_write
 from promptkit.errors import PromptkitError
 
 if TYPE_CHECKING:
-    from promptkit.gate.check import CheckReport, MetricCheck, SuiteCheck
+    from promptkit.gate.decide import MetricCheck
+    from promptkit.gate.results import CheckReport, SuiteCheck
 
 
 def _case_text(check: MetricCheck) -> str:

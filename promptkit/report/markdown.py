@@ -11,7 +11,8 @@ from promptkit.errors import PromptkitError
 from promptkit.gate.decide import worse_examples
 
 if TYPE_CHECKING:
-    from promptkit.gate.check import CheckReport, MetricCheck, SuiteCheck
+    from promptkit.gate.decide import MetricCheck
+    from promptkit.gate.results import CheckReport, SuiteCheck
 
 ICON = {"pass": "✅", "fail": "❌", "stale": "⚠️", "error": "⛔", "no baseline": "🆕"}
 

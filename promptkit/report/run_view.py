@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from promptkit.metrics import MetricValue
+from promptkit.metrics.classification import confusion
+from promptkit.results import EvalRun, ExampleResult, MetricValue, per_example_values
 
 if TYPE_CHECKING:
-    from promptkit.evaluate import EvalRun, ExampleResult
     from promptkit.runs import RunRecord
 
 RenderFn = Callable[["ExampleResult"], "str | None"]
@@ -36,13 +36,7 @@ class RunView:
 
     def example_metrics(self) -> list[dict[str, float]]:
         """Per example, its per-example metric values by name (only runs just made carry them)."""
-        rows: list[dict[str, float]] = [{} for _ in self.results]
-        for m in self.metrics:
-            if m.per_example is not None and len(m.per_example) == len(rows):
-                for row, value in zip(rows, m.per_example, strict=True):
-                    if value is not None:
-                        row[m.name] = value
-        return rows
+        return per_example_values(self.metrics, len(self.results))
 
 
 def view_of_run(run: EvalRun) -> RunView:
@@ -67,7 +61,6 @@ def metric_of(entry: dict[str, Any]) -> MetricValue:
 
 def view_of_record(record: RunRecord, results: list[ExampleResult], render_prompt: RenderFn | None = None) -> RunView:
     """A stored run; its confusion matrix is recomputed from its results and label set."""
-    from promptkit.metrics.classification import confusion
 
     labels = record.settings.get("labels")
     matrix = confusion(results, labels) if record.settings.get("task") == "classification" and labels else None

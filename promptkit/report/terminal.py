@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from rich.table import Table
 
-from promptkit.report.format import fmt, fmt_interval
-
-if TYPE_CHECKING:
-    from promptkit.evaluate import EvalRun
-    from promptkit.metrics import MetricValue
+from promptkit.compare import Comparison
+from promptkit.report.format import SHARE_KINDS, fmt, fmt_interval
+from promptkit.results import EvalRun, MetricValue
 
 
 def format_value(m: MetricValue) -> str:
@@ -46,4 +44,62 @@ def confusion_table(run: EvalRun) -> Table | None:
         table.add_column(column, justify="right")
     for expected, row in run.confusion.items():
         table.add_row(expected, *(str(row[c]) for c in columns))
+    return table
+
+
+def stored_metrics_table(metrics: list[dict[str, Any]]) -> Table:
+    """A recorded run's metrics (as the run store keeps them) with their intervals."""
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("95% interval", justify="right")
+    for m in metrics:
+        unit, kind = m.get("unit", ""), m.get("kind")
+        table.add_row(m["name"], fmt(m["name"], m.get("value"), unit, kind) or "-",
+                      fmt_interval(m["name"], m.get("low"), m.get("high"), unit, kind))
+    return table
+
+
+def comparison_table(comparison: Comparison) -> Table:
+    """The sides' metrics in columns, each later side with its delta against the first."""
+    table = Table(title="comparison (deltas against the first column)", title_justify="left")
+    table.add_column("metric")
+    for i, side in enumerate(comparison.sides):
+        table.add_column(side.name, justify="right")
+        if i:
+            table.add_column("Δ", justify="right")
+    for row in comparison.metrics:
+        cells = []
+        for i, value in enumerate(row.values):
+            cells.append(fmt(row.name, value, row.unit, row.kind) if value is not None else "-")
+            if i:
+                delta = row.deltas[i]
+                better = row.better(i)
+                style = "green" if better else "red" if better is False else "dim"
+                text = "-" if delta is None else _delta(row.name, delta, row.unit, row.kind)
+                cells.append(f"[{style}]{text}[/{style}]")
+        table.add_row(row.name, *cells)
+    return table
+
+
+def _delta(name: str, delta: float, unit: str, kind: str | None) -> str:
+    """Shares and unitless scores move in points; totals, seconds and money in their own units."""
+    sign = "+" if delta >= 0 else "-"
+    counted = kind == "sum" or name.startswith("tokens")  # tokens_per_example is a mean of counts
+    if (unit == "" and not counted) or kind in SHARE_KINDS:
+        return f"{sign}{abs(delta) * 100:.1f} pt"
+    return sign + fmt(name, abs(delta), unit, kind)
+
+
+def changed_table(comparison: Comparison, limit: int) -> Table:
+    """The first `limit` examples whose outcome differs between the sides."""
+    table = Table()
+    table.add_column("example")
+    table.add_column("input")
+    table.add_column("expected")
+    for side in comparison.sides:
+        table.add_column(side.name)
+    for c in comparison.changed[:limit]:
+        text = " ".join(str(v) for v in c.input.values())
+        table.add_row(c.id, text[:60] + ("…" if len(text) > 60 else ""), c.expected or "-", *c.outcomes)
     return table

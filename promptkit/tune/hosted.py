@@ -20,8 +20,20 @@ from typing import Any
 from promptkit.config import atomic_write
 from promptkit.errors import ConfigError, PromptkitError
 from promptkit.project import Project
+from promptkit.providers import providers
 from promptkit.tune.base import Estimate, TuneJob, Tuner, TuneResult
-from promptkit.tune.openai_rules import DEFAULT_BASE, billed_tokens, training_price, validate
+from promptkit.tune.dpo import load_pairs
+from promptkit.tune.openai_rules import (
+    DEFAULT_BASE,
+    billed_tokens,
+    default_counter,
+    preference_record,
+    preference_tokens,
+    training_price,
+    validate,
+    validate_preferences,
+)
+from promptkit.tune.run import before_after
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 DEFAULT_EPOCHS = 3  # what the API's "auto" usually picks for a few hundred examples; used for estimates
@@ -85,11 +97,43 @@ def _save_job(project: Project, key: str, entry: dict[str, Any]) -> None:
 def _hyperparameters(options: dict[str, Any]) -> dict[str, Any]:
     out = {"n_epochs": options.get("epochs") or "auto", "batch_size": options.get("batch_size") or "auto",
            "learning_rate_multiplier": options.get("learning_rate_multiplier") or "auto"}
+    if _dpo(options):
+        out["beta"] = options.get("beta") or "auto"
     return out
 
 
+def _dpo(options: dict[str, Any]) -> bool:
+    return options.get("method") == "dpo"
+
+
+def _method(options: dict[str, Any]) -> dict[str, Any]:
+    kind = "dpo" if _dpo(options) else "supervised"
+    return {"type": kind, kind: {"hyperparameters": _hyperparameters(options)}}
+
+
 def _records(job: TuneJob) -> list[dict[str, Any]]:
+    if _dpo(job.options):  # preference pairs (prompt, chosen, rejected) in the API's DPO format
+        return [preference_record(p.prompt, p.chosen, p.rejected) for p in load_pairs(Path(job.options["preferences"]))]
     return [r.record() for r in job.trainset.rows]
+
+
+def _split(job: TuneJob, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, validation) records: the training set's seeded split, or for DPO the same rule on the pairs."""
+    fraction, seed = float(job.options.get("val_fraction", 0.1)), int(job.options.get("seed", 0))
+    if not _dpo(job.options):
+        train_rows, val_rows = job.trainset.split(fraction, seed)
+        return [r.record() for r in train_rows], [r.record() for r in val_rows]
+    import random
+
+    if len(records) < 4 * MIN_VALIDATION:
+        return records, []
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    held = set(order[: max(1, round(len(records) * fraction))])
+    return [r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held]
+
+
+MIN_VALIDATION = 5  # DPO pairs: hold some out only from 20 pairs on (the API needs 10 to train)
 
 
 class OpenAITuner(Tuner):
@@ -99,21 +143,26 @@ class OpenAITuner(Tuner):
         return str(job.options.get("base_model") or DEFAULT_BASE)
 
     def estimate(self, job: TuneJob) -> Estimate:
-        if not job.trainset.chat:
+        if not _dpo(job.options) and not job.trainset.chat:
             raise ConfigError(f"{job.version.ref} is a text prompt; OpenAI fine-tuning takes chat examples",
                               where=str(job.version.source), hint="use a prompt with 'style: chat'")
         base = self.base_model(job)
         epochs = int(job.options.get("epochs") or DEFAULT_EPOCHS)
         records = _records(job)
-        tokens = billed_tokens(records, 1)
+        if _dpo(job.options):
+            count = default_counter()
+            tokens = sum(preference_tokens(r, count) for r in records)
+        else:
+            tokens = billed_tokens(records, 1)
         price = training_price(base)
         cost = tokens * epochs * price / 1_000_000 if price is not None else None
         note = "" if job.options.get("epochs") else f"{epochs} epochs assumed (the API picks 'auto')"
-        return Estimate("openai", len(records), tokens, epochs, cost=cost, model=base,
+        return Estimate("openai dpo" if _dpo(job.options) else "openai", len(records), tokens, epochs, cost=cost, model=base,
                         note=note if price is not None else f"no training price known for {base}")
 
     def job_key(self, job: TuneJob) -> str:
-        identity = {"prompt_hash": job.version.hash, "trainset": job.trainset.jsonl(), "base": self.base_model(job),
+        identity = {"prompt_hash": job.version.hash, "base": self.base_model(job),
+                    "trainset": json.dumps(_records(job)) if _dpo(job.options) else job.trainset.jsonl(),
                     "hyperparameters": _hyperparameters(job.options), "suffix": job.options.get("suffix"),
                     "name": job.name}
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
@@ -121,11 +170,13 @@ class OpenAITuner(Tuner):
     def run(self, job: TuneJob) -> TuneResult:
         self.estimate(job)  # refuses text prompts
         records = _records(job)
-        problems = validate(records)
+        problems = validate_preferences(records) if _dpo(job.options) else validate(records)
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise ConfigError(f"training data breaks the OpenAI fine-tuning rules: {problems[0]}{more}",
-                              where=job.trainset.manifest.get("dataset"), hint="fix the rows, or the prompt's render")
+            kind = "preference" if _dpo(job.options) else "fine-tuning"
+            raise ConfigError(f"training data breaks the OpenAI {kind} rules: {problems[0]}{more}",
+                              where=job.trainset.manifest.get("dataset"),
+                              hint="fix the preference file" if _dpo(job.options) else "fix the rows, or the prompt's render")
         with api_errors("fine-tuning"):
             return self._run(job, records)
 
@@ -149,16 +200,16 @@ class OpenAITuner(Tuner):
         if not job.confirm(message):
             raise TuneFailed("stopped before uploading: not confirmed", hint="pass --yes to go on without asking")
         folder = job.out_dir / "data"
-        train_rows, val_rows = job.trainset.split(float(job.options.get("val_fraction", 0.1)), int(job.options.get("seed", 0)))
+        train_rows, val_rows = _split(job, _records(job))
         train_path = folder / "train-openai.jsonl"
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(train_path, "".join(json.dumps(r.record(), ensure_ascii=False) + "\n" for r in train_rows))
+        atomic_write(train_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in train_rows))
         with train_path.open("rb") as f:
             training_file = api.files.create(file=f, purpose="fine-tune").id
         validation_file = None
         if len(val_rows) >= 1:
             val_path = folder / "validation-openai.jsonl"
-            atomic_write(val_path, "".join(json.dumps(r.record(), ensure_ascii=False) + "\n" for r in val_rows))
+            atomic_write(val_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in val_rows))
             with val_path.open("rb") as f:
                 validation_file = api.files.create(file=f, purpose="fine-tune").id
         job.notify(f"uploaded {training_file}" + (f" and {validation_file}" if validation_file else ""))
@@ -170,7 +221,7 @@ class OpenAITuner(Tuner):
         created = api.fine_tuning.jobs.create(
             model=estimate.model, training_file=training_file,
             suffix=str(job.options.get("suffix") or job.name)[:64],
-            method={"type": "supervised", "supervised": {"hyperparameters": _hyperparameters(job.options)}},
+            method=_method(job.options),
             **extra,
         )
         _save_job(job.project, key, {"job_id": created.id, "status": created.status, "name": job.name,
@@ -217,8 +268,9 @@ class OpenAITuner(Tuner):
         base = self.base_model(job)
         job.project.models.add(job.name, "openai", model_id, base_model=base, prompt=job.version.ref,
                                prompt_hash=job.version.hash, dataset_hash=job.trainset.manifest.get("dataset_hash"),
-                               job_id=final.id, backend="openai")
-        manifest = {"backend": "openai", "name": job.name, "job_id": final.id, "fine_tuned_model": model_id,
+                               job_id=final.id, backend="openai", method=_method(job.options)["type"])
+        manifest = {"backend": "openai", "method": _method(job.options)["type"], "name": job.name, "job_id": final.id,
+                    "fine_tuned_model": model_id,
                     "base_model": base, "prompt": job.version.ref, "prompt_hash": job.version.hash,
                     "dataset_hash": job.trainset.manifest.get("dataset_hash"),
                     "trainset_hash": job.trainset.manifest.get("trainset_hash"),
@@ -228,11 +280,8 @@ class OpenAITuner(Tuner):
         atomic_write(job.out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
         job.notify(f"fine-tuned model {model_id} registered as {job.name!r}")
         comparison = None
-        from promptkit.providers import providers
 
         if job.evaluate and "openai" in providers:
-            from promptkit.tune.run import before_after
-
             tuned = {"base_model": f"openai:{base}", "fine_tuned_model": model_id, "job_id": final.id,
                      "train_dataset_hash": manifest["dataset_hash"], "tuned_prompt_hash": job.version.hash}
             comparison = before_after(job.project, job.version, job.suite, f"openai:{base}", f"openai:{model_id}", tuned,

@@ -1,7 +1,7 @@
 """Local LoRA fine-tuning with peft on the suite's hf model.
 
 The prompt tokens are exactly the ones the hf provider feeds the model at eval time
-(`HFProvider._encode`); the loss covers the answer and the end-of-turn token only.
+(`HFProvider.encode_prompt`); the loss covers the answer and the end-of-turn token only.
 Training is seeded, writes a resumable checkpoint every few steps, computes a validation loss
 per epoch with early stopping, and reports progress through a callback."""
 
@@ -20,6 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from promptkit.config import atomic_write
+from promptkit.device import select_precision
+from promptkit.errors import ConfigError
+from promptkit.models import DEFAULT_MODEL, resolve_model
+from promptkit.providers.factory import open_provider
+from promptkit.tune.base import Estimate, TuneResult
+from promptkit.tune.methods import load_base, method_of, validate
+from promptkit.tune.run import adapter_version, before_after, measured_speed, record_speed
+from promptkit.tune.search import successive_halving
 from promptkit.tune.trainset import TrainRow
 
 IGNORE = -100
@@ -28,11 +36,14 @@ CHECKPOINT = "checkpoint"
 
 @dataclass
 class LoraSettings:
+    method: str = "lora"  # promptkit.tune.methods.METHODS
     r: int = 8
     alpha: int = 16
     dropout: float = 0.05
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
-    lr: float = 3e-4
+    lr: float | None = None  # None: the method's default (promptkit.tune.methods)
+    virtual_tokens: int = 20  # prompt-tuning / prefix-tuning
+    init_text: str | None = "Classify the text and answer with its label."  # prompt-tuning start
     batch_size: int = 8
     epochs: int = 1
     patience: int = 1  # epochs without a lower validation loss before stopping
@@ -40,12 +51,16 @@ class LoraSettings:
     seed: int = 0
     val_fraction: float = 0.05
     max_steps: int | None = None
+    time_budget: float | None = None  # seconds of training, then validate and save what there is
     checkpoint_every: int = 20  # steps
     threads: int | None = None
     dtype: str = "auto"  # auto: bf16 autocast where the hardware multiplies bf16 natively (promptkit.device)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def learning_rate(self) -> float:
+        return float(self.lr) if self.lr is not None else method_of(self.method).default_lr
 
 
 @dataclass
@@ -70,8 +85,8 @@ def encode_rows(provider: Any, rows: Sequence[TrainRow]) -> list[tuple[list[int]
     eot = tokenizer.eos_token_id
     encoded = []
     for row in rows:
-        context = provider._encode(row.request)
-        answer = provider._continuation(context, provider.prompt_text(row.request), row.request.label_prefix + row.target)
+        context = provider.encode_prompt(row.request)
+        answer = provider.continuation_ids(context, provider.prompt_text(row.request), row.request.label_prefix + row.target)
         encoded.append((context + answer + [eot], len(context)))
     return encoded
 
@@ -126,8 +141,6 @@ def _precision(dtype: str, threads: int) -> tuple[Any, Any]:
 
     import torch
 
-    from promptkit.device import select_precision
-
     chosen = select_precision("cpu", dtype, threads).dtype
     if chosen == "bfloat16":
         return torch.bfloat16, lambda: torch.autocast("cpu", dtype=torch.bfloat16)
@@ -162,6 +175,9 @@ def quiet_libraries() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    import logging
+
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # optional-kernel notices of its CPU backend
 
 
 def train_lora(
@@ -173,12 +189,14 @@ def train_lora(
     progress: ProgressCallback | None = None,
     resume: bool = False,
 ) -> dict[str, Any]:
-    """Train a LoRA adapter on the provider's base model and save it to OUT (save_pretrained).
-    With RESUME and a checkpoint in OUT, training continues from it. Returns metrics."""
+    """Train an adapter (settings.method: lora, ia3, prompt-tuning, ...) on the provider's base model and
+    save it to OUT (save_pretrained). With RESUME and a checkpoint in OUT, training continues from it.
+    Returns metrics."""
     import torch
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-    from transformers import AutoModelForCausalLM
+    from peft import get_peft_model, set_peft_model_state_dict
 
+    method = validate(settings)
+    memory = PeakMemory()
     quiet_libraries()
     threads = int(settings.threads or os.cpu_count() or 1)
     torch.set_num_threads(threads)
@@ -187,11 +205,10 @@ def train_lora(
     pad = provider.tokenizer.pad_token_id
     train = encode_rows(provider, train_rows)
     val = encode_rows(provider, val_rows)
-    base_dtype, autocast = _precision(settings.dtype, threads)
-    model = AutoModelForCausalLM.from_pretrained(str(provider._source()), dtype=base_dtype)
-    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                        target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
-    model = get_peft_model(model, config)  # type: ignore[assignment]
+    # qlora's 4-bit base computes in fp32 (bitsandbytes' CPU kernels); the others follow settings.dtype
+    base_dtype, autocast = _precision("float32" if method.quantized else settings.dtype, threads)
+    model = load_base(str(provider.model_source()), method, base_dtype)
+    model = get_peft_model(model, method.build(settings, provider))
     for p in model.parameters():
         if p.requires_grad:
             p.data = p.data.float()  # adapter master weights in fp32 whatever the base's dtype
@@ -201,7 +218,8 @@ def train_lora(
     if settings.max_steps is not None:
         total = min(total, settings.max_steps)
     warmup = int(total * settings.warmup)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate(),
+                                  weight_decay=0.0)
 
     def schedule(step: int) -> float:
         if step < warmup:
@@ -245,6 +263,8 @@ def train_lora(
             state["tokens"] += int(batch["attention_mask"].sum())
             state["seconds"] = time.perf_counter() - start_time
             losses.append(loss.item())
+            if settings.time_budget is not None and state["seconds"] >= settings.time_budget:
+                total = step  # out of time: this epoch's validation and save still run
             if settings.checkpoint_every and step % settings.checkpoint_every == 0 and step < total:
                 _save_checkpoint(out, model, optimizer, scheduler, state)
             if progress:
@@ -286,6 +306,11 @@ def train_lora(
         "seconds": round(seconds, 2),
         "tokens_per_s": round(state["tokens"] / max(1e-9, seconds), 1),
         "resumed_from_step": state.get("resumed_from"),
+        "method": settings.method,
+        "lr": settings.learning_rate(),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "adapter_bytes": adapter_size(out),
+        "peak_rss_mb": memory.stop(),
         "dtype": "bfloat16" if base_dtype == torch.bfloat16 else "float32",
     }
     if progress:  # epoch: the 0-based index of the last epoch run, as in the other events
@@ -295,10 +320,42 @@ def train_lora(
     return metrics
 
 
+def adapter_size(out: Path) -> int:
+    """Bytes of the saved adapter weights."""
+    return sum(p.stat().st_size for p in out.glob("adapter_model.*") if p.is_file())
+
+
+class PeakMemory:
+    """The process's peak resident memory while training, sampled from /proc (Linux; 0 elsewhere).
+    ru_maxrss would count every earlier training of the same process (tune compare)."""
+
+    def __init__(self, every: float = 0.2):
+        import threading
+
+        self.peak = self._rss()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(every,), daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _rss() -> int:
+        try:
+            return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def _watch(self, every: float) -> None:
+        while not self._done.wait(every):
+            self.peak = max(self.peak, self._rss())
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return round(max(self.peak, self._rss()) / 2**20, 1)
+
+
 def base_model_of(job: Any) -> tuple[str, Any]:
     """(spec, ModelRef) of the suite's model, which must be a local hf model."""
-    from promptkit.errors import ConfigError
-    from promptkit.models import DEFAULT_MODEL, resolve_model
 
     spec = job.options.get("base_model") or job.suite.config.model or job.version.spec.settings.model or DEFAULT_MODEL
     ref = resolve_model(spec, job.project.models)
@@ -320,28 +377,22 @@ class LoraTuner:
     name = "lora"
 
     def estimate(self, job: Any) -> Any:
-        from promptkit.providers import make_provider
-        from promptkit.tune.base import Estimate
-        from promptkit.tune.run import measured_speed
-
         spec, ref = base_model_of(job)
         settings = settings_of(job.options)
-        provider = make_provider(ref.provider, ref.model)
+        validate(settings)
+        provider = open_provider(ref, job.project)
         tokens = sum(len(ids) for ids, _ in encode_rows(provider, job.trainset.rows))
         speed, source = measured_speed(job.project)
-        return Estimate("lora", len(job.trainset.rows), tokens, settings.epochs, seconds=tokens * settings.epochs / speed,
-                        cost=0.0, model=spec, note=f"{speed:.0f} tokens/s ({source})")
+        return Estimate(settings.method, len(job.trainset.rows), tokens, settings.epochs,
+                        seconds=tokens * settings.epochs / speed, cost=0.0, model=spec, note=f"{speed:.0f} tokens/s ({source})")
 
     def run(self, job: Any) -> Any:
         from datetime import datetime, timezone
 
-        from promptkit.errors import ConfigError
-        from promptkit.providers import make_provider
-        from promptkit.tune.base import TuneResult
-        from promptkit.tune.run import before_after, record_speed
 
         spec, ref = base_model_of(job)
         settings = settings_of(job.options)
+        method = validate(settings)
         if not job.trainset.rows:
             raise ConfigError("the training set is empty")
         out = job.out_dir
@@ -350,13 +401,30 @@ class LoraTuner:
         if job.resume and not has_checkpoint(out):
             job.notify(f"no checkpoint in {out}; starting from the beginning")
         job.trainset.write(out / "data")
+        calibration_note = adapter_version(job.version)[1]
+        if calibration_note:
+            job.notify(calibration_note)
         train_rows, val_rows = job.trainset.split(settings.val_fraction, settings.seed)
-        provider = make_provider(ref.provider, ref.model)
+        provider = open_provider(ref, job.project)
+        search = None
+        if job.options.get("search") and not (job.resume and has_checkpoint(out)):
+            from dataclasses import replace
+
+            if method.name != "lora":
+                raise ConfigError(f"--search explores LoRA settings; it does not apply to --method {method.name}",
+                                  hint="use --method lora with --search")
+            search = successive_halving(train_lora, provider, train_rows, val_rows, settings, float(settings.time_budget or 0),
+                                        int(job.options.get("search_trials") or 8), out / "search", job.notify)
+            settings = replace(settings, **search.winner, time_budget=search.final_budget)
+            job.notify(f"search winner: {search.winner}; training it for {search.final_budget:.0f} s")
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         metrics = train_lora(provider, train_rows, val_rows, out, settings, progress=job.progress, resume=job.resume)
-        record_speed(job.project, metrics["tokens_per_s"], started)
+        if method.name == "lora":  # the estimate's reference speed is LoRA's
+            record_speed(job.project, metrics["tokens_per_s"], started)
         manifest = {
             "backend": "lora",
+            "method": method.name,
+            "mergeable": method.mergeable,
             "name": job.name,
             "base_model": spec,
             "base_model_path": ref.model,
@@ -370,13 +438,16 @@ class LoraTuner:
             "rows": len(job.trainset.rows),
             "hyperparameters": settings.to_dict(),
             "metrics": metrics,
+            "search": search.to_dict() if search else None,
+            "calibration": "dropped" if calibration_note else None,
             "duration_s": metrics["seconds"],
             "started": started,
         }
         atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
         job.project.models.add(job.name, "hf", ref.model, adapter=str(out.resolve()), base_model=spec,
                                prompt=job.version.ref, prompt_hash=job.version.hash,
-                               dataset_hash=manifest["dataset_hash"], backend="lora")
+                               dataset_hash=manifest["dataset_hash"], backend="lora",
+                               method=method.name)
         job.notify(f"adapter saved to {out} and registered as model {job.name!r}")
         comparison = None
         if job.evaluate:

@@ -103,3 +103,57 @@ def validate(records: Sequence[Any], count: Callable[[str], int] | None = None,
 def billed_tokens(records: Sequence[dict[str, Any]], epochs: int, count: Callable[[str], int] | None = None) -> int:
     count = count or default_counter()
     return sum(example_tokens(r, count) for r in records) * epochs
+
+
+def preference_record(prompt: str, chosen: str, rejected: str) -> dict[str, Any]:
+    """One DPO example in the API's format: the prompt as a user turn, one preferred and one other answer."""
+    return {"input": {"messages": [{"role": "user", "content": prompt}]},
+            "preferred_output": [{"role": "assistant", "content": chosen}],
+            "non_preferred_output": [{"role": "assistant", "content": rejected}]}
+
+
+def preference_tokens(record: dict[str, Any], count: Callable[[str], int]) -> int:
+    """Billed tokens of a DPO example: the input once, both answers."""
+    messages = [*record.get("input", {}).get("messages", []), *record.get("preferred_output", []),
+                *record.get("non_preferred_output", [])]
+    return example_tokens({"messages": messages}, count)
+
+
+def validate_preferences(records: Sequence[Any], count: Callable[[str], int] | None = None,
+                         max_tokens: int = MAX_EXAMPLE_TOKENS) -> list[Problem]:
+    """The DPO file rules: input.messages ending with a user turn, exactly one assistant message on each
+    side with text content, the two answers different, the token cap, at least MIN_EXAMPLES examples."""
+    count = count or default_counter()
+    problems: list[Problem] = []
+    if len(records) < MIN_EXAMPLES:
+        problems.append(Problem(0, f"{len(records)} examples; OpenAI requires at least {MIN_EXAMPLES}"))
+    for line, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            problems.append(Problem(line, "expected an object"))
+            continue
+        extra = set(record) - {"input", "preferred_output", "non_preferred_output"}
+        if extra:
+            problems.append(Problem(line, f"unexpected keys {sorted(extra)}"))
+        messages = (record.get("input") or {}).get("messages") if isinstance(record.get("input"), dict) else None
+        if not isinstance(messages, list) or not messages:
+            problems.append(Problem(line, "expected \"input\": {\"messages\": [...]} with at least one message"))
+        elif not isinstance(messages[-1], dict) or messages[-1].get("role") != "user":
+            problems.append(Problem(line, "the input must end with a user message"))
+        answers = []
+        for side in ("preferred_output", "non_preferred_output"):
+            output = record.get(side)
+            if (not isinstance(output, list) or len(output) != 1 or not isinstance(output[0], dict)
+                    or output[0].get("role") != "assistant"):
+                problems.append(Problem(line, f"{side} must hold exactly one assistant message"))
+                continue
+            content = output[0].get("content")
+            if not isinstance(content, str) or not content.strip():
+                problems.append(Problem(line, f"{side} has no text content"))
+            answers.append(content)
+        if len(answers) == 2 and answers[0] == answers[1]:
+            problems.append(Problem(line, "preferred and non-preferred answers are the same"))
+        if not problems or problems[-1].line != line:
+            tokens = preference_tokens(record, count)
+            if tokens > max_tokens:
+                problems.append(Problem(line, f"{tokens} tokens, over the {max_tokens}-token limit per example"))
+    return problems

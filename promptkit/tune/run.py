@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from promptkit.config import atomic_write
-from promptkit.evaluate import EvalRun, ProgressFn, plan_eval, run_eval
+from promptkit.evaluate import ProgressFn, plan_eval, run_eval
 from promptkit.library import PromptVersion
 from promptkit.project import Project, Suite
+from promptkit.providers.factory import open_provider
+from promptkit.results import EvalRun
 from promptkit.runs import RunStore
 from promptkit.stats import McNemar, mcnemar
 
@@ -52,10 +54,9 @@ def evaluate_model(
 ) -> EvalRun:
     """The normal eval path (plan_eval + run_eval, recorded in the run store) for MODEL. Settings
     gain base model, adapter and training manifest details so `runs show` names them."""
-    from promptkit.providers import make_provider
 
     plan = plan_eval(project, version, suite=suite, model=model, data=data, split=split, limit=limit)
-    provider = make_provider(plan.model.provider, plan.model.model, **plan.model.options)
+    provider = open_provider(plan.model, project)
     store = RunStore(project.runs_path)
     try:
         settings = {**plan.settings(), **(extra_settings or {})}
@@ -64,6 +65,22 @@ def evaluate_model(
     finally:
         provider.close()
         store.close()
+
+
+def adapter_version(version: PromptVersion) -> tuple[PromptVersion, str | None]:
+    """The version a tuned model is evaluated with, and a note when it differs from VERSION.
+
+    Calibration biases are fitted to the base model's label scores; a tuned model's scores move, so
+    the biases would push it the wrong way. They are dropped (not refitted: that needs held-out labelled
+    rows the tuner does not own) and the eval run records `calibration: dropped`."""
+    from dataclasses import replace
+
+    if not version.spec.calibration:
+        return version, None
+    spec = version.spec.model_copy(update={"calibration": None})
+    note = (f"{version.ref}'s calibration ({', '.join(f'{k} {v:+g}' for k, v in version.spec.calibration.items())}) "
+            "was fitted for the base model: dropped for the tuned model's eval")
+    return replace(version, spec=spec), note
 
 
 def compare(before: EvalRun, after: EvalRun, metric: str = "accuracy") -> Comparison:
@@ -83,7 +100,10 @@ def before_after(
     progress: ProgressFn | None = None,
 ) -> Comparison:
     before = evaluate_model(project, version, suite, base_model, data, split, limit, {"base_model": base_model}, progress)
-    after = evaluate_model(project, version, suite, tuned_model, data, split, limit, tuned_settings, progress)
+    tuned_version, dropped = adapter_version(version)
+    if dropped:
+        tuned_settings = {**tuned_settings, "calibration": "dropped"}
+    after = evaluate_model(project, tuned_version, suite, tuned_model, data, split, limit, tuned_settings, progress)
     return compare(before, after)
 
 

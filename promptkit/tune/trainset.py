@@ -20,7 +20,7 @@ from promptkit.errors import ConfigError
 from promptkit.evaluate import EvalPlan, build_request, plan_eval
 from promptkit.library import PromptVersion
 from promptkit.project import Project, Suite
-from promptkit.providers import Request
+from promptkit.results import Request
 
 TRAIN_SPLIT = "train"
 _DUP = re.compile(r"-\d+$")
@@ -131,7 +131,9 @@ def build_trainset(
                               where=str(plan.data_path))
         request = build_request(plan, example)
         request.labels = None  # a training row carries its answer, not a label set to score
-        rows.append(TrainRow(example.id, request, str(example.target)))
+        # the model learns the text the eval scores: the label's verbalizer when the version has one
+        target = version.spec.answer_of(str(example.target)) if plan.labels else str(example.target)
+        rows.append(TrainRow(example.id, request, target))
     manifest = {
         "prompt": version.ref,
         "prompt_hash": version.hash,

@@ -21,6 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from promptkit.errors import PromptkitError
+from promptkit.library.diff import diff_versions
 from promptkit.project import Project
 from promptkit.report.format import fmt, fmt_interval
 from promptkit.report.html import CSS as REPORT_CSS
@@ -28,6 +29,7 @@ from promptkit.report.html import JS as REPORT_JS
 from promptkit.report.html import esc, run_body, run_meta
 from promptkit.report.run_view import metric_of, prompt_renderer, view_of_record
 from promptkit.runs import RunStore, process_alive
+from promptkit.tune.plateau import plateau, primary_metric
 from promptkit.view import compare_view
 from promptkit.view.charts import ChartPoint, version_chart
 from promptkit.view.queries import FILTERS, Queries, RunFilter, main_metric
@@ -166,8 +168,6 @@ def create_app(config: ViewConfig) -> Starlette:
         return page(request, "prompts.html", names=names, title="Prompts")
 
     async def prompt_page(request: Request) -> Response:
-        from promptkit.library.diff import diff_versions
-        from promptkit.tune.plateau import plateau, primary_metric
 
         name = request.path_params["name"]
         if name not in project.library.names():

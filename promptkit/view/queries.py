@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from promptkit.dbfile import open_readonly
 from promptkit.runs import COLUMNS, RunRecord, _record
 
 PAGE_SIZE = 50
@@ -56,8 +56,7 @@ class Queries:
 
     def __init__(self, path: Path):
         self.path = path
-        self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30, check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db = open_readonly(path, "the run store")
         self._choices: tuple[int, dict[str, list[str]]] | None = None
 
     def list_runs(self, f: RunFilter, page_size: int = PAGE_SIZE) -> RunPage:

@@ -8,14 +8,16 @@ Exports: a preference file (`prompt, chosen, rejected` JSONL) and corrected labe
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from promptkit.dbfile import open_checked
 from promptkit.errors import PromptkitError
+from promptkit.report.run_view import prompt_renderer
+from promptkit.runs import RunStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS reviews (
@@ -49,12 +51,9 @@ class Review:
 class ReviewStore:
     def __init__(self, path: Path):
         self.path = path
-        try:
-            self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA busy_timeout=30000")
-            self._db.executescript(SCHEMA)
-        except sqlite3.Error as e:
-            raise PromptkitError(f"cannot open the review table: {e}", where=str(path)) from None
+        # the run store's file: opened under its lock, the reviews table created if missing
+        self._db = open_checked(path, "the run store", check=lambda db: None,
+                                setup=lambda db: db.executescript(SCHEMA))
 
     def add(self, kind: str, example_id: str, run_a: str, choice: str, run_b: str | None = None,
             note: str | None = None) -> int:
@@ -93,8 +92,6 @@ def preference_records(project: Any) -> Iterator[dict[str, Any]]:
 
     `prompt` is the example rendered with the prompt version of the chosen run (the same text for
     both sides when the two runs share a prompt version), else the example's input text."""
-    from promptkit.report.run_view import prompt_renderer
-    from promptkit.runs import RunStore
 
     store = RunStore(project.runs_path)
     reviews = ReviewStore(project.runs_path)
@@ -130,7 +127,6 @@ def label_records(project: Any) -> Iterator[dict[str, Any]]:
 
     `label` is the reviewer's label: the output itself when marked right, the chosen label when
     one was picked; for `wrong` without a pick it is null (the dataset label is disputed or the output is)."""
-    from promptkit.runs import RunStore
 
     store = RunStore(project.runs_path)
     reviews = ReviewStore(project.runs_path)

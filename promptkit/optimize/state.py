@@ -1,0 +1,60 @@
+"""An optimize run's progress on disk (.promptkit/optimize/NAME-KEY.json), written atomically after
+every candidate, so that a killed run resumes where it stopped (`--resume`) and budgets count
+what earlier sessions spent."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptkit.config import atomic_write
+from promptkit.errors import ConfigError
+from promptkit.optimize.candidates import Candidate
+
+FORMAT = 1
+
+
+@dataclass
+class SearchState:
+    path: Path
+    key: str  # hash of the prompt, data and settings: a resumed run must match
+    settings: dict[str, Any]
+    candidates: dict[str, Candidate] = field(default_factory=dict)
+    phases_done: list[str] = field(default_factory=list)
+    evals: int = 0  # model calls (cached answers are free)
+    cost: float = 0.0
+    seconds: float = 0.0  # search time of earlier sessions
+    proposer_calls: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "running"  # running | searched | stopped | finished
+    stopped_by: str | None = None
+    outcome: dict[str, Any] | None = None
+
+    def save(self) -> None:
+        data = {"format": FORMAT, "key": self.key, "settings": self.settings,
+                "candidates": [c.to_dict() for c in self.candidates.values()], "phases_done": self.phases_done,
+                "evals": self.evals, "cost": self.cost, "seconds": self.seconds, "proposer_calls": self.proposer_calls,
+                "status": self.status, "stopped_by": self.stopped_by, "outcome": self.outcome}
+        try:
+            atomic_write(self.path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+        except OSError as e:
+            raise ConfigError(f"cannot write the optimize state: {e.strerror or e}", where=str(self.path)) from None
+
+    @classmethod
+    def load(cls, path: Path, key: str) -> SearchState:
+        if not path.is_file():
+            raise ConfigError("no optimize run to resume for this prompt, data and settings", where=str(path),
+                              hint="run without --resume to start one")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format") != FORMAT or data.get("key") != key:
+                raise ValueError("written by other settings")
+            candidates = [Candidate.from_dict(c) for c in data["candidates"]]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"cannot resume from the optimize state: {e}", where=str(path),
+                              hint="run without --resume to start again") from None
+        return cls(path, key, data["settings"], {c.key: c for c in candidates}, list(data.get("phases_done", [])),
+                   int(data.get("evals", 0)), float(data.get("cost", 0.0)), float(data.get("seconds", 0.0)),
+                   list(data.get("proposer_calls", [])), data.get("status", "running"), data.get("stopped_by"),
+                   data.get("outcome"))

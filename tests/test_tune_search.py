@@ -1,0 +1,48 @@
+"""--search: successive halving on the validation split within the time budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from promptkit.tune.search import SPACE, candidates
+from tests.conftest import run_cli
+from tests.tune_helpers import write_project
+
+
+def test_candidates_are_distinct_seeded_and_from_the_space() -> None:
+    first = candidates(8, seed=0)
+    assert first == candidates(8, seed=0) and first != candidates(8, seed=1)
+    assert len({json.dumps(c, sort_keys=True) for c in first}) == 8
+    for c in first:
+        assert all(c[key] in values for key, values in SPACE.items())
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--search"], "--time-budget"),
+    (["--search", "--time-budget", "10", "--method", "ia3"], "does not apply"),
+])
+def test_search_misuse_is_one_line(tmp_path: Path, extra: list[str], needle: str) -> None:
+    root = write_project(tmp_path)
+    result = run_cli("tune", "review", "--force", "--no-eval", *extra, cwd=root)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert needle in result.stderr
+
+
+@pytest.mark.model
+def test_search_records_trials_and_trains_the_winner(tmp_path: Path) -> None:
+    root = write_project(tmp_path)
+    result = run_cli("tune", "review", "--force", "--no-eval", "--search", "--search-trials", "2", "--time-budget", "4",
+                     "--limit", "12", "--batch-size", "2", "--threads", "1", cwd=root)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((root / ".promptkit" / "adapters" / "review-lora" / "manifest.json").read_text())
+    search = manifest["search"]
+    assert len(search["trials"]) == 2 and all(t["val_loss"] is not None and t["steps"] >= 1 for t in search["trials"])
+    best = min(search["trials"], key=lambda t: t["val_loss"])
+    assert search["winner"] == best["settings"]
+    for key, value in search["winner"].items():
+        assert manifest["hyperparameters"][key] == value
+    assert manifest["metrics"]["best_val_loss"] is not None and "search winner" in result.stderr
+    assert not (root / ".promptkit" / "adapters" / "review-lora" / "search").exists()
