@@ -1,5 +1,5 @@
 """Speedup of the openai provider at concurrency 16 over sequential calls, against a local
-OpenAI-compatible server that answers after 50 ms (tests/fault_server.py in a subprocess).
+OpenAI-compatible server that answers after 50 ms (tests/helpers/fault_server.py in a subprocess).
 
     python benchmarks/openai_concurrency.py [--requests 160] [--latency 0.05] [--concurrency 16]
 
@@ -39,7 +39,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
-    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fault_server.py"), "--latency", str(args.latency)],
+    fault_server = ROOT / "tests" / "helpers" / "fault_server.py"
+    server = subprocess.Popen([sys.executable, str(fault_server), "--latency", str(args.latency)],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None

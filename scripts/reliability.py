@@ -34,7 +34,10 @@ def main() -> int:
     args = parser.parse_args()
     os.environ["PROMPTKIT_PROPERTY_EXAMPLES"] = str(args.examples)
 
-    from tests.hard_helpers import eval_help, kill_trial, load_cases, make_slow_project, run_corpus
+    from tests.helpers.cli import eval_help
+    from tests.helpers.error_corpus import load_cases, run_corpus
+    from tests.helpers.kill_trials import kill_trial
+    from tests.helpers.projects import slow_project
 
     started = time.perf_counter()
     failures: list[str] = []
@@ -76,7 +79,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="promptkit-reliability-"))
     lost = 0
     try:
-        project = make_slow_project(work / "project", rows=24, batch=2, delay=0.1)
+        project = slow_project(work / "project", rows=24, batch=2, delay=0.1)
         rng = random.Random(int(time.time()))
         for _ in range(args.kills):
             trial = kill_trial(project, rng, 24, 2, resume=resume)
@@ -84,18 +87,18 @@ def main() -> int:
             failures += [f"kill: {p}" for p in trial.problems]
 
         # 4. secrets
-        from tests.test_secrets import secrets_check
+        from tests.helpers.secrets_scan import secrets_check
 
         secret = secrets_check(work / "secrets")
         failures += [f"secrets: {p}" for p in secret["problems"]]
 
         # 5. concurrency (issue 18 class 1): lost updates and failed opens
-        from tests.concurrency_helpers import library_race, open_race
-        from tests.hard_helpers import make_project
+        from tests.helpers.projects import copy_project
+        from tests.helpers.races import library_race, open_race
 
         race_losses = open_failures = published = 0
         for i in range(args.races):
-            race = library_race(make_project(work / f"race-{i}"), work / f"race-work-{i}", labels=20, publishers=20)
+            race = library_race(copy_project(work / f"race-{i}"), work / f"race-work-{i}", labels=20, publishers=20)
             race_losses += len(race.problems)
             published += race.published
             failures += [f"race {i}: {p}" for p in race.problems]

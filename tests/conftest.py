@@ -1,17 +1,14 @@
-"""Shared fixtures. Tests are hermetic: no network, model conversions cached in a session folder."""
+"""Shared fixtures only (helpers live in tests/helpers/). Tests are hermetic: no network, model conversions
+cached in a session folder."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data" / "sentiment"
+from tests.helpers.projects import copy_project
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -26,19 +23,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A scratch copy of the repo's prompts/ and evals/ in a temp folder."""
-    for name in ("prompts", "evals"):
-        shutil.copytree(ROOT / name, tmp_path / name)
-    return tmp_path
-
-
-def run_cli(*args: str, cwd: Path | str = ROOT, env: dict[str, str] | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run `python -m promptkit ARGS` in a real subprocess."""
-    return subprocess.run(
-        [sys.executable, "-m", "promptkit", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-    )
+    return copy_project(tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ from promptkit.assertions import AssertionSpec, Context, assertion_types
 from promptkit.judges import JudgeError, parse_object
 from promptkit.judges.pairwise import sign_test
 from promptkit.results import ExampleResult
-from tests.conftest import run_cli
-from tests.judge_double import JudgeDouble, verdict
+from tests.helpers.cli import run_cli
+from tests.helpers.judge_server import JudgeServer, verdict
 
 ECHO_PROMPT = """description: Echo the input (the fake provider answers with the prompt's last line).
 style: text
@@ -178,7 +178,7 @@ def _rubric_judge(prompt: str) -> str:
 def test_acceptance_llm_rubric_against_openai_double(tmp_path: Path) -> None:
     """Acceptance 2: llm-rubric through the openai provider against a local double with canned
     judgments; the unparseable answer is a judge error, not a score; cache and cost accounting apply."""
-    with JudgeDouble(_rubric_judge) as double:
+    with JudgeServer(_rubric_judge) as double:
         project = _project(tmp_path, "judge: graded\nassert:\n  - {type: llm-rubric, value: 'Says good.', metric: rubric}\n")
         (project / ".promptkit").mkdir()
         (project / ".promptkit" / "models.yaml").write_text(
@@ -200,7 +200,7 @@ def test_acceptance_llm_rubric_against_openai_double(tmp_path: Path) -> None:
 
 
 def test_project_prompt_overrides_the_shipped_judge_prompt(tmp_path: Path) -> None:
-    with JudgeDouble(_rubric_judge) as double:
+    with JudgeServer(_rubric_judge) as double:
         project = _project(tmp_path, "judge: graded\nassert:\n  - {type: llm-rubric, value: 'Says good.'}\n")
         (project / "prompts" / "llm-rubric").mkdir()
         (project / "prompts" / "llm-rubric" / "prompt.yaml").write_text(
@@ -229,7 +229,7 @@ def test_acceptance_pairwise_against_openai_double(tmp_path: Path) -> None:
     """Acceptance 2: pairwise judging in both orders (position bias cancels into ties), a sign test,
     judge errors counted apart, and a preference file of {prompt, chosen, rejected}."""
     rows = [{"text": f"answer {i}", "ref": "x"} for i in range(6)] + [{"text": "garbled", "ref": "x"}]
-    with JudgeDouble(_pairwise_judge) as double:
+    with JudgeServer(_pairwise_judge) as double:
         project = _project(tmp_path, rows=rows)
         (project / "prompts" / "echo2").mkdir()
         (project / "prompts" / "echo2" / "prompt.yaml").write_text(ECHO_PROMPT.replace('"{{ text }}"', '"{{ text }} v2"'))
@@ -248,7 +248,7 @@ def test_acceptance_pairwise_against_openai_double(tmp_path: Path) -> None:
 
 
 def test_pairwise_position_bias_becomes_ties(tmp_path: Path) -> None:
-    with JudgeDouble(lambda prompt: json.dumps({"reason": "first", "winner": "A"})) as double:
+    with JudgeServer(lambda prompt: json.dumps({"reason": "first", "winner": "A"})) as double:
         project = _project(tmp_path)
         (project / "prompts" / "echo2").mkdir()
         (project / "prompts" / "echo2" / "prompt.yaml").write_text(ECHO_PROMPT.replace('"{{ text }}"', '"{{ text }}!"'))
@@ -283,17 +283,11 @@ def test_gate_compares_assertion_pass_rates(tmp_path: Path) -> None:
 def test_acceptance_judges_against_promptkit_serve(tmp_path: Path, embedded_provider: Any) -> None:
     """Acceptance 2: llm-rubric and pairwise judging end to end with `promptkit serve` (the embedded
     model) as the judge, through the openai provider: every judgment is a score or a judge error."""
-    import os
-    import threading
-
-    from tests.conftest import ROOT
-    from tests.serve_helpers import start_serve
+    from tests.helpers.serving import serving
 
     _ = embedded_provider.hf_model  # converts the GGUF once into the session cache the server reuses
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PROMPTKIT_SERVE_API_KEY": "judge-key"}
-    process, url, log = start_serve("--max-tokens", "64", cwd=ROOT, env=env)
-    threading.Thread(target=lambda: log.extend(process.stderr or []), daemon=True).start()
-    try:
+    with serving("--max-tokens", "64", key="judge-key") as served:
+        url = served.url
         rows = [{"text": t, "ref": "x"} for t in ("The soup was cold.", "Great staff, lovely room.", "It broke.")]
         project = _project(tmp_path, "judge: served\nassert:\n  - {type: llm-rubric, value: 'Names a feeling.', "
                                      "metric: rubric}\n", rows=rows)
@@ -317,9 +311,6 @@ def test_acceptance_judges_against_promptkit_serve(tmp_path: Path, embedded_prov
         pairwise = json.loads((project / "c.json").read_text())["pairwise"]
         assert pairwise["a_wins"] + pairwise["b_wins"] + pairwise["ties"] + pairwise["judge_errors"] == 3
         assert 0 <= pairwise["sign_test_p"] <= 1
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_factuality_verdicts_and_judge_requests(tmp_path: Path) -> None:

@@ -8,13 +8,15 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from runs_helpers import cli, db_rows, write_data
 
 from promptkit.cache import ResponseCache, provider_identity, request_key
 from promptkit.evaluate import plan_eval, run_eval
 from promptkit.project import Project
 from promptkit.providers.fake import FakeProvider
 from promptkit.results import Request, Response
+from tests.helpers.cli import run_cli_in_process
+from tests.helpers.projects import write_reviews
+from tests.helpers.run_store import db_rows
 
 BASE = Request(id="a", text="Review: fine\nSentiment:", labels=["negative", "positive"], label_prefix=" ",
                max_tokens=3, temperature=0.0, stop=["\n"], seed=None)
@@ -67,7 +69,7 @@ def test_model_and_adapter_files_are_fingerprinted(tmp_path: Path) -> None:
 
 def _plan(project: Path, tmp_path: Path, n: int = 24, model: str = "fake:m"):  # type: ignore[no-untyped-def]
     proj = Project(project)
-    return plan_eval(proj, proj.library.resolve("sentiment"), model=model, data=write_data(tmp_path / "d.jsonl", n))
+    return plan_eval(proj, proj.library.resolve("sentiment"), model=model, data=write_reviews(tmp_path / "d.jsonl", n))
 
 
 def test_second_run_is_served_from_the_cache(project: Path, tmp_path: Path) -> None:
@@ -109,11 +111,11 @@ def test_cache_is_a_real_sqlite_file_in_wal_mode(tmp_path: Path) -> None:
 
 
 def test_cli_counts_hits_and_no_cache_bypasses(project: Path, tmp_path: Path) -> None:
-    data = str(write_data(tmp_path / "d.jsonl", 10))
-    assert cli(project, "eval", "sentiment", "-m", "fake:m", "--data", data).exit_code == 0
-    again = cli(project, "eval", "sentiment", "-m", "fake:m", "--data", data)
+    data = str(write_reviews(tmp_path / "d.jsonl", 10))
+    assert run_cli_in_process(project, "eval", "sentiment", "-m", "fake:m", "--data", data).exit_code == 0
+    again = run_cli_in_process(project, "eval", "sentiment", "-m", "fake:m", "--data", data)
     assert "10 of 10 from the cache" in again.output
-    bypass = cli(project, "eval", "sentiment", "-m", "fake:m", "--data", data, "--no-cache")
+    bypass = run_cli_in_process(project, "eval", "sentiment", "-m", "fake:m", "--data", data, "--no-cache")
     assert "0 of 10 from the cache" in bypass.output
     extras = [e for (e,) in db_rows(project / ".promptkit" / "runs.db", "SELECT extra FROM runs ORDER BY rowid")]
     assert ['"cache_hits": 0' in extras[0], '"cache_hits": 10' in extras[1], '"cache_hits": 0' in extras[2]] == [True] * 3
@@ -151,12 +153,11 @@ def test_cached_rerun_process_never_imports_torch(project: Path, default_precisi
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.helpers.projects import ROOT
 
     lazy = subprocess.run([sys.executable, "-c", "import sys, promptkit.providers.hf; print('torch' in sys.modules)"],
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    if lazy.stdout.strip() != "False":
-        pytest.skip("providers/hf.py imports torch at module level (the lazy-import hf.py from 'perf' fixes that)")
+    assert lazy.stdout.strip() == "False", "importing providers/hf.py must not import torch"
     proj = Project(project)
     plan = plan_eval(proj, proj.library.resolve("sentiment"), limit=4)  # what `promptkit eval sentiment --limit 4` plans
     # The CLI runs the model at the machine's default precision ('auto'), which is part of the cache key.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 
 
 def assert_clear_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runs_helpers import cli, write_data
-
 from promptkit.compare import Side, compare
 from promptkit.results import ExampleResult
+from tests.helpers.cli import run_cli_in_process
+from tests.helpers.projects import write_reviews
 
 
 def _result(example_id: str, prediction: str, expected: str = "positive", error: str | None = None) -> ExampleResult:
@@ -40,12 +40,12 @@ def test_eval_two_published_versions_side_by_side(project: Path, tmp_path: Path,
     monkeypatch.chdir(project)  # "prompts/sentiment@v2" is a path: relative to the working directory
     working = project / "prompts" / "sentiment" / "prompt.yaml"
     working.write_text(working.read_text().replace("Review: {{ text }}", "Customer review: {{ text }}"))
-    published = cli(project, "prompt", "new-version", "sentiment", "-m", "reworded")
+    published = run_cli_in_process(project, "prompt", "new-version", "sentiment", "-m", "reworded")
     assert "published sentiment@v" in published.output, published.output
     newest = published.output.split("published sentiment@")[1].split()[0]
-    data = str(write_data(tmp_path / "d.jsonl", 40))
-    out = cli(project, "eval", "prompts/sentiment@v1", f"prompts/sentiment@{newest}", "-m", "fake:m", "--data", data,
-              "-o", str(tmp_path / "cmp.json"))
+    data = str(write_reviews(tmp_path / "d.jsonl", 40))
+    out = run_cli_in_process(project, "eval", "prompts/sentiment@v1", f"prompts/sentiment@{newest}", "-m", "fake:m",
+                             "--data", data, "-o", str(tmp_path / "cmp.json"))
     assert out.exit_code == 0, out.output
     assert "comparison (deltas against the first column)" in out.output
     assert "sentiment@v1" in out.output and f"sentiment@{newest}" in out.output and "accuracy" in out.output
@@ -59,14 +59,14 @@ def test_eval_two_published_versions_side_by_side(project: Path, tmp_path: Path,
 
 
 def test_eval_several_models_and_runs_compare(project: Path, tmp_path: Path) -> None:
-    data = str(write_data(tmp_path / "d.jsonl", 30))
-    out = cli(project, "eval", "sentiment", "-m", "fake:one", "-m", "fake:two", "--data", data)
+    data = str(write_reviews(tmp_path / "d.jsonl", 30))
+    out = run_cli_in_process(project, "eval", "sentiment", "-m", "fake:one", "-m", "fake:two", "--data", data)
     assert out.exit_code == 0, out.output
     assert "fake:one" in out.output and "fake:two" in out.output and "changed outcome" in out.output
     from promptkit.runs import RunStore
 
     ids = [r.id for r in RunStore(project / ".promptkit" / "runs.db").runs()]
-    again = cli(project, "runs", "compare", ids[1], ids[0], "-o", str(tmp_path / "c.json"))
+    again = run_cli_in_process(project, "runs", "compare", ids[1], ids[0], "-o", str(tmp_path / "c.json"))
     assert again.exit_code == 0, again.output
     sides = json.loads((tmp_path / "c.json").read_text())["sides"]
     assert [s["run_id"] for s in sides] == [ids[1], ids[0]]

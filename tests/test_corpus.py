@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.hard_helpers import CaseResult, load_cases, run_corpus
+from tests.helpers.cli import run_cli_in_process
+from tests.helpers.error_corpus import CaseResult, load_cases, run_corpus
 
 CASES = load_cases()
 
@@ -35,13 +36,8 @@ def test_case(case_id: str, corpus_results: dict[str, CaseResult]) -> None:
 
 def test_success_paths_keep_their_exit_codes() -> None:
     """The one-line usage-error handling leaves --help, --version and normal runs alone."""
-    from click.testing import CliRunner
-
-    from promptkit.cli import main
-
-    runner = CliRunner()
-    assert runner.invoke(main, ["--help"]).exit_code == 0
-    assert runner.invoke(main, ["--version"]).exit_code == 0
-    assert runner.invoke(main, ["eval", "--help"]).exit_code == 0
-    result = runner.invoke(main, ["eval", "--nope"])
+    assert run_cli_in_process(None, "--help").exit_code == 0
+    assert run_cli_in_process(None, "--version").exit_code == 0
+    assert run_cli_in_process(None, "eval", "--help").exit_code == 0
+    result = run_cli_in_process(None, "eval", "--nope")
     assert result.exit_code == 2 and "Traceback" not in result.output

@@ -14,7 +14,7 @@ import pytest
 
 from promptkit import device
 from promptkit.errors import ConfigError
-from tests.conftest import ROOT
+from tests.helpers.projects import ROOT
 
 
 def fake_torch(cuda: bool = False, mps: bool = False, cuda_bf16: bool = True) -> Any:
@@ -140,7 +140,7 @@ def test_auto_identity_imports_no_torch_once_the_machine_is_measured(tmp_path: P
 
 
 def test_cli_rejects_an_unknown_dtype_in_one_line(project: Path) -> None:
-    from tests.conftest import run_cli
+    from tests.helpers.cli import run_cli
 
     suite = project / "evals" / "sentiment.yaml"
     suite.write_text(suite.read_text().replace("provider_options: {", "provider_options: {dtype: fp8, "))

@@ -7,13 +7,15 @@ import re
 from pathlib import Path
 
 import pytest
-from runs_helpers import cli, db_rows, register, write_data
 
 from promptkit.estimate import estimate_run
 from promptkit.evaluate import plan_eval, run_eval
 from promptkit.project import Project
 from promptkit.providers.fake import FakeProvider
 from promptkit.runs import RunStore
+from tests.helpers.cli import run_cli_in_process
+from tests.helpers.projects import register_model, write_reviews
+from tests.helpers.run_store import db_rows
 
 
 class NoCalls(FakeProvider):
@@ -29,7 +31,7 @@ def test_estimate_matches_the_real_run_for_label_scoring(project: Path, tmp_path
     (project / "promptkit.yaml").write_text("prices:\n  house-model: {input: 3.0, output: 15.0}\n")
     proj = Project(project)
     plan = plan_eval(proj, proj.library.resolve("sentiment"), model="fake:house-model",
-                     data=write_data(tmp_path / "d.jsonl", 200))
+                     data=write_reviews(tmp_path / "d.jsonl", 200))
     est = estimate_run(plan, NoCalls("house-model"))
     assert (est.price_in, est.price_out, est.out_basis) == (3.0, 15.0, "labels")
     run = run_eval(plan, FakeProvider("house-model"))
@@ -40,18 +42,18 @@ def test_estimate_matches_the_real_run_for_label_scoring(project: Path, tmp_path
 
 
 def test_cli_estimate_calls_nothing_and_records_nothing(project: Path, tmp_path: Path) -> None:
-    data = str(write_data(tmp_path / "d.jsonl", 50))
-    out = cli(project, "eval", "sentiment", "-m", "fake:gpt-4o-mini", "--data", data, "--estimate")
+    data = str(write_reviews(tmp_path / "d.jsonl", 50))
+    out = run_cli_in_process(project, "eval", "sentiment", "-m", "fake:gpt-4o-mini", "--data", data, "--estimate")
     assert out.exit_code == 0, out.output
     assert not (project / ".promptkit" / "runs.db").exists() or db_rows(project / ".promptkit" / "runs.db",
                                                                         "SELECT COUNT(*) FROM runs") == [(0,)]
     tokens_in = int(re.search(r"tokens in:\s+([\d,]+)", out.output).group(1).replace(",", ""))  # type: ignore[union-attr]
     money = float(re.search(r"cost:\s+\$([\d.]+)", out.output).group(1))  # type: ignore[union-attr]
-    assert cli(project, "eval", "sentiment", "-m", "fake:gpt-4o-mini", "--data", data).exit_code == 0
+    assert run_cli_in_process(project, "eval", "sentiment", "-m", "fake:gpt-4o-mini", "--data", data).exit_code == 0
     record = RunStore(project / ".promptkit" / "runs.db").runs()[0]
     assert _close(tokens_in, record.metric("tokens_in") or 0) and _close(money, record.metric("cost_total") or 0)
     # Now everything is cached: nothing left to spend.
-    again = cli(project, "eval", "sentiment", "-m", "fake:gpt-4o-mini", "--data", data, "--estimate")
+    again = run_cli_in_process(project, "eval", "sentiment", "-m", "fake:gpt-4o-mini", "--data", data, "--estimate")
     assert "(50 cached)" in again.output and "to spend:   $0.000000" in again.output
 
 
@@ -59,9 +61,9 @@ def test_generation_estimate_uses_observed_output_length(project: Path, tmp_path
     (project / "evals" / "gen.yaml").write_text(
         "prompt: sentiment\ntask: generation\nmetrics: [tokens, cost]\n"
         "dataset: {path: data/sentiment.jsonl, fields: {text: text}, target: label}\n")
-    register(project, "fixed", reply="The answer is positive, quite clearly so.")
+    register_model(project, "fixed", reply="The answer is positive, quite clearly so.")
     proj = Project(project)
-    data = write_data(tmp_path / "d.jsonl", 100)
+    data = write_reviews(tmp_path / "d.jsonl", 100)
     store = RunStore(tmp_path / "runs.db")
 
     def plan(limit: int | None = None):  # type: ignore[no-untyped-def]
@@ -81,10 +83,10 @@ def test_generation_estimate_uses_observed_output_length(project: Path, tmp_path
 
 
 def test_max_cost_stops_before_the_budget_and_resumes(project: Path, tmp_path: Path) -> None:
-    data = str(write_data(tmp_path / "d.jsonl", 200))
+    data = str(write_reviews(tmp_path / "d.jsonl", 200))
     args = ["eval", "sentiment", "-m", "fake:gpt-4o-mini", "--data", data, "--batch-size", "7"]
     budget = 0.0004  # about 45% of the run
-    stopped = cli(project, *args, "--max-cost", str(budget))
+    stopped = run_cli_in_process(project, *args, "--max-cost", str(budget))
     assert stopped.exit_code == 0, stopped.output
     assert "stopped before crossing --max-cost" in stopped.output
     store = RunStore(project / ".promptkit" / "runs.db")
@@ -95,10 +97,10 @@ def test_max_cost_stops_before_the_budget_and_resumes(project: Path, tmp_path: P
     spent = sum(r.cost for r in done)
     assert spent <= budget and record.extra["spent"] == pytest.approx(spent)
     # The budget is the run's: resuming under the same one does nothing more.
-    same = cli(project, *args, "--max-cost", str(budget), "--resume")
+    same = run_cli_in_process(project, *args, "--max-cost", str(budget), "--resume")
     assert same.exit_code == 0 and "stopped before crossing" in same.output
     assert store.count_results(record.id) == len(done)
-    resumed = cli(project, *args, "--resume")
+    resumed = run_cli_in_process(project, *args, "--resume")
     assert resumed.exit_code == 0, resumed.output
     record = store.run(record.id)
     assert record.status == "finished" and store.count_results(record.id) == 200
@@ -133,7 +135,7 @@ def test_a_provider_can_say_how_it_bills_output(project: Path, tmp_path: Path) -
 
     proj = Project(project)
     plan = plan_eval(proj, proj.library.resolve("sentiment"), model="fake:gpt-4o-mini",
-                     data=write_data(tmp_path / "d.jsonl", 40))
+                     data=write_reviews(tmp_path / "d.jsonl", 40))
     est = estimate_run(plan, EchoScoring("gpt-4o-mini"))
     run = run_eval(plan, EchoScoring("gpt-4o-mini"))
     assert est.tokens_out == 0 == run.metric("tokens_out")
@@ -143,14 +145,13 @@ def test_a_provider_can_say_how_it_bills_output(project: Path, tmp_path: Path) -
 def test_acceptance_3_openai_provider_against_a_fixed_output_server(project: Path) -> None:
     """Acceptance 3 over real HTTP: the openai provider against a local server with fixed outputs
     (tokens counted by the client with tiktoken, labels scored by echoed logprobs)."""
-    pytest.importorskip("promptkit.providers.openai")
-    fault_server = pytest.importorskip("fault_server")
     from promptkit.providers.factory import open_provider
+    from tests.helpers.fault_server import FaultServer
 
     (project / "promptkit.yaml").write_text("prices:\n  fixed: {input: 2.5, output: 10.0}\n")
     proj = Project(project)
     plan = plan_eval(proj, proj.library.resolve("sentiment"), model="openai:fixed", limit=40)
-    with fault_server.FaultServer(usage=False) as server:
+    with FaultServer(usage=False) as server:
         def provider():  # type: ignore[no-untyped-def]
             return open_provider("openai:fixed", proj, base_url=server.url, api_key="sk-test")
 

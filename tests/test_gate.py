@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli
-from gate_helpers import cli, fake_project, write_prompt
 
 from promptkit.gate.baseline import dumps, load_baseline
+from tests.helpers.cli import run_cli, run_cli_in_process
+from tests.helpers.projects import toy_project, write_toy_prompt
 
 FLIP_TWO = 'Review: {{ text | replace("great place #4.", "awful place #4.") | replace("great place #8.", "awful place #8.") }}'
 FLIP_ALL = 'Review: {{ text | replace("great", "awful") }}'
@@ -20,26 +20,26 @@ FLIP_ALL = 'Review: {{ text | replace("great", "awful") }}'
 # -- acceptance 2: noise passes, a real drop fails, absolute thresholds fail regardless ----------
 
 def _check(root: Path, *args: str) -> tuple[int, dict]:
-    result = cli(root, "check", "--no-store", "--json", str(root / "r.json"), *args)
+    result = run_cli_in_process(root, "check", "--no-store", "--json", str(root / "r.json"), *args)
     assert result.exit_code in (0, 1, 2), result.output
     return result.exit_code, json.loads((root / "r.json").read_text())
 
 
 def test_flipping_two_of_200_passes_and_a_real_drop_fails(tmp_path: Path) -> None:
-    root = fake_project(tmp_path)
+    root = toy_project(tmp_path)
     blessed = run_cli("baseline", "bless", "toy", "--no-store", cwd=root)
     assert blessed.returncode == 0, blessed.stderr
     baseline = load_baseline(root / "evals" / "baselines" / "toy.json")
     assert baseline is not None and len(baseline.outcomes) == 200 and baseline.metrics["accuracy"] == 1.0
 
-    write_prompt(root, FLIP_TWO)
+    write_toy_prompt(root, FLIP_TWO)
     code, report = _check(root)
     acc = next(c for c in report["suites"][0]["checks"] if c["name"] == "accuracy vs baseline")
     assert code == 0 and acc["passed"] and acc["worse"] == 2
     # one-sided McNemar 0.25, Holm-adjusted over accuracy and F1
     assert acc["raw_p_value"] == 0.25 and acc["p_value"] == 0.5 and "not significant" in acc["message"]
 
-    write_prompt(root, FLIP_ALL)
+    write_toy_prompt(root, FLIP_ALL)
     result = run_cli("check", "--no-store", "--json", "r.json", cwd=root)
     assert result.returncode == 1
     assert "accuracy dropped 50.0 pt" in result.stdout and "p=1.58e-30" in result.stdout and "raw 7.89e-31" in result.stdout
@@ -59,8 +59,8 @@ def test_flipping_two_of_200_passes_and_a_real_drop_fails(tmp_path: Path) -> Non
 @pytest.mark.parametrize("threshold", [{"max_tokens_per_example": 5}, {"max_latency_p95": 1e-12},
                                        {"min_accuracy": 1.0, "max_tokens_per_example": 9.5}])
 def test_absolute_threshold_breach_fails_whatever_the_statistics(tmp_path: Path, threshold: dict) -> None:
-    root = fake_project(tmp_path, n=40, thresholds=threshold)
-    assert cli(root, "baseline", "bless", "toy", "--no-store").exit_code == 0
+    root = toy_project(tmp_path, n=40, thresholds=threshold)
+    assert run_cli_in_process(root, "baseline", "bless", "toy", "--no-store").exit_code == 0
     code, report = _check(root)  # the prompt is unchanged: no drop at all
     suite = report["suites"][0]
     assert code == 1 and suite["status"] == "fail"
@@ -84,7 +84,7 @@ def test_cost_thresholds(tmp_path: Path, threshold: dict, metric: str) -> None:
                 r.cost = 0.01
             return responses
 
-    root = fake_project(tmp_path, n=20, thresholds=threshold)
+    root = toy_project(tmp_path, n=20, thresholds=threshold)
     project = Project(root)
     result = check_suite(project, project.suite("toy"), None, Providers(lambda ref, project: Priced(ref.model, **ref.options)))
     assert result.status == "fail"
@@ -92,38 +92,38 @@ def test_cost_thresholds(tmp_path: Path, threshold: dict, metric: str) -> None:
 
 
 def test_no_baseline_passes_with_a_note_and_stale_baseline_is_reported(tmp_path: Path) -> None:
-    root = fake_project(tmp_path, n=20)
+    root = toy_project(tmp_path, n=20)
     code, report = _check(root)
     assert code == 0 and report["suites"][0]["status"] == "no baseline"
-    assert cli(root, "baseline", "bless", "toy", "--no-store").exit_code == 0
+    assert run_cli_in_process(root, "baseline", "bless", "toy", "--no-store").exit_code == 0
     data = root / "evals" / "data" / "toy.jsonl"
     data.write_text(data.read_text() + json.dumps({"text": "a great day.", "label": "positive", "split": "test"}) + "\n")
-    result = cli(root, "check", "--no-store")
+    result = run_cli_in_process(root, "check", "--no-store")
     assert result.exit_code == 2 and "stale baseline: dataset changed" in result.stdout
     # a model change is stale too
-    assert cli(root, "baseline", "bless", "toy", "--no-store").exit_code == 0
+    assert run_cli_in_process(root, "baseline", "bless", "toy", "--no-store").exit_code == 0
     suite = yaml.safe_load((root / "evals" / "toy.yaml").read_text())
     suite["model"] = "fake:other"
     (root / "evals" / "toy.yaml").write_text(yaml.safe_dump(suite))
-    result = cli(root, "check", "--no-store")
+    result = run_cli_in_process(root, "check", "--no-store")
     assert result.exit_code == 2 and "model changed: baseline fake:toy, now fake:other" in result.stdout
 
 
 def test_a_newer_published_version_makes_the_baseline_stale(tmp_path: Path) -> None:
-    root = fake_project(tmp_path, n=20)
-    assert cli(root, "prompt", "new-version", "toy", "-m", "v1").exit_code == 0
-    assert cli(root, "baseline", "bless", "prompts/toy", "--no-store").exit_code == 0
+    root = toy_project(tmp_path, n=20)
+    assert run_cli_in_process(root, "prompt", "new-version", "toy", "-m", "v1").exit_code == 0
+    assert run_cli_in_process(root, "baseline", "bless", "prompts/toy", "--no-store").exit_code == 0
     assert json.loads((root / "evals/baselines/toy.json").read_text())["prompt"] == "toy@v1"
-    write_prompt(root, FLIP_TWO)  # editing the working copy is what check checks: not stale
+    write_toy_prompt(root, FLIP_TWO)  # editing the working copy is what check checks: not stale
     assert _check(root)[0] == 0
-    assert cli(root, "prompt", "new-version", "toy", "-m", "v2").exit_code == 0
-    result = cli(root, "check", "--no-store")
+    assert run_cli_in_process(root, "prompt", "new-version", "toy", "-m", "v2").exit_code == 0
+    result = run_cli_in_process(root, "check", "--no-store")
     assert result.exit_code == 2 and "current version is toy@v2" in result.stdout
 
 
 def test_baseline_file_is_sorted_and_one_line_per_example(tmp_path: Path) -> None:
-    root = fake_project(tmp_path, n=10)
-    assert cli(root, "baseline", "bless", "toy", "--no-store").exit_code == 0
+    root = toy_project(tmp_path, n=10)
+    assert run_cli_in_process(root, "baseline", "bless", "toy", "--no-store").exit_code == 0
     text = (root / "evals/baselines/toy.json").read_text()
     data = json.loads(text)
     assert list(data["outcomes"]) == sorted(data["outcomes"])
@@ -131,19 +131,19 @@ def test_baseline_file_is_sorted_and_one_line_per_example(tmp_path: Path) -> Non
     baseline = load_baseline(root / "evals/baselines/toy.json")
     assert baseline is not None and dumps(baseline) == text
     (root / "evals/baselines/toy.json").write_text("{not json")
-    result = cli(root, "check", "--no-store")
+    result = run_cli_in_process(root, "check", "--no-store")
     assert result.exit_code == 2 and "baseline is not valid JSON" in result.stdout
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
-    root = fake_project(tmp_path, n=10)
-    result = cli(root, "check", "nosuch")
+    root = toy_project(tmp_path, n=10)
+    result = run_cli_in_process(root, "check", "nosuch")
     assert result.exit_code == 2 and "unknown prompt 'nosuch'" in result.stderr
-    assert cli(root, "check", "--alpha", "3").exit_code == 2
+    assert run_cli_in_process(root, "check", "--alpha", "3").exit_code == 2
     suite = yaml.safe_load((root / "evals" / "toy.yaml").read_text())
     suite["thresholds"] = {"min_acuracy": 0.9}
     (root / "evals" / "toy.yaml").write_text(yaml.safe_dump(suite))
-    result = cli(root, "check")
+    result = run_cli_in_process(root, "check")
     assert result.exit_code == 2 and "min_acuracy" in result.stderr and "min_accuracy" in result.stderr
 
 
@@ -165,7 +165,7 @@ def test_repeat_reports_flaky_examples(tmp_path: Path) -> None:
                 out.append(Response(output="positive" if pos else "negative", tokens_in=1))
             return out
 
-    root = fake_project(tmp_path, n=30)
+    root = toy_project(tmp_path, n=30)
     project = Project(root)
     suite = project.suite("toy")
     result = check_suite(project, suite, None, Providers(lambda ref, project: Coin(ref.model)), repeat=2)
@@ -178,9 +178,9 @@ def test_repeat_reports_flaky_examples(tmp_path: Path) -> None:
 def test_junit_and_markdown_reports(tmp_path: Path) -> None:
     from junitparser import Failure, JUnitXml
 
-    root = fake_project(tmp_path, n=40, thresholds={"max_tokens_per_example": 100})
+    root = toy_project(tmp_path, n=40, thresholds={"max_tokens_per_example": 100})
     assert run_cli("baseline", "bless", "toy", "--no-store", cwd=root).returncode == 0
-    write_prompt(root, FLIP_ALL)
+    write_toy_prompt(root, FLIP_ALL)
     summary = tmp_path / "summary.md"
     summary.write_text("# earlier step\n")
     result = run_cli("check", "--no-store", "--junit", "out/junit.xml", "--markdown", "check.md", cwd=root,
@@ -203,36 +203,36 @@ def test_junit_and_markdown_reports(tmp_path: Path) -> None:
 
 
 def test_markdown_not_written_without_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = fake_project(tmp_path, n=10)
+    root = toy_project(tmp_path, n=10)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    assert cli(root, "check", "--no-store").exit_code == 0
+    assert run_cli_in_process(root, "check", "--no-store").exit_code == 0
     assert not list(root.rglob("*.md"))
 
 
 # -- --changed-since -------------------------------------------------------------------------
 
 def test_changed_since_selects_suites_whose_inputs_changed(tmp_path: Path) -> None:
-    root = fake_project(tmp_path, n=10)
+    root = toy_project(tmp_path, n=10)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], cwd=root, check=True)
     subprocess.run([*git, "add", "-A"], cwd=root, check=True)
     subprocess.run([*git, "commit", "-qm", "init"], cwd=root, check=True)
     code, report = _check(root, "--changed-since", "HEAD")
     assert code == 0 and report["suites"] == [] and report["skipped"] == ["toy"]
-    write_prompt(root, FLIP_TWO)
+    write_toy_prompt(root, FLIP_TWO)
     code, report = _check(root, "--changed-since", "HEAD")
     assert [s["suite"] for s in report["suites"]] == ["toy"]
-    result = cli(root, "check", "--changed-since", "nosuchref")
+    result = run_cli_in_process(root, "check", "--changed-since", "nosuchref")
     assert result.exit_code == 2 and "nosuchref" in result.stderr
 
 
 def test_baseline_show_and_checking_a_published_version(tmp_path: Path) -> None:
-    root = fake_project(tmp_path, n=20)  # 10 of 20 flipped: significant after Holm over accuracy and F1
-    assert "toy: no baseline" in cli(root, "baseline", "show").stdout
-    assert cli(root, "prompt", "new-version", "toy", "-m", "v1").exit_code == 0
-    assert cli(root, "baseline", "bless", "toy@v1", "--no-store").exit_code == 0
-    assert "toy: toy@v1" in cli(root, "baseline", "show").stdout
-    write_prompt(root, FLIP_ALL)
+    root = toy_project(tmp_path, n=20)  # 10 of 20 flipped: significant after Holm over accuracy and F1
+    assert "toy: no baseline" in run_cli_in_process(root, "baseline", "show").stdout
+    assert run_cli_in_process(root, "prompt", "new-version", "toy", "-m", "v1").exit_code == 0
+    assert run_cli_in_process(root, "baseline", "bless", "toy@v1", "--no-store").exit_code == 0
+    assert "toy: toy@v1" in run_cli_in_process(root, "baseline", "show").stdout
+    write_toy_prompt(root, FLIP_ALL)
     code, report = _check(root, "toy@v1")  # checks v1 itself, not the bad working copy
     assert code == 0 and report["suites"][0]["prompt"] == "toy@v1"
     assert _check(root, "toy")[0] == 1

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 import yaml
-from gate_helpers import cli
 
 from promptkit.gate.baseline import load_baseline
+from tests.helpers.cli import run_cli_in_process
+from tests.helpers.projects import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SUBJECTS = ["the soup", "our waiter", "the hotel room", "this phone", "the delivery", "the concert", "the hiking trail",
             "the old laptop", "her new bike", "the coffee"]
 VERDICTS = ["was wonderful and warm", "arrived late and cold", "felt cramped but clean", "broke after a week",
@@ -48,12 +48,12 @@ def write_task(root: Path, task: str) -> None:
 
 
 def bless(root: Path) -> None:
-    result = cli(root, "baseline", "bless", "echo", "--no-store")
+    result = run_cli_in_process(root, "baseline", "bless", "echo", "--no-store")
     assert result.exit_code == 0, result.output
 
 
 def check(root: Path) -> tuple[int, dict[str, dict[str, Any]], dict[str, Any]]:
-    result = cli(root, "check", "--no-store", "--json", str(root / "r.json"))
+    result = run_cli_in_process(root, "check", "--no-store", "--json", str(root / "r.json"))
     assert result.exit_code in (0, 1), result.output
     report = json.loads((root / "r.json").read_text())
     suite = report["suites"][0]
@@ -93,7 +93,7 @@ def test_rouge_drop_fails_and_noise_passes(tmp_path: Path) -> None:
     assert "not significant" in rouge["message"]
 
     write_task(root, TRUNCATE)
-    result = cli(root, "check", "--no-store", "--json", str(root / "r.json"))
+    result = run_cli_in_process(root, "check", "--no-store", "--json", str(root / "r.json"))
     assert result.exit_code == 1, result.output
     checks = {c["name"]: c for c in json.loads((root / "r.json").read_text())["suites"][0]["checks"]}
     for name in ("rouge_l", "bleu", "exact_match"):

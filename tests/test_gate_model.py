@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli
+
+from tests.helpers.cli import run_cli
 
 # Misleading instruction and few-shot examples that all say "negative": measured 50% on the
 # 60 test examples with SmolLM2-135M (the published v1 scores 90%).

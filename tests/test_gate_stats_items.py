@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from gate_helpers import cli, fake_project, write_prompt
 
 from promptkit.metrics.text import Bleu
 from promptkit.metrics.usage import Latency
 from promptkit.results import ExampleResult
+from tests.helpers.cli import run_cli_in_process
+from tests.helpers.projects import toy_project, write_toy_prompt
 
 
 def result(output: str, expected: str, i: int = 0, latency: float = 0.0, cached: bool = False) -> ExampleResult:
@@ -60,15 +61,15 @@ def test_local_batches_count_once_per_batch_with_an_honest_interval() -> None:
 
 
 def test_check_does_not_hold_an_unmeasured_latency_to_its_limit(tmp_path: Path) -> None:
-    root = fake_project(tmp_path, n=20, thresholds={"max_latency_p95": 10.0})
-    assert cli(root, "check", "--no-store").exit_code == 0  # first run: calls the model, latency measured
-    second = cli(root, "check", "--no-store", "--json", str(root / "r.json"))
+    root = toy_project(tmp_path, n=20, thresholds={"max_latency_p95": 10.0})
+    assert run_cli_in_process(root, "check", "--no-store").exit_code == 0  # first run: calls the model, latency measured
+    second = run_cli_in_process(root, "check", "--no-store", "--json", str(root / "r.json"))
     assert second.exit_code == 0, second.output
     suite = json.loads((root / "r.json").read_text())["suites"][0]
     assert "20 of 20 examples from the response cache" in " ".join(suite["notes"])
     assert "latency_p95 not checked" in " ".join(suite["notes"])
     assert not any(c["metric"] == "latency_p95" for c in suite["checks"])
-    measured = cli(root, "check", "--no-store", "--no-cache", "--json", str(root / "r.json"))
+    measured = run_cli_in_process(root, "check", "--no-store", "--no-cache", "--json", str(root / "r.json"))
     checks = json.loads((root / "r.json").read_text())["suites"][0]["checks"]
     assert measured.exit_code == 0 and any(c["metric"] == "latency_p95" and c["passed"] for c in checks)
 
@@ -81,10 +82,10 @@ FLIP_SIX = 'Review: {{ text | replace("great place #0.", "awful place #0.") | re
 
 
 def test_check_output_lists_f1_flips_once_in_points(tmp_path: Path) -> None:
-    root = fake_project(tmp_path, n=60)
-    assert cli(root, "baseline", "bless", "toy", "--no-store").exit_code == 0
-    write_prompt(root, FLIP_SIX)
-    result = cli(root, "check", "--no-store", "--json", str(root / "r.json"), "--markdown", str(root / "c.md"))
+    root = toy_project(tmp_path, n=60)
+    assert run_cli_in_process(root, "baseline", "bless", "toy", "--no-store").exit_code == 0
+    write_toy_prompt(root, FLIP_SIX)
+    result = run_cli_in_process(root, "check", "--no-store", "--json", str(root / "r.json"), "--markdown", str(root / "c.md"))
     assert result.exit_code == 1, result.output
     assert "accuracy dropped 10.0 pt (100.0% -> 90.0%)" in result.output
     assert "dropped 10.0%" not in result.output
@@ -100,12 +101,12 @@ def test_check_output_lists_f1_flips_once_in_points(tmp_path: Path) -> None:
 
 
 def test_check_reads_the_cache_by_default(tmp_path: Path) -> None:
-    root = fake_project(tmp_path, n=10)
-    first = cli(root, "check", "--no-store")
+    root = toy_project(tmp_path, n=10)
+    first = run_cli_in_process(root, "check", "--no-store")
     assert first.exit_code == 0 and "from the response cache" not in first.output
-    second = cli(root, "check", "--no-store")
+    second = run_cli_in_process(root, "check", "--no-store")
     assert "10 of 10 examples from the response cache" in second.output
-    third = cli(root, "check", "--no-store", "--no-cache")
+    third = run_cli_in_process(root, "check", "--no-store", "--no-cache")
     assert "from the response cache" not in third.output
 
 
@@ -114,23 +115,23 @@ def _flip(indices: range) -> str:
 
 
 def test_cli_60_examples_90_to_80_fails_and_an_equal_copy_passes(tmp_path: Path) -> None:
-    root = fake_project(tmp_path, n=60)
-    write_prompt(root, _flip(range(0, 12, 2)))  # 6 of 60 wrong: 90%
-    assert cli(root, "baseline", "bless", "toy", "--no-store").exit_code == 0
-    write_prompt(root, _flip(range(0, 12, 2)) + " ")  # a whitespace edit: equal quality
-    assert cli(root, "check", "--no-store").exit_code == 0
-    write_prompt(root, _flip(range(0, 24, 2)))  # 12 wrong: 80%
-    result = cli(root, "check", "--no-store")
+    root = toy_project(tmp_path, n=60)
+    write_toy_prompt(root, _flip(range(0, 12, 2)))  # 6 of 60 wrong: 90%
+    assert run_cli_in_process(root, "baseline", "bless", "toy", "--no-store").exit_code == 0
+    write_toy_prompt(root, _flip(range(0, 12, 2)) + " ")  # a whitespace edit: equal quality
+    assert run_cli_in_process(root, "check", "--no-store").exit_code == 0
+    write_toy_prompt(root, _flip(range(0, 24, 2)))  # 12 wrong: 80%
+    result = run_cli_in_process(root, "check", "--no-store")
     assert result.exit_code == 1 and "accuracy dropped 10.0 pt (90.0% -> 80.0%)" in result.output
 
 
 def test_terminal_and_html_say_latency_na_for_a_fully_cached_run(tmp_path: Path) -> None:
-    from reports_helpers import classification_run
     from rich.console import Console
 
     from promptkit.evaluate import compute_metrics
     from promptkit.report.html import latency_section
     from promptkit.report.terminal import metrics_table
+    from tests.helpers.sample_runs import classification_run
 
     run = classification_run(tmp_path)
     for r in run.results:

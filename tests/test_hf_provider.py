@@ -14,7 +14,8 @@ from promptkit.errors import ConfigError
 from promptkit.providers.hf import HFProvider
 from promptkit.providers.hf_reference import generate_naive, score_naive
 from promptkit.results import Request
-from tests.conftest import ROOT, run_cli
+from tests.helpers.cli import run_cli
+from tests.helpers.projects import ROOT
 
 REVIEWS = [
     "Wow... Loved this place.",
@@ -151,7 +152,7 @@ def test_peft_adapter_is_applied_on_the_fast_path(embedded_provider: HFProvider,
 @pytest.mark.model
 def test_bf16_label_decisions_follow_fp32(embedded_provider: HFProvider) -> None:
     """bf16 matmuls, fp32 log-likelihoods: on 200 real yelp reviews at least 99% of decisions are fp32's."""
-    from tests.conftest import SHARED_DATA
+    from tests.helpers.projects import SHARED_DATA
 
     rows = [json.loads(line) for line in (SHARED_DATA / "yelp.jsonl").read_text().splitlines()[:200]]
     requests = [Request(id=str(i), text=f"Review: {r['text']}\nSentiment:", labels=["negative", "positive"],

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli
-from http_double import Double, chat_reply
 
 from promptkit.evaluate import plan_eval
 from promptkit.project import Project
 from promptkit.providers.factory import open_provider
 from promptkit.results import Request
+from tests.helpers.cli import run_cli
+from tests.helpers.scripted_server import ScriptedServer, chat_reply
 
 KEY = "sk-test-key-0123456789"
 FAST = {"backoff": 0.005, "max_backoff": 0.05}
@@ -57,7 +57,7 @@ def test_chat_prompt_scored_by_first_token_where_the_endpoint_gives_top_logprobs
             return 200, chat_reply("The customer review")
         return 200, chat_reply(label, [(label[:3], -0.2), ("The", -1.5), (" " + other, -2.5)])
 
-    with Double(answer) as double:
+    with ScriptedServer(answer) as double:
         _register(project, double.url)
         result = run_cli("eval", "sentiment-chat", "--model", "remote", "--limit", "20", "-o", "r.json",
                          cwd=project, env={"OPENAI_API_KEY": KEY}, timeout=120)
@@ -77,7 +77,7 @@ def test_chat_prompt_without_logprobs_says_it_generated(project: Path) -> None:
     def answer(path: str, headers: dict[str, str], body: dict[str, Any]) -> tuple[Any, ...]:
         return 200, chat_reply("positive")  # ignores score_labels and logprobs alike
 
-    with Double(answer) as double:
+    with ScriptedServer(answer) as double:
         _register(project, double.url)
         result = run_cli("eval", "sentiment-chat", "--model", "remote", "--limit", "4", cwd=project,
                          env={"OPENAI_API_KEY": KEY}, timeout=120)
@@ -88,7 +88,7 @@ def test_chat_prompt_without_logprobs_says_it_generated(project: Path) -> None:
 
 
 def test_output_path_and_format_checked_before_any_model_call(project: Path) -> None:
-    with Double(lambda *a: (200, chat_reply("positive"))) as double:
+    with ScriptedServer(lambda *a: (200, chat_reply("positive"))) as double:
         _register(project, double.url)
         bad = run_cli("eval", "sentiment", "--model", "remote", "-o", "r.txt", cwd=project, timeout=60)
         two = run_cli("eval", "sentiment@v1", "sentiment@v2", "--model", "remote", "-o", "two.html",
@@ -115,7 +115,7 @@ def test_bad_key_stops_the_run_at_the_first_401(project: Path, suite: str) -> No
     def answer(path: str, headers: dict[str, str], body: dict[str, Any]) -> tuple[Any, ...]:
         return 401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}
 
-    with Double(answer) as double:
+    with ScriptedServer(answer) as double:
         _register(project, double.url)
         result = run_cli("eval", suite, "--model", "remote", "--limit", "5", cwd=project,
                          env={"OPENAI_API_KEY": KEY}, timeout=60)
@@ -142,7 +142,7 @@ def test_a_run_whose_every_example_failed_exits_nonzero_and_is_recorded_failed(p
     def answer(path: str, headers: dict[str, str], body: dict[str, Any]) -> tuple[Any, ...]:
         return 400, {"error": {"message": "model does not support this", "type": "invalid_request_error"}}
 
-    with Double(answer) as double:
+    with ScriptedServer(answer) as double:
         _register(project, double.url, scoring="generate")
         result = run_cli("eval", "sentiment", "--model", "remote", "--limit", "3", cwd=project, timeout=60)
     assert result.returncode == 1, result.stderr
@@ -153,7 +153,7 @@ def test_a_run_whose_every_example_failed_exits_nonzero_and_is_recorded_failed(p
 def test_whole_request_is_bounded_by_the_timeout() -> None:
     body = json.dumps(chat_reply("positive " * 20)).encode()
 
-    with Double(lambda *a: (200, body, 0.05)) as double:  # ~15 s to trickle the whole body
+    with ScriptedServer(lambda *a: (200, body, 0.05)) as double:  # ~15 s to trickle the whole body
         provider = open_provider("openai:fixed", base_url=double.url, api_key=KEY, timeout=1.0, max_retries=0)
         _ = provider.client  # imports openai before the clock starts
         start = time.monotonic()
@@ -170,7 +170,7 @@ def test_key_echoed_by_the_endpoint_is_redacted_everywhere(project: Path) -> Non
         return 200, {"choices": [{"index": 0, "text": echoed, "finish_reason": "stop"}],
                      "usage": {"prompt_tokens": 5, "completion_tokens": 5}}
 
-    with Double(answer) as double:
+    with ScriptedServer(answer) as double:
         _register(project, double.url)
         result = run_cli("eval", "headline", "--model", "remote", "--limit", "3", "-o", "r.html", cwd=project,
                          env={"OPENAI_API_KEY": KEY}, timeout=60)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fault_server import FaultServer
 
 from promptkit.evaluate import plan_eval, run_eval
 from promptkit.project import Project
 from promptkit.providers.factory import open_provider
+from tests.helpers.fault_server import FaultServer
 
 FAST = {"timeout": 2.0, "backoff": 0.005, "max_backoff": 0.05, "max_retries": 3}
 

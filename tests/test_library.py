@@ -5,25 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from promptkit.errors import ConfigError, NotFoundError
 from promptkit.library import Library
 from promptkit.library.diff import diff_versions
 from promptkit.library.render import Template
 from promptkit.library.spec import PromptSpec
+from tests.helpers.projects import write_prompt
 
 
 def spec(**fields: object) -> PromptSpec:
     base: dict[str, object] = {"slots": {"task": "Review: {{ text }}\nSentiment:"}, "labels": ["negative", "positive"]}
     return PromptSpec.model_validate({**base, **fields})
-
-
-def write_prompt(root: Path, name: str, data: dict[str, object]) -> Path:
-    folder = root / "prompts" / name
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "prompt.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    return folder
 
 
 # --- rendering ---------------------------------------------------------------------------

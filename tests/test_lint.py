@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 
 import yaml
-from conftest import ROOT, run_cli
-from gate_helpers import cli
+
+from tests.helpers.cli import run_cli, run_cli_in_process
+from tests.helpers.projects import ROOT
 
 
 def _prompt(root: Path, name: str, spec: dict) -> Path:
@@ -50,7 +51,7 @@ def broken_project(root: Path) -> Path:
 
 def test_lint_reports_each_problem_with_file_and_line(tmp_path: Path) -> None:
     root = broken_project(tmp_path)
-    result = cli(root, "lint", "--json", str(root / "lint.json"))
+    result = run_cli_in_process(root, "lint", "--json", str(root / "lint.json"))
     assert result.exit_code == 1, result.output
     findings = json.loads((root / "lint.json").read_text())
     by_code: dict[str, list[dict]] = {}
@@ -76,7 +77,7 @@ def test_lint_reports_schema_errors_and_unknown_prompts(tmp_path: Path) -> None:
     root = broken_project(tmp_path)
     (root / "prompts" / "undefined" / "prompt.yaml").write_text("slots:\n  task: x\nlables: [a, b]\n")
     _suite(root, "orphan", "nosuch", None)
-    result = cli(root, "lint")
+    result = run_cli_in_process(root, "lint")
     assert result.exit_code == 1
     assert f"{root / 'prompts/undefined/prompt.yaml'}:3: schema: unknown key 'lables'" in result.stdout
     assert f"{root / 'evals/orphan.yaml'}:1: unknown-prompt: unknown prompt 'nosuch'" in result.stdout

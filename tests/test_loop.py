@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
-from tests.tiny_model import make_tiny_model
+from tests.helpers.cli import run_cli
+from tests.helpers.projects import ROOT
+from tests.helpers.tiny_model import make_tiny_model
 
 POS_CUES = ["great", "love", "superb", "excellent", "wonderful"]
 NEG_CUES = ["broke", "awful", "terrible", "rude", "waste"]

@@ -5,17 +5,14 @@ alpha, baseline staleness and display, the Ctrl-C hint, `prompt list` with a bro
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.conftest import ROOT, run_cli
-from tests.tiny_model import make_tiny_model
-from tests.tune_helpers import NEG, POS, write_project
+from tests.helpers.cli import run_cli, start_cli
+from tests.helpers.projects import NEG, POS, tune_project
+from tests.helpers.tiny_model import make_tiny_model
 
 ENV = {"COLUMNS": "200"}
 
@@ -37,7 +34,7 @@ def _publish(root: Path, *instructions: str) -> None:
 # -- the hinge: status sees the runs `eval` records -------------------------------------------------
 
 def test_status_sees_runs_recorded_by_eval(tmp_path: Path) -> None:
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     _fake_suite(root)
     _publish(root, "Classify the sentiment of the review.", "Say whether the review is positive or negative.")
     result = run_cli("eval", "review@v1", "review@v2", cwd=root, env=ENV)
@@ -49,7 +46,7 @@ def test_status_sees_runs_recorded_by_eval(tmp_path: Path) -> None:
 
 
 def test_status_judges_the_suites_model_and_points_at_others(tmp_path: Path) -> None:
-    root = write_project(tmp_path)  # the suite's model is smollm2
+    root = tune_project(tmp_path)  # the suite's model is smollm2
     _publish(root, "Classify the sentiment of the review.")
     result = run_cli("eval", "review@v1", "-m", "fake:x", cwd=root, env=ENV)
     assert result.returncode == 0, result.stderr
@@ -83,7 +80,7 @@ def test_same_model_resolves_aliases_and_keeps_tuned_runs_out(tmp_path: Path) ->
 # -- tune ---------------------------------------------------------------------------------------
 
 def test_tune_reports_one_epoch_for_max_steps(tmp_path: Path) -> None:
-    root = write_project(tmp_path, style="text")
+    root = tune_project(tmp_path, style="text")
     tiny = make_tiny_model(tmp_path / "tiny", POS + NEG)
     result = run_cli("tune", "review", "--force", "--backend", "lora", "--base-model", str(tiny), "--max-steps", "3",
                      "--batch-size", "2", "--limit", "12", "--no-eval", "--threads", "1", cwd=root, env=ENV)
@@ -112,7 +109,7 @@ def test_one_significance_level_everywhere() -> None:
 # -- baselines ----------------------------------------------------------------------------------
 
 def test_working_copy_baseline_goes_stale_when_a_version_is_published(tmp_path: Path) -> None:
-    root = write_project(tmp_path, style="text")
+    root = tune_project(tmp_path, style="text")
     _fake_suite(root)
     result = run_cli("baseline", "bless", "review@working", cwd=root, env=ENV)
     assert result.returncode == 0, result.stderr
@@ -129,7 +126,7 @@ def test_working_copy_baseline_goes_stale_when_a_version_is_published(tmp_path: 
 
 
 def test_stale_published_baseline_says_how_to_rebless(tmp_path: Path) -> None:
-    root = write_project(tmp_path, style="text")
+    root = tune_project(tmp_path, style="text")
     _fake_suite(root)
     _publish(root, "Classify the sentiment of the review.")
     assert run_cli("baseline", "bless", "review", cwd=root).returncode == 0
@@ -140,7 +137,7 @@ def test_stale_published_baseline_says_how_to_rebless(tmp_path: Path) -> None:
 
 
 def test_baseline_show_never_prints_an_empty_field(tmp_path: Path) -> None:
-    root = write_project(tmp_path, style="text")
+    root = tune_project(tmp_path, style="text")
     baseline = {"format": 1, "suite": "review", "prompt": "review@v1", "prompt_hash": "abc", "model": "fake:x",
                 "dataset": "evals/data/reviews.jsonl", "dataset_hash": "d", "split": "test", "suite_hash": "s",
                 "repeat": 1, "blessed": "2026-12-02T10:00:00+00:00", "metrics": {"exact_match": 0.8, "rouge_l": 0.75},
@@ -154,14 +151,13 @@ def test_baseline_show_never_prints_an_empty_field(tmp_path: Path) -> None:
 # -- eval, prompt list, runs compare -----------------------------------------------------------------
 
 def test_ctrl_c_names_the_run_to_resume(tmp_path: Path) -> None:
-    from tests.runs_helpers import db_rows, register, write_data
+    from tests.helpers.projects import register_model, write_reviews
+    from tests.helpers.run_store import db_rows
 
-    root = write_project(tmp_path / "p", style="text")
-    data = write_data(tmp_path / "reviews.jsonl", 400)
-    register(root, "slowfake", delay=0.01, batch_size=5)
-    proc = subprocess.Popen([sys.executable, "-m", "promptkit", "eval", "review", "-m", "slowfake", "--data", str(data)],
-                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    root = tune_project(tmp_path / "p", style="text")
+    data = write_reviews(tmp_path / "reviews.jsonl", 400)
+    register_model(root, "slowfake", delay=0.01, batch_size=5)
+    proc = start_cli("eval", "review", "-m", "slowfake", "--data", str(data), cwd=root)
     db = root / ".promptkit" / "runs.db"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -180,7 +176,7 @@ def test_ctrl_c_names_the_run_to_resume(tmp_path: Path) -> None:
 
 
 def test_prompt_list_survives_a_hand_edited_version(tmp_path: Path) -> None:
-    root = write_project(tmp_path, style="text")
+    root = tune_project(tmp_path, style="text")
     _publish(root, "Classify the sentiment of the review.", "Tell whether this review is positive or negative.")
     other = root / "prompts" / "other"
     other.mkdir()
@@ -196,11 +192,12 @@ def test_prompt_list_survives_a_hand_edited_version(tmp_path: Path) -> None:
 
 
 def test_runs_compare_warns_across_datasets(tmp_path: Path) -> None:
-    from tests.runs_helpers import db_rows, write_data
+    from tests.helpers.projects import write_reviews
+    from tests.helpers.run_store import db_rows
 
-    root = write_project(tmp_path / "p", style="text")
+    root = tune_project(tmp_path / "p", style="text")
     for name, n in (("a.jsonl", 10), ("b.jsonl", 12)):
-        data = write_data(tmp_path / name, n)
+        data = write_reviews(tmp_path / name, n)
         data.write_text(data.read_text().replace("Review number", f"In {name}, review"))
         result = run_cli("eval", "review", "-m", "fake:x", "--data", str(tmp_path / name), cwd=root)
         assert result.returncode == 0, result.stderr

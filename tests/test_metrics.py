@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-from reports_helpers import classification_run, result
 
 from promptkit.metrics import DEFAULT_METRICS, metrics, per_example_scores
 from promptkit.metrics.classification import Accuracy, MacroPRF
@@ -15,8 +14,8 @@ from promptkit.metrics.text import Bleu, ExactMatch, RougeL, bleu_from_stats, bl
 from promptkit.metrics.usage import Errors, Latency
 from promptkit.results import MetricValue
 from promptkit.stats import bootstrap_mean, bootstrap_percentile, wilson
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.projects import ROOT
+from tests.helpers.sample_runs import classification_run, example_result
 
 
 def test_wilson_hand_computed() -> None:
@@ -41,8 +40,8 @@ def test_bootstrap_is_seeded_and_sensible() -> None:
 
 
 def test_accuracy_is_a_proportion_with_wilson_interval() -> None:
-    rs = [result("a", "a", correct=True), result("a", "b", correct=True), result("b", "a", correct=False),
-          result(None, "x", correct=None)]
+    rs = [example_result("a", "a", correct=True), example_result("a", "b", correct=True), example_result("b", "a", correct=False),
+          example_result(None, "x", correct=None)]
     [value] = Accuracy().compute(rs, None)
     assert value.value == pytest.approx(2 / 3) and value.n == 3 and value.interval == "wilson"
     assert (value.low, value.high) == wilson(2, 3)
@@ -53,7 +52,7 @@ def test_accuracy_is_a_proportion_with_wilson_interval() -> None:
 def test_macro_f1_hand_computed_with_bootstrap_interval() -> None:
     # a: tp 1 fp 0 fn 1 -> P 1, R .5, F1 2/3;  b: tp 2 fp 1 fn 0 -> P 2/3, R 1, F1 .8
     pairs = [("a", "a"), ("a", "b"), ("b", "b"), ("b", "b")]
-    rs = [result(e, p, prediction=p) for e, p in pairs]
+    rs = [example_result(e, p, prediction=p) for e, p in pairs]
     values = {v.name: v for v in MacroPRF().compute(rs, ["a", "b"])}
     assert values["precision_macro"].value == pytest.approx((1 + 2 / 3) / 2)
     assert values["recall_macro"].value == pytest.approx(0.75)
@@ -78,7 +77,7 @@ def test_bleu_hand_computed() -> None:
 
 def test_corpus_bleu_sums_statistics() -> None:
     # summed matches 4,3,2,1 over totals 8,6,4,2: every precision 1/2, lengths equal -> 0.5
-    rs = [result("a b c d", "a b c d"), result("w x y z", "a b c d"), result("no reference", "x", id="3")]
+    rs = [example_result("a b c d", "a b c d"), example_result("w x y z", "a b c d"), example_result("no reference", "x", id="3")]
     rs[2].expected = None
     [value] = Bleu().compute(rs, None)
     assert value.value == pytest.approx(0.5) and value.n == 2
@@ -91,21 +90,21 @@ def test_rouge_l_hand_computed() -> None:
     assert rouge_l("A B", "b a") == pytest.approx(0.5)  # LCS 1: P = R = 1/2
     assert rouge_l("the cat", "the cat sat on the mat") == pytest.approx(2 * 1 * (2 / 6) / (1 + 2 / 6))
     assert rouge_l("", "x") == 0.0
-    rs = [result("the cat sat on a mat", "the cat sat on the mat"), result("x", "y", error="boom")]
+    rs = [example_result("the cat sat on a mat", "the cat sat on the mat"), example_result("x", "y", error="boom")]
     [value] = RougeL().compute(rs, None)
     assert value.value == pytest.approx((5 / 6 + 0) / 2)  # a failed example scores 0
 
 
 def test_exact_match() -> None:
-    rs = [result("Paris", "  paris "), result("Paris", "Paris, France"), result("Paris", "", error="timeout"),
-          result(None, "anything")]
+    rs = [example_result("Paris", "  paris "), example_result("Paris", "Paris, France"),
+          example_result("Paris", "", error="timeout"), example_result(None, "anything")]
     [value] = ExactMatch().compute(rs, None)
     assert value.value == pytest.approx(1 / 3) and value.n == 3 and value.interval == "wilson"
     assert value.per_example == [1.0, 0.0, 0.0, None]
 
 
 def test_latency_and_errors_have_intervals() -> None:
-    rs = [result("a", "a", latency=0.01 * i, cached=i % 10 == 0, error="x" if i % 4 == 0 else None) for i in range(40)]
+    rs = [example_result("a", "a", latency=0.01 * i, cached=i % 10 == 0, error="x" if i % 4 == 0 else None) for i in range(40)]
     values = {v.name: v for v in Latency().compute(rs, None) + Errors().compute(rs, None)}
     p50 = values["latency_p50"]
     assert p50.n == 36 and p50.low is not None and p50.high is not None and p50.low <= p50.value <= p50.high
@@ -148,7 +147,7 @@ def test_macro_f1_agrees_with_per_label_counts() -> None:
 
     rng = random.Random(3)
     labels = ["a", "b", "c"]
-    rs = [result(rng.choice(labels), "", prediction=rng.choice([*labels, None])) for _ in range(200)]
+    rs = [example_result(rng.choice(labels), "", prediction=rng.choice([*labels, None])) for _ in range(200)]
     expected = sum(s["f1"] for s in per_label(rs, labels).values()) / 3
     f1 = next(v for v in MacroPRF().compute(rs, labels) if v.name == "f1_macro")
     assert f1.value == pytest.approx(expected)

@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from fault_server import FaultServer
 
 from promptkit.evaluate import plan_eval, run_eval
 from promptkit.project import Project
 from promptkit.providers.factory import open_provider
 from promptkit.providers.openai import count_tiktoken, retry_after
 from promptkit.results import Request
+from tests.helpers.cli import run_cli, start_cli
+from tests.helpers.fault_server import FaultServer
 
 FAST = {"timeout": 1.0, "backoff": 0.005, "max_backoff": 0.05, "max_retries": 10}
 
@@ -158,21 +158,16 @@ def test_serve_resolves_local_and_registered_models(project: Path) -> None:
 
 
 def test_ctrl_c_stops_waiting_retries_at_once(project: Path) -> None:
-    import os
     import signal
-    import subprocess
-    import sys
     import time
 
-    from conftest import ROOT
 
     with FaultServer(fault_rate=1.0, kinds=("rate_limit",), retry_after="20") as server:
         (project / ".promptkit").mkdir()
         entry = {"slow": {"provider": "openai", "model": "fixed", "options": {"base_url": server.url, "max_backoff": 30}}}
         (project / ".promptkit" / "models.yaml").write_text(json.dumps(entry))
-        process = subprocess.Popen([sys.executable, "-m", "promptkit", "eval", "prompts/sentiment", "--model", "slow",
-                                    "--limit", "4", "--no-store"], cwd=project, text=True, stderr=subprocess.PIPE,
-                                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+        process = start_cli("eval", "prompts/sentiment", "--model", "slow", "--limit", "4", "--no-store", cwd=project,
+                            stdout=None)
         deadline = time.monotonic() + 60
         while server.requests < 4 and time.monotonic() < deadline:
             time.sleep(0.05)

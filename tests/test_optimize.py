@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ from promptkit.library.spec import PromptSpec
 from promptkit.project import Project
 from promptkit.providers import Provider
 from promptkit.results import Request, Response
-from tests.conftest import ROOT, run_cli
+from tests.helpers.cli import run_cli
+from tests.helpers.projects import copy_project, write_jsonl
 
 GOOD = ["great", "love", "excellent", "best", "wonderful", "superb"]
 BAD = ["awful", "broken", "worst", "terrible", "rude", "waste"]
@@ -34,11 +34,6 @@ def rows(n: int, offset: int = 0) -> list[dict[str, str]]:
         else:
             out.append({"text": f"The {thing} was {BAD[i % len(BAD)]}, row {i}.", "label": "negative"})
     return out
-
-
-def write_jsonl(path: Path, data: Sequence[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in data))
-    return path
 
 
 class LeaningProvider(Provider):
@@ -70,8 +65,7 @@ class LeaningProvider(Provider):
 
 
 def split_project(tmp_path: Path) -> Path:
-    shutil.copytree(ROOT / "prompts", tmp_path / "prompts")
-    shutil.copytree(ROOT / "evals", tmp_path / "evals")
+    copy_project(tmp_path)
     data = [{**r, "split": "train"} for r in rows(120)] + [{**r, "split": "test"} for r in rows(60, offset=500)]
     write_jsonl(tmp_path / "evals" / "data" / "sentiment.jsonl", data)
     return tmp_path
@@ -251,13 +245,13 @@ def test_budget_stop_then_resume(tmp_path: Path) -> None:
 # -- the command line, the proposer double, the published version ------------------------------------------
 
 def test_proposer_rounds_end_to_end_over_http(tmp_path: Path) -> None:
-    from tests.proposer_double import ProposerDouble
+    from tests.helpers.proposer_server import ProposerServer
 
     root = split_project(tmp_path)
     out = tmp_path / "out.json"
     instructions = tmp_path / "instructions.txt"
     instructions.write_text("# one per paragraph\nClassify the review.\n\nIs the customer happy?\n")
-    with ProposerDouble() as server:
+    with ProposerServer() as server:
         env = {"OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "test-key"}
         proc = run_cli("optimize", "sentiment@v1", "--model", "openai:fixed", "--proposer", "openai:proposer",
                        "--rounds", "2", "--fewshot-k", "0", "--validation-size", "40", "--instructions",
@@ -327,8 +321,7 @@ def test_similar_fewshot_rule_renders_nearest_examples_with_minilm(tmp_path: Pat
 @pytest.mark.model
 def test_optimize_with_the_embedded_model(tmp_path: Path) -> None:
     """The real model end to end on the repo's small split dataset (20 train rows, 60 test rows)."""
-    shutil.copytree(ROOT / "prompts", tmp_path / "prompts")
-    shutil.copytree(ROOT / "evals", tmp_path / "evals")
+    copy_project(tmp_path)
     out = tmp_path / "out.json"
     proc = run_cli("optimize", "sentiment@v1", "--fewshot-k", "0", "--rounds", "0", "--output", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -19,8 +19,8 @@ from promptkit.data import load_examples, read_rows
 from promptkit.errors import PromptkitError
 from promptkit.library import Library, PromptSpec, Template
 from promptkit.models import resolve_model
+from tests.helpers.projects import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = int(os.environ.get("PROMPTKIT_PROPERTY_EXAMPLES", "120"))
 CHECK = settings(max_examples=EXAMPLES, deadline=None, database=None,
                  derandomize=os.environ.get("PROMPTKIT_PROPERTY_RANDOM") != "1",

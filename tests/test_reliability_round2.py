@@ -8,23 +8,23 @@ import math
 import os
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.hard_helpers import CORPUS, cli_env, make_project
+from tests.helpers.cli import cli_env, run_cli
+from tests.helpers.error_corpus import CORPUS
+from tests.helpers.projects import copy_project
 
 
 def cli(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "promptkit", *args], cwd=project, capture_output=True, text=True,
-                          timeout=120, env=cli_env(PROMPTKIT_CACHE_DIR=str(project / ".cache"), **env))
+    return run_cli(*args, cwd=project, timeout=120, env=cli_env(PROMPTKIT_CACHE_DIR=str(project / ".cache"), **env))
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    return make_project(tmp_path / "project")
+    return copy_project(tmp_path / "project")
 
 
 # ---------------------------------------------------------------- 2: damaged or foreign stores

@@ -10,12 +10,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from reports_helpers import classification_run, result
 
 from promptkit.errors import PromptkitError
 from promptkit.evaluate import compute_metrics
 from promptkit.report import write_report
 from promptkit.report.html import html_report
+from tests.helpers.sample_runs import classification_run, example_result
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -23,7 +23,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     run = classification_run(tmp_path_factory.mktemp("project"), fail_every=9)
-    hostile = result("positive", "=HYPERLINK(\"http://x\")", input={"text": "<script>alert('x')</script> & \"quotes\""},
+    hostile = example_result("positive", "=HYPERLINK(\"http://x\")", input={"text": "<script>alert('x')</script> & \"quotes\""},
                      prediction="positive", correct=True, index=len(run.results), id="hostile", latency=0.05)
     run.results.append(hostile)
     run.metrics = compute_metrics(run.plan, run.results)
@@ -119,7 +119,7 @@ def test_terminal_table_formats_intervals_by_unit(run) -> None:  # type: ignore[
 
 
 def test_html_for_a_cached_generation_run(tmp_path: Path) -> None:
-    from reports_helpers import generation_run
+    from tests.helpers.sample_runs import generation_run
 
     gen = generation_run(tmp_path)
     for r in gen.results:

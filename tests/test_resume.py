@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from runs_helpers import cli, db_rows, register, write_data
 
-from tests.conftest import ROOT
+from tests.helpers.cli import run_cli_in_process, start_cli
+from tests.helpers.projects import register_model, write_reviews
+from tests.helpers.run_store import db_rows
 
 
 def _start(project: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "promptkit", "--project", str(project), "eval", "prompts/sentiment", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    return start_cli("--project", str(project), "eval", "prompts/sentiment", *args)
 
 
 def _wait_for_results(db: Path, at_least: int, proc: subprocess.Popen[str], timeout: float = 120) -> int:
@@ -41,8 +36,8 @@ def _wait_for_results(db: Path, at_least: int, proc: subprocess.Popen[str], time
 
 @pytest.mark.parametrize("cache", [True, False], ids=["cache", "no-cache"])
 def test_kill_9_then_resume_holds_exactly_1000_results(project: Path, tmp_path: Path, cache: bool) -> None:
-    data = write_data(tmp_path / "reviews.jsonl", 1000)
-    register(project, "slowfake", delay=0.004, batch_size=10, keywords={"positive": ["great"], "negative": ["awful"]})
+    data = write_reviews(tmp_path / "reviews.jsonl", 1000)
+    register_model(project, "slowfake", delay=0.004, batch_size=10, keywords={"positive": ["great"], "negative": ["awful"]})
     extra = [] if cache else ["--no-cache"]
     db = project / ".promptkit" / "runs.db"
     proc = _start(project, "-m", "slowfake", "--data", str(data), *extra)
@@ -55,9 +50,9 @@ def test_kill_9_then_resume_holds_exactly_1000_results(project: Path, tmp_path: 
     assert status == "running"  # killed: it never got to say otherwise
     before = dict(db_rows(db, "SELECT example_id, data FROM results WHERE run_id = ?", run_id))
     assert 200 <= len(before) < 1000
-    assert "killed (resumable)" in cli(project, "runs", "list").output
+    assert "killed (resumable)" in run_cli_in_process(project, "runs", "list").output
 
-    result = cli(project, "eval", "prompts/sentiment", "-m", "slowfake", "--data", str(data), "--resume", *extra)
+    result = run_cli_in_process(project, "eval", "prompts/sentiment", "-m", "slowfake", "--data", str(data), "--resume", *extra)
     assert result.exit_code == 0, result.output
     ids = [row[0] for row in db_rows(db, "SELECT example_id FROM results WHERE run_id = ?", run_id)]
     assert len(ids) == 1000 and len(set(ids)) == 1000
@@ -73,15 +68,15 @@ def test_kill_9_then_resume_holds_exactly_1000_results(project: Path, tmp_path: 
 
 
 def test_resume_needs_an_unfinished_run_of_the_same_plan(project: Path, tmp_path: Path) -> None:
-    data = write_data(tmp_path / "reviews.jsonl", 20)
-    first = cli(project, "eval", "prompts/sentiment", "-m", "fake:a", "--data", str(data))
+    data = write_reviews(tmp_path / "reviews.jsonl", 20)
+    first = run_cli_in_process(project, "eval", "prompts/sentiment", "-m", "fake:a", "--data", str(data))
     assert first.exit_code == 0, first.output
-    again = cli(project, "eval", "prompts/sentiment", "-m", "fake:a", "--data", str(data), "--resume")
+    again = run_cli_in_process(project, "eval", "prompts/sentiment", "-m", "fake:a", "--data", str(data), "--resume")
     assert again.exit_code == 2 and "no unfinished run" in again.output
     (run_id,) = db_rows(project / ".promptkit" / "runs.db", "SELECT id FROM runs")[0]
-    finished = cli(project, "eval", "prompts/sentiment", "-m", "fake:a", "--data", str(data), "--resume", run_id)
+    finished = run_cli_in_process(project, "eval", "prompts/sentiment", "-m", "fake:a", "--data", str(data), "--resume", run_id)
     assert finished.exit_code == 2 and "already finished" in finished.output
-    other = cli(project, "eval", "prompts/sentiment", "-m", "fake:b", "--data", str(data), "--resume", run_id)
+    other = run_cli_in_process(project, "eval", "prompts/sentiment", "-m", "fake:b", "--data", str(data), "--resume", run_id)
     assert other.exit_code == 2 and "other settings" in other.output
 
 
@@ -98,7 +93,7 @@ def test_ctrl_c_leaves_the_run_interrupted_and_resumable(project: Path, tmp_path
             return super()._complete(requests)
 
     proj = Project(project)
-    plan = plan_eval(proj, proj.library.resolve("sentiment"), model="fake:x", data=write_data(tmp_path / "d.jsonl", 100))
+    plan = plan_eval(proj, proj.library.resolve("sentiment"), model="fake:x", data=write_reviews(tmp_path / "d.jsonl", 100))
     store = RunStore(tmp_path / "runs.db")
     with pytest.raises(KeyboardInterrupt):
         run_eval(plan, Interrupting("x", batch_size=10), store=store)

@@ -5,31 +5,32 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from runs_helpers import cli, db_rows, write_data
-
 from promptkit.runs import RunStore
+from tests.helpers.cli import run_cli_in_process
+from tests.helpers.projects import write_reviews
+from tests.helpers.run_store import db_rows
 
 
 def test_list_and_show(project: Path, tmp_path: Path) -> None:
-    data = str(write_data(tmp_path / "d.jsonl", 12))
-    assert cli(project, "eval", "sentiment", "-m", "fake:gpt-4o-mini", "--data", data).exit_code == 0
+    data = str(write_reviews(tmp_path / "d.jsonl", 12))
+    assert run_cli_in_process(project, "eval", "sentiment", "-m", "fake:gpt-4o-mini", "--data", data).exit_code == 0
     store = RunStore(project / ".promptkit" / "runs.db")
     (run,) = store.runs()
     assert run.status == "finished" and run.plan_hash and store.count_results(run.id) == 12
-    listed = cli(project, "runs", "list")
+    listed = run_cli_in_process(project, "runs", "list")
     assert listed.exit_code == 0 and run.id in listed.output and "finished" in listed.output
-    shown = cli(project, "runs", "show", run.id[-6:])  # a unique part of the id is enough
+    shown = run_cli_in_process(project, "runs", "show", run.id[-6:])  # a unique part of the id is enough
     assert shown.exit_code == 0, shown.output
     for text in (run.id, "prompt_hash: bc821dedfd51", "dataset_hash:", "decoding:", "accuracy", "cost_total",
                  "results: 12 of 12", "cache_hits: 0"):
         assert text in shown.output, text
-    missing = cli(project, "runs", "show", "nope")
+    missing = run_cli_in_process(project, "runs", "show", "nope")
     assert missing.exit_code == 2 and "no run 'nope'" in missing.output
 
 
 def test_store_file_is_wal_with_one_row_per_example(project: Path, tmp_path: Path) -> None:
-    data = str(write_data(tmp_path / "d.jsonl", 5))
-    assert cli(project, "eval", "sentiment", "-m", "fake:m", "--data", data).exit_code == 0
+    data = str(write_reviews(tmp_path / "d.jsonl", 5))
+    assert run_cli_in_process(project, "eval", "sentiment", "-m", "fake:m", "--data", data).exit_code == 0
     db = project / ".promptkit" / "runs.db"
     assert db_rows(db, "PRAGMA journal_mode") == [("wal",)]
     (run_id,) = db_rows(db, "SELECT id FROM runs")[0]

@@ -3,66 +3,38 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, run_cli
 
 from promptkit.evaluate import plan_eval, run_eval
 from promptkit.models import resolve_model
 from promptkit.project import Project
-from tests.serve_helpers import start_serve
+from tests.helpers.cli import run_cli
+from tests.helpers.serving import ServeClient, serving
 
 KEY = "sk-serve-test-key-0123"
 pytestmark = pytest.mark.model
 
 
-class Served:
-    def __init__(self, process: subprocess.Popen[str], url: str, log: list[str]):
-        self.process, self.url, self.log = process, url, log
-
-    def call(self, path: str, body: Any = None, key: str | None = KEY, raw: bytes | None = None) -> tuple[int, Any]:
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        request = urllib.request.Request(self.url + path, data=data, method="POST" if data is not None else "GET")
-        request.add_header("Content-Type", "application/json")
-        if key:
-            request.add_header("Authorization", f"Bearer {key}")
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
-
-
 @pytest.fixture(scope="module")
-def served(embedded_provider: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(embedded_provider: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeClient]:
     """`promptkit serve --port 0` in a subprocess; the key comes from the environment."""
     _ = embedded_provider.hf_model  # converts the GGUF once into the session cache the server then reuses
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PROMPTKIT_SERVE_API_KEY": KEY}
     # Served in float32 like the fixture, so log-likelihoods can be compared to 1e-3 (bf16 rounding
     # depends on how requests are batched).
     home = tmp_path_factory.mktemp("serve-home")
     (home / ".promptkit").mkdir()
     (home / ".promptkit" / "models.yaml").write_text(
         f"smollm2-fp32:\n  provider: hf\n  model: {resolve_model('smollm2').model}\n  options: {{dtype: float32}}\n")
-    process, url, log = start_serve("--model", "smollm2-fp32", "--name", "smollm2", "--max-tokens", "8",
-                                    "--max-body", "4096", cwd=home, env=env)
-    drain = threading.Thread(target=lambda: log.extend(process.stderr or []), daemon=True)
-    drain.start()
-    yield Served(process, url, log)
-    process.terminate()
-    process.wait(timeout=30)
-    drain.join(timeout=5)
+    with serving("--model", "smollm2-fp32", "--name", "smollm2", "--max-tokens", "8", "--max-body", "4096",
+                 key=KEY, cwd=home) as client:
+        yield client
 
 
-def test_acceptance_eval_over_http_matches_hf(served: Served, project: Path, embedded_provider: Any) -> None:
+def test_acceptance_eval_over_http_matches_hf(served: ServeClient, project: Path, embedded_provider: Any) -> None:
     """Acceptance 1: `promptkit eval` through the openai provider against `promptkit serve`
     gives the hf provider's labels (and log-likelihoods) on the same examples."""
     result = run_cli("eval", "prompts/sentiment", "--model", "openai:smollm2", "--limit", "8", "--no-store",
@@ -82,7 +54,7 @@ def test_acceptance_eval_over_http_matches_hf(served: Served, project: Path, emb
     assert KEY not in result.stdout + result.stderr + (project / "r.json").read_text()
 
 
-def test_endpoints_and_errors(served: Served) -> None:
+def test_endpoints_and_errors(served: ServeClient) -> None:
     status, models = served.call("/models")
     assert status == 200 and models["data"][0]["id"] == "smollm2"
     assert served.call("/models", key=None)[0] == 401

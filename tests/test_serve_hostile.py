@@ -8,53 +8,30 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, run_cli
 
 from promptkit.evaluate import plan_eval, run_eval
 from promptkit.project import Project
-from tests.serve_helpers import start_serve
+from tests.helpers.cli import run_cli
+from tests.helpers.projects import ROOT
+from tests.helpers.serving import ServeClient, serving
 
 KEY = "sk-hostile-test-key-42"
 
 
-class Served:
-    def __init__(self, process: subprocess.Popen[str], url: str):
-        self.process, self.url = process, url
-
-    def call(self, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
-        data = raw if raw is not None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method="POST",
-                                         headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
-
-
 @pytest.fixture(scope="module")
-def served(embedded_provider: Any) -> Iterator[Served]:
+def served(embedded_provider: Any) -> Iterator[ServeClient]:
     _ = embedded_provider.hf_model  # the converted model, shared with the server through the session cache
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PROMPTKIT_SERVE_API_KEY": KEY}
-    process, url, log = start_serve("--read-timeout", "1", "--max-connections", "32", "--max-prompt-tokens", "512",
-                                    cwd=ROOT, env=env)
-    drain = threading.Thread(target=lambda: log.extend(process.stderr or []), daemon=True)
-    drain.start()
-    yield Served(process, url)
-    process.terminate()
-    process.wait(timeout=30)
+    with serving("--read-timeout", "1", "--max-connections", "32", "--max-prompt-tokens", "512", key=KEY) as client:
+        yield client
 
 
 @pytest.mark.model
-def test_chat_prompt_over_serve_matches_the_local_run(served: Served, project: Path, embedded_provider: Any) -> None:
+def test_chat_prompt_over_serve_matches_the_local_run(served: ServeClient, project: Path, embedded_provider: Any) -> None:
     """Issue 11.1: a chat prompt over the openai provider is scored by label log-likelihood
     (serve's score_labels extension) and gives the local result, and says so."""
     result = run_cli("eval", "sentiment-chat", "--model", "openai:smollm2", "--limit", "20", "-o", "r.json",
@@ -79,14 +56,14 @@ def test_chat_prompt_over_serve_matches_the_local_run(served: Served, project: P
     ("temperature", 1e308), ("temperature", -1), ("seed", -1), ("seed", 2**70), ("top_p", 5),
     ("presence_penalty", 1e9), ("max_tokens", -3), ("top_logprobs", 10**30), ("n", 2), ("stop", ["x"] * 9),
 ])
-def test_numeric_fields_out_of_range_are_400(served: Served, field: str, value: Any) -> None:
+def test_numeric_fields_out_of_range_are_400(served: ServeClient, field: str, value: Any) -> None:
     body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1, "logprobs": True, field: value}
     status, answer = served.call("/chat/completions", body)
     assert status == 400 and answer["error"]["param"] == field
 
 
 @pytest.mark.model
-def test_tiny_temperature_nested_json_and_long_prompts(served: Served) -> None:
+def test_tiny_temperature_nested_json_and_long_prompts(served: ServeClient) -> None:
     status, _ = served.call("/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2,
                                                   "temperature": 1e-300, "seed": 2**63 - 1})
     assert status == 200  # decoded greedily, not a sampling overflow
@@ -102,7 +79,7 @@ def test_tiny_temperature_nested_json_and_long_prompts(served: Served) -> None:
 
 
 @pytest.mark.model
-def test_hostile_clients_script_small(served: Served) -> None:
+def test_hostile_clients_script_small(served: ServeClient) -> None:
     """Acceptance 18.5 in small: slow headers and bodies are cut off, a connection flood and a
     large echo leave normal requests answered within 1 s, memory stays under 2 GB."""
     result = subprocess.run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 
@@ -20,6 +19,7 @@ from promptkit.stats import (
     paired_permutation_test,
     percentile,
 )
+from tests.helpers.projects import ROOT
 
 LABELS = ["negative", "positive"]
 N = 60
@@ -38,7 +38,7 @@ def test_one_and_two_sided_mcnemar() -> None:
 
 
 def test_one_mcnemar_one_percentile_one_macro_f1_in_the_package() -> None:
-    package = Path(__file__).resolve().parent.parent / "promptkit"
+    package = ROOT / "promptkit"
     text = {p: p.read_text(encoding="utf-8") for p in package.rglob("*.py")}
     for definition in ("def mcnemar", "def percentile", "def _percentile", "def macro_f1", "def wilson", "def binom_tail"):
         where = [p.relative_to(package).as_posix() for p, t in text.items() if definition + "(" in t]
@@ -47,7 +47,7 @@ def test_one_mcnemar_one_percentile_one_macro_f1_in_the_package() -> None:
 
 
 def test_stats_imports_nothing_from_promptkit() -> None:
-    source = (Path(__file__).resolve().parent.parent / "promptkit" / "stats.py").read_text(encoding="utf-8")
+    source = (ROOT / "promptkit" / "stats.py").read_text(encoding="utf-8")
     assert "\nfrom promptkit" not in source and "\nimport promptkit" not in source
 
 

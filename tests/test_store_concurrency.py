@@ -5,13 +5,15 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tests.hard_helpers import make_slow_project, start_eval, store_check, store_rows
+from tests.helpers.kill_trials import start_slow_eval
+from tests.helpers.projects import slow_project
+from tests.helpers.run_store import store_check, store_rows
 
 
 def test_two_evals_share_one_run_store(tmp_path: Path) -> None:
     rows = 30
-    project = make_slow_project(tmp_path / "project", rows=rows, batch=1, delay=0.005)
-    procs = [start_eval(project), start_eval(project)]
+    project = slow_project(tmp_path / "project", rows=rows, batch=1, delay=0.005)
+    procs = [start_slow_eval(project), start_slow_eval(project)]
     outputs = [p.communicate(timeout=240) for p in procs]
     for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err[-2000:]
@@ -33,8 +35,8 @@ def test_two_evals_share_one_run_store(tmp_path: Path) -> None:
 
 def test_four_evals_on_one_project_each_record_every_example_once(tmp_path: Path) -> None:
     rows = 20
-    project = make_slow_project(tmp_path / "project", rows=rows, batch=2, delay=0.005)
-    procs = [start_eval(project) for _ in range(4)]
+    project = slow_project(tmp_path / "project", rows=rows, batch=2, delay=0.005)
+    procs = [start_slow_eval(project) for _ in range(4)]
     outputs = [p.communicate(timeout=240) for p in procs]
     for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err[-2000:]
@@ -50,7 +52,7 @@ def test_four_evals_on_one_project_each_record_every_example_once(tmp_path: Path
 
 def test_brand_new_project_opened_by_16_processes(tmp_path: Path) -> None:
     """The busy timeout is set before WAL mode, and opening is serialised: none fails 'database is locked'."""
-    from tests.concurrency_helpers import open_race
+    from tests.helpers.races import open_race
 
     for rep in range(5):  # scripts/reliability.py repeats this 50 times
         project = tmp_path / f"new-{rep}"
@@ -60,11 +62,11 @@ def test_brand_new_project_opened_by_16_processes(tmp_path: Path) -> None:
 
 def test_concurrent_labels_and_new_versions_lose_nothing(tmp_path: Path) -> None:
     """20 `prompt label` and 20 `prompt new-version` at once, the working copy changing under them."""
-    from tests.concurrency_helpers import library_race
-    from tests.hard_helpers import make_project
+    from tests.helpers.projects import copy_project
+    from tests.helpers.races import library_race
 
     for rep in range(2):  # scripts/reliability.py repeats this 20 times
-        project = make_project(tmp_path / f"project-{rep}")
+        project = copy_project(tmp_path / f"project-{rep}")
         result = library_race(project, tmp_path / f"work-{rep}", labels=20, publishers=20)
         assert result.problems == [], result.problems
         assert result.labels == 20 and result.published >= 1
@@ -77,11 +79,12 @@ def test_a_store_locked_past_the_timeout_is_a_clear_error(tmp_path: Path) -> Non
     import sys
     import time
 
-    from tests.hard_helpers import ROOT, cli_env, make_project
+    from tests.helpers.cli import cli_env, run_cli
+    from tests.helpers.projects import ROOT, copy_project
 
-    project = make_project(tmp_path / "project")
-    subprocess.run([sys.executable, "-m", "promptkit", "eval", "sentiment@v1", "-m", "fake:x", "--limit", "2"],
-                   cwd=project, env=cli_env(), check=True, capture_output=True, timeout=120)
+    project = copy_project(tmp_path / "project")
+    first = run_cli("eval", "sentiment@v1", "-m", "fake:x", "--limit", "2", cwd=project, env=cli_env(), timeout=120)
+    assert first.returncode == 0, first.stderr
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
         "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(30)"),
@@ -89,9 +92,8 @@ def test_a_store_locked_past_the_timeout_is_a_clear_error(tmp_path: Path) -> Non
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         start = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "promptkit", "eval", "sentiment@v1", "-m", "fake:x", "--limit", "2"],
-                              cwd=project, env=cli_env(PROMPTKIT_LOCK_TIMEOUT="2"), capture_output=True, text=True,
-                              timeout=120)
+        proc = run_cli("eval", "sentiment@v1", "-m", "fake:x", "--limit", "2", cwd=project,
+                       env=cli_env(PROMPTKIT_LOCK_TIMEOUT="2"), timeout=120)
         assert time.monotonic() - start < 60
     finally:
         holder.kill()

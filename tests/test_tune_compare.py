@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.tune_helpers import write_project
+from tests.helpers.cli import run_cli
+from tests.helpers.projects import tune_project
 
 
 def test_unknown_method_in_list_is_one_line(tmp_path: Path) -> None:
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     result = run_cli("tune", "compare", "review", "--methods", "lora,iaa3", cwd=root)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "did you mean 'ia3'" in result.stderr
@@ -20,7 +20,7 @@ def test_unknown_method_in_list_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.model
 def test_compare_two_methods_table_json_and_resume(tmp_path: Path) -> None:
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     args = ["tune", "compare", "review", "--methods", "lora,prompt-tuning", "--max-steps", "2", "--batch-size", "2",
             "--limit", "8", "--eval-limit", "4", "--threads", "1"]
     first = run_cli(*args, "--json", cwd=root)

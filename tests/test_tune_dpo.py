@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.tune_helpers import NEG, POS, write_project
+from tests.helpers.cli import run_cli
+from tests.helpers.projects import NEG, POS, tune_project
 
 
 def preference_file(path: Path) -> Path:
@@ -31,7 +31,7 @@ def preference_file(path: Path) -> Path:
     ('{"prompt": "p", "chosen": "a", "rejected": "a"}', "same text"),
 ])
 def test_bad_preference_file_is_one_line_naming_the_line(tmp_path: Path, line: str, needle: str) -> None:
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     prefs = tmp_path / "prefs.jsonl"
     prefs.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n' + line + "\n")
     result = run_cli("tune", "review", "--force", "--method", "dpo", "--data", str(prefs), "--no-eval", cwd=root)
@@ -40,7 +40,7 @@ def test_bad_preference_file_is_one_line_naming_the_line(tmp_path: Path, line: s
 
 
 def test_dpo_without_preference_file_is_refused(tmp_path: Path) -> None:
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     result = run_cli("tune", "review", "--force", "--method", "dpo", "--no-eval", cwd=root)
     assert result.returncode == 2 and "--data" in result.stderr
 
@@ -59,7 +59,7 @@ def test_dpo_loss_rewards_the_chosen_answer() -> None:
 def test_dpo_moves_held_out_preferences_the_expected_way(tmp_path: Path) -> None:
     from promptkit.models import resolve_model
 
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     prefs = preference_file(tmp_path / "prefs.jsonl")
     result = run_cli("tune", "review", "--force", "--method", "dpo", "--data", str(prefs), "--no-eval",
                      "--max-steps", "5", "--batch-size", "4", "--lr", "5e-3", "--r", "4", "--threads", "1", cwd=root)
@@ -77,14 +77,14 @@ def test_dpo_moves_held_out_preferences_the_expected_way(tmp_path: Path) -> None
 def test_hosted_dpo_uploads_api_format_and_registers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from promptkit.models import resolve_model
     from promptkit.tune.hosted import OpenAITuner
-    from tests.openai_finetune_double import Double
-    from tests.tune_helpers import make_job
+    from tests.helpers.finetune_server import FineTuneServer
+    from tests.helpers.projects import tune_job
 
     prefs = preference_file(tmp_path / "prefs.jsonl")
-    with Double() as double:
+    with FineTuneServer() as double:
         monkeypatch.setenv("OPENAI_BASE_URL", double.url)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
-        job = make_job(write_project(tmp_path / "p"), {"method": "dpo", "preferences": str(prefs), "beta": 0.2,
+        job = tune_job(tune_project(tmp_path / "p"), {"method": "dpo", "preferences": str(prefs), "beta": 0.2,
                                                        "poll_interval": 0.01}, name="review-dpo", evaluate=False)
         estimate = OpenAITuner().estimate(job)
         assert estimate.examples == 24 and estimate.tokens > 24 * 10 and estimate.cost
@@ -100,7 +100,7 @@ def test_hosted_dpo_uploads_api_format_and_registers(tmp_path: Path, monkeypatch
 
 
 def test_hosted_dpo_rules_refuse_a_small_file_in_one_line(tmp_path: Path) -> None:
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     prefs = tmp_path / "prefs.jsonl"
     prefs.write_text("".join(json.dumps({"prompt": f"p{i}", "chosen": "a", "rejected": "b"}) + "\n" for i in range(3)))
     result = run_cli("tune", "review", "--force", "--backend", "openai", "--method", "dpo", "--data", str(prefs),

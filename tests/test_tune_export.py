@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.tune_helpers import write_project
+from tests.helpers.cli import run_cli
+from tests.helpers.projects import tune_project
 
 
 def _register(root: Path, name: str, peft_type: str) -> Path:
@@ -22,7 +22,7 @@ def _register(root: Path, name: str, peft_type: str) -> Path:
 
 
 def test_soft_prompt_merge_is_refused_in_one_line(tmp_path: Path) -> None:
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     _register(root, "soft", "PROMPT_TUNING")
     result = run_cli("tune", "export", "soft", "--merge", "--out", str(tmp_path / "out"), cwd=root)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -30,7 +30,7 @@ def test_soft_prompt_merge_is_refused_in_one_line(tmp_path: Path) -> None:
 
 
 def test_non_empty_target_needs_force_and_adapter_export_copies_files(tmp_path: Path) -> None:
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     folder = _register(root, "tuned", "LORA")
     (folder / "adapter_model.safetensors").write_bytes(b"weights")
     out = tmp_path / "out"
@@ -52,10 +52,9 @@ def test_non_empty_target_needs_force_and_adapter_export_copies_files(tmp_path: 
 def test_merged_export_decides_like_base_plus_adapter(tmp_path: Path, method: str, examples: int) -> None:
     from promptkit.tune.base import tuners
     from promptkit.tune.run import evaluate_model
-    from tests.conftest import SHARED_DATA
-    from tests.tune_helpers import make_job
+    from tests.helpers.projects import SHARED_DATA, tune_job
 
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     suite = root / "evals" / "review.yaml"  # fp32: bf16 would round the merged weights, not the adapter's
     suite.write_text(suite.read_text() + "provider_options: {dtype: float32}\n")
     data = root / "evals" / "data" / "reviews.jsonl"  # every row: 24 examples
@@ -66,7 +65,7 @@ def test_merged_export_decides_like_base_plus_adapter(tmp_path: Path, method: st
         data.write_text("".join((SHARED_DATA / "yelp.jsonl").read_text().splitlines(keepends=True)[:200]))
     options = {"method": method, "batch_size": 4, "max_steps": 3, "r": 4, "alpha": 8, "lr": 1e-2, "threads": 1,
                "checkpoint_every": 0}
-    job = make_job(root, options, name="review-tuned", evaluate=False)
+    job = tune_job(root, options, name="review-tuned", evaluate=False)
     tuners.get("lora")().run(job)
     out = tmp_path / "merged"
     result = run_cli("tune", "export", "review-tuned", "--merge", "--out", str(out), cwd=root)

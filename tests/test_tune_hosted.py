@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from promptkit.errors import ConfigError
-from tests.openai_finetune_double import Double
-from tests.tune_helpers import make_job, write_project
+from tests.helpers.finetune_server import FineTuneServer
+from tests.helpers.projects import tune_job, tune_project
 
 
 @pytest.fixture
 def double(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    with Double() as d:
+    with FineTuneServer() as d:
         monkeypatch.setenv("OPENAI_BASE_URL", d.url)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
         yield d
@@ -25,11 +25,11 @@ OPTS = {"poll_interval": 0.01, "suffix": "review", "epochs": 2}
 
 def _job(tmp_path: Path, **kw):  # type: ignore[no-untyped-def]
     messages: list[str] = []
-    job = make_job(write_project(tmp_path), OPTS, notify=messages.append, evaluate=kw.pop("evaluate", False), **kw)
+    job = tune_job(tune_project(tmp_path), OPTS, notify=messages.append, evaluate=kw.pop("evaluate", False), **kw)
     return job, messages
 
 
-def test_success_registers_model_and_records_job(tmp_path: Path, double: Double) -> None:
+def test_success_registers_model_and_records_job(tmp_path: Path, double: FineTuneServer) -> None:
     from promptkit.models import resolve_model
     from promptkit.tune.hosted import OpenAITuner, jobs_file
 
@@ -56,7 +56,7 @@ def test_success_registers_model_and_records_job(tmp_path: Path, double: Double)
     assert len([r for r in double.state.requests if r == ("POST", "/v1/files")]) == 2  # train + validation, once
 
 
-def test_failure_gives_the_error(tmp_path: Path, double: Double) -> None:
+def test_failure_gives_the_error(tmp_path: Path, double: FineTuneServer) -> None:
     from promptkit.tune.hosted import OpenAITuner, TuneFailed
 
     double.state.behaviour = "fail"
@@ -65,7 +65,7 @@ def test_failure_gives_the_error(tmp_path: Path, double: Double) -> None:
         OpenAITuner().run(job)
 
 
-def test_cancelled_while_following(tmp_path: Path, double: Double) -> None:
+def test_cancelled_while_following(tmp_path: Path, double: FineTuneServer) -> None:
     from promptkit.tune.hosted import OpenAITuner, TuneFailed
 
     double.state.behaviour = "cancel"
@@ -78,7 +78,7 @@ def test_cancelled_while_following(tmp_path: Path, double: Double) -> None:
     assert len(double.state.jobs) == 2
 
 
-def test_cancel_status_list(tmp_path: Path, double: Double) -> None:
+def test_cancel_status_list(tmp_path: Path, double: FineTuneServer) -> None:
     from promptkit.tune.hosted import OpenAITuner, TuneFailed, cancel_job, job_status, list_jobs
 
     double.state.behaviour = "hang"
@@ -93,7 +93,7 @@ def test_cancel_status_list(tmp_path: Path, double: Double) -> None:
     assert current.status == "cancelled" and "cancelled" in events[0].message
 
 
-def test_not_confirmed_uploads_nothing(tmp_path: Path, double: Double) -> None:
+def test_not_confirmed_uploads_nothing(tmp_path: Path, double: FineTuneServer) -> None:
     from promptkit.tune.hosted import OpenAITuner, TuneFailed
 
     job, _ = _job(tmp_path, confirm=lambda m: False)
@@ -119,19 +119,15 @@ def test_rules() -> None:
     assert billed_tokens([good], 3, count=len) == 3 * (3 + 3 + 4 + 2 + 3 + 9 + 8)
 
 
-def test_text_prompt_refused(tmp_path: Path, double: Double) -> None:
+def test_text_prompt_refused(tmp_path: Path, double: FineTuneServer) -> None:
     from promptkit.tune.hosted import OpenAITuner
 
-    job = make_job(write_project(tmp_path, style="text"), OPTS)
+    job = tune_job(tune_project(tmp_path, style="text"), OPTS)
     with pytest.raises(ConfigError, match="chat examples"):
         OpenAITuner().run(job)
 
 
-def test_eval_of_fine_tuned_model(tmp_path: Path, double: Double) -> None:
-    from promptkit.providers import providers
-
-    if "openai" not in providers:
-        pytest.skip("provider 'openai' is not registered in this tree")
+def test_eval_of_fine_tuned_model(tmp_path: Path, double: FineTuneServer) -> None:
     from promptkit.runs import RunStore
     from promptkit.tune.hosted import OpenAITuner
 
@@ -143,10 +139,10 @@ def test_eval_of_fine_tuned_model(tmp_path: Path, double: Double) -> None:
     assert run.settings["prompt"] == "review@working" and run.settings["dataset_hash"]
 
 
-def test_cli_hosted_tune_list_status_cancel(tmp_path: Path, double: Double) -> None:
-    from tests.conftest import run_cli
+def test_cli_hosted_tune_list_status_cancel(tmp_path: Path, double: FineTuneServer) -> None:
+    from tests.helpers.cli import run_cli
 
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     env = {"OPENAI_BASE_URL": double.url, "OPENAI_API_KEY": "sk-test-not-real", "COLUMNS": "200"}
     result = run_cli("tune", "review", "--backend", "openai", "--force", "--yes", "--no-eval", "--epochs", "2",
                      "--poll-interval", "0.01", cwd=root, env=env)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.tune_helpers import make_job, write_project
+from tests.helpers.cli import run_cli, start_cli
+from tests.helpers.projects import tune_job, tune_project
 
 pytestmark = pytest.mark.model
 
@@ -23,7 +23,7 @@ def test_lora_step_resume_register_and_eval(tmp_path: Path) -> None:
     from promptkit.tune.base import tuners
     from promptkit.tune.lora import has_checkpoint
 
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     events: list[object] = []
 
     def crash_after_first_step(event: object) -> None:
@@ -32,7 +32,7 @@ def test_lora_step_resume_register_and_eval(tmp_path: Path) -> None:
             raise Crash  # as if the process were killed right after the step-1 checkpoint
 
     options = {"batch_size": 2, "max_steps": 2, "checkpoint_every": 1, "r": 4, "alpha": 8, "threads": 2}
-    job = make_job(root, options, eval_limit=2, progress=crash_after_first_step)
+    job = tune_job(root, options, eval_limit=2, progress=crash_after_first_step)
     job.trainset.rows = job.trainset.rows[:6]
     tuner = tuners.get("lora")()
     estimate = tuner.estimate(job)
@@ -72,14 +72,12 @@ def test_lora_step_resume_register_and_eval(tmp_path: Path) -> None:
 
 def _serve_adapter(root: Path, name: str) -> None:
     """`promptkit serve --model <registered adapter>` answers over real HTTP."""
-    import os
     import urllib.request
 
-    from tests.conftest import ROOT
-    from tests.serve_helpers import start_serve
+    from tests.helpers.serving import serving
 
-    process, url, _ = start_serve("--model", name, cwd=root, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
+    with serving("--model", name, cwd=root) as served:
+        url = served.url
         body = json.dumps({"model": name, "max_tokens": 3,
                            "messages": [{"role": "user", "content": "Great food!"}]}).encode()
         request = urllib.request.Request(url + "/chat/completions" if url.endswith("/v1") else url + "/v1/chat/completions",
@@ -87,24 +85,18 @@ def _serve_adapter(root: Path, name: str) -> None:
         with urllib.request.urlopen(request, timeout=120) as response:
             answer = json.loads(response.read())
         assert answer["model"] == name and answer["choices"][0]["message"]["role"] == "assistant"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_sigkilled_tune_resumes_from_checkpoint(tmp_path: Path) -> None:
-    import os
     import signal
     import subprocess
-    import sys
     import time
 
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     args = ["tune", "review", "--backend", "lora", "--force", "--no-eval", "--limit", "8", "--batch-size", "2",
             "--max-steps", "3", "--checkpoint-every", "1", "--r", "2", "--threads", "1"]
     out = root / ".promptkit" / "adapters" / "review-lora"
-    proc = subprocess.Popen([sys.executable, "-m", "promptkit", *args], cwd=root, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    proc = start_cli(*args, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     while not (out / "checkpoint" / "state.json").is_file() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)

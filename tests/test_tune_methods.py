@@ -11,8 +11,8 @@ import pytest
 from promptkit.errors import ConfigError
 from promptkit.tune.lora import LoraSettings
 from promptkit.tune.methods import METHODS, qlora_available, validate
-from tests.conftest import run_cli
-from tests.tune_helpers import make_job, write_project
+from tests.helpers.cli import run_cli
+from tests.helpers.projects import tune_job, tune_project
 
 
 @pytest.mark.parametrize("changes, needle", [
@@ -42,7 +42,7 @@ def test_each_method_has_a_default_lr_and_valid_defaults() -> None:
 
 
 def test_cli_rejects_unknown_method_in_one_line(tmp_path: Path) -> None:
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     result = run_cli("tune", "review", "--force", "--method", "lorra", "--no-eval", cwd=root)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "did you mean 'lora'" in result.stderr
@@ -56,10 +56,10 @@ def test_method_trains_saves_registers_and_evaluates(tmp_path: Path, method: str
 
     if method == "qlora" and not qlora_available():
         pytest.skip("qlora needs bitsandbytes")
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     options = {"method": method, "batch_size": 2, "max_steps": 2, "r": 2, "alpha": 4, "threads": 1,
                "virtual_tokens": 4, "checkpoint_every": 0}
-    job = make_job(root, options, name=f"review-{method}", eval_limit=2)
+    job = tune_job(root, options, name=f"review-{method}", eval_limit=2)
     job.trainset.rows = job.trainset.rows[:5]
     result = tuners.get("lora")().run(job)
     manifest = json.loads((job.out_dir / "manifest.json").read_text())

@@ -11,8 +11,8 @@ from promptkit.models import resolve_model
 from promptkit.project import Project
 from promptkit.results import ExampleResult, MetricValue
 from promptkit.runs import RunStore
-from tests.conftest import run_cli
-from tests.tune_helpers import write_project
+from tests.helpers.cli import run_cli
+from tests.helpers.projects import tune_project
 
 
 def _record(project: Project, version: int, correct: list[bool], suite: str = "review") -> str:
@@ -44,7 +44,7 @@ def test_mcnemar_exact() -> None:
 def test_plateau_rules(tmp_path: Path) -> None:
     from promptkit.tune.plateau import plateau
 
-    project = Project(write_project(tmp_path))
+    project = Project(tune_project(tmp_path))
     suite = project.suite("review")
     assert not plateau(project, "review", suite).plateaued  # no history
     _record(project, 1, [True] * 50 + [False] * 50)
@@ -67,7 +67,7 @@ def test_plateau_rules(tmp_path: Path) -> None:
 
 
 def test_tune_refuses_when_not_plateaued(tmp_path: Path) -> None:
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     result = run_cli("tune", "review", "--backend", "lora", cwd=root)
     assert result.returncode == 1, result.stderr
     assert "has not plateaued" in result.stderr and "--force" in result.stderr
@@ -76,7 +76,7 @@ def test_tune_refuses_when_not_plateaued(tmp_path: Path) -> None:
 
 @pytest.mark.model  # the lora estimate tokenizes with the embedded model
 def test_status_shows_chart_and_estimates(tmp_path: Path) -> None:
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     project = Project(root)
     for v, n in ((1, 70), (2, 80), (3, 80), (4, 80), (5, 80)):
         _record(project, v, [True] * n + [False] * (100 - n))
@@ -92,14 +92,14 @@ def test_status_shows_chart_and_estimates(tmp_path: Path) -> None:
 def test_window_is_configurable(tmp_path: Path, window: int) -> None:
     from promptkit.tune.plateau import plateau
 
-    project = Project(write_project(tmp_path))
+    project = Project(tune_project(tmp_path))
     for v in (1, 2, 3):
         _record(project, v, [True] * 70 + [False] * 30)
     assert plateau(project, "review", project.suite("review"), window=window).plateaued
 
 
 def test_status_chart_without_estimates(tmp_path: Path) -> None:
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     project = Project(root)
     for v, n in ((1, 60), (2, 75)):
         _record(project, v, [True] * n + [False] * (100 - n))

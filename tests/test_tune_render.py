@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.tune_helpers import write_project
+from tests.helpers.projects import tune_project
 
 
 def _with_verbalizers_and_calibration(root: Path) -> None:
@@ -19,7 +19,7 @@ def test_targets_are_the_verbalized_answers(tmp_path: Path) -> None:
     from promptkit.project import Project
     from promptkit.tune.trainset import build_trainset
 
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     _with_verbalizers_and_calibration(root)
     project = Project(root)
     version = project.library.resolve("review@working")
@@ -32,7 +32,7 @@ def test_calibration_is_dropped_for_the_adapter_with_a_note(tmp_path: Path) -> N
     from promptkit.project import Project
     from promptkit.tune.run import adapter_version
 
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     project = Project(root)
     plain = project.library.resolve("review@working")
     assert adapter_version(plain) == (plain, None)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from promptkit.tune.search import SPACE, candidates
-from tests.conftest import run_cli
-from tests.tune_helpers import write_project
+from tests.helpers.cli import run_cli
+from tests.helpers.projects import tune_project
 
 
 def test_candidates_are_distinct_seeded_and_from_the_space() -> None:
@@ -25,7 +25,7 @@ def test_candidates_are_distinct_seeded_and_from_the_space() -> None:
     (["--search", "--time-budget", "10", "--method", "ia3"], "does not apply"),
 ])
 def test_search_misuse_is_one_line(tmp_path: Path, extra: list[str], needle: str) -> None:
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     result = run_cli("tune", "review", "--force", "--no-eval", *extra, cwd=root)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert needle in result.stderr
@@ -33,7 +33,7 @@ def test_search_misuse_is_one_line(tmp_path: Path, extra: list[str], needle: str
 
 @pytest.mark.model
 def test_search_records_trials_and_trains_the_winner(tmp_path: Path) -> None:
-    root = write_project(tmp_path)
+    root = tune_project(tmp_path)
     result = run_cli("tune", "review", "--force", "--no-eval", "--search", "--search-trials", "2", "--time-budget", "4",
                      "--limit", "12", "--batch-size", "2", "--threads", "1", cwd=root)
     assert result.returncode == 0, result.stderr

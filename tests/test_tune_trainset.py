@@ -10,14 +10,14 @@ import pytest
 from promptkit.errors import ConfigError
 from promptkit.evaluate import build_request, plan_eval
 from promptkit.project import Project
-from tests.tune_helpers import write_project
+from tests.helpers.projects import ROOT, tune_project
 
 
 @pytest.mark.parametrize("style", ["chat", "text"])
 def test_training_row_equals_eval_render_up_to_target(tmp_path: Path, style: str) -> None:
     from promptkit.tune.trainset import build_trainset
 
-    project = Project(write_project(tmp_path, style=style))
+    project = Project(tune_project(tmp_path, style=style))
     version = project.library.resolve("review@working")
     suite = project.suite("review")
     trainset = build_trainset(project, version, suite)
@@ -44,7 +44,7 @@ def test_training_row_equals_eval_render_up_to_target(tmp_path: Path, style: str
 def test_overlap_with_eval_split_is_refused(tmp_path: Path) -> None:
     from promptkit.tune.trainset import build_trainset
 
-    project = Project(write_project(tmp_path, overlap=True))
+    project = Project(tune_project(tmp_path, overlap=True))
     version = project.library.resolve("review@working")
     with pytest.raises(ConfigError, match=r"1 training row.*also appear in the eval split"):
         build_trainset(project, version, project.suite("review"))
@@ -53,7 +53,7 @@ def test_overlap_with_eval_split_is_refused(tmp_path: Path) -> None:
 def test_training_on_the_eval_split_is_refused(tmp_path: Path) -> None:
     from promptkit.tune.trainset import build_trainset
 
-    project = Project(write_project(tmp_path))
+    project = Project(tune_project(tmp_path))
     version = project.library.resolve("review@working")
     with pytest.raises(ConfigError, match="training rows are the eval rows"):
         build_trainset(project, version, project.suite("review"), train_split="test")
@@ -62,7 +62,7 @@ def test_training_on_the_eval_split_is_refused(tmp_path: Path) -> None:
 def test_prepared_file_overlap_refused(tmp_path: Path) -> None:
     from promptkit.tune.trainset import build_trainset, check_prepared_overlap, eval_plan, load_trainset
 
-    project = Project(write_project(tmp_path))
+    project = Project(tune_project(tmp_path))
     version = project.library.resolve("review@working")
     suite = project.suite("review")
     plan = eval_plan(project, version, suite)
@@ -83,8 +83,7 @@ def test_prepared_file_overlap_refused(tmp_path: Path) -> None:
 def test_shipped_chat_prompt_renders_messages() -> None:
     from promptkit.tune.trainset import build_trainset
 
-    root = Path(__file__).resolve().parent.parent
-    project = Project(root)
+    project = Project(ROOT)
     version = project.library.resolve("sentiment-chat@v1")
     trainset = build_trainset(project, version, project.suite("sentiment-chat"))
     messages = trainset.rows[0].record()["messages"]
@@ -96,7 +95,7 @@ def test_holdout_and_order_are_seeded(tmp_path: Path) -> None:
     from promptkit.tune.lora import _order
     from promptkit.tune.trainset import build_trainset
 
-    project = Project(write_project(tmp_path))
+    project = Project(tune_project(tmp_path))
     version = project.library.resolve("review@working")
     trainset = build_trainset(project, version, project.suite("review"))
     a, b = trainset.split(0.25, seed=1), trainset.split(0.25, seed=1)

@@ -11,17 +11,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from runs_helpers import cli
-from view_helpers import HOSTILE_OUTPUT, hostile_run, start_view, stop
 
 from promptkit.errors import PromptkitError
 from promptkit.project import Project
+from tests.helpers.cli import run_cli, run_cli_in_process
+from tests.helpers.sample_runs import HOSTILE_OUTPUT, hostile_run
+from tests.helpers.serving import start_view, stop
 
 
 @pytest.fixture
 def two_runs(project: Path) -> tuple[Path, list[str]]:
-    done = cli(project, "eval", "sentiment@v1", "sentiment@v2", "-m", "fake:x")
+    done = run_cli_in_process(project, "eval", "sentiment@v1", "sentiment@v2", "-m", "fake:x")
     assert done.exit_code == 0, done.output
     from promptkit.runs import RunStore
 
@@ -33,20 +33,20 @@ def two_runs(project: Path) -> tuple[Path, list[str]]:
 
 def test_runs_show_prints_plain_values_and_intervals_and_writes_the_report(two_runs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     project, (v1, _) = two_runs
-    done = cli(project, "runs", "show", v1, "-o", str(tmp_path / "report.html"))
+    done = run_cli_in_process(project, "runs", "show", v1, "-o", str(tmp_path / "report.html"))
     assert done.exit_code == 0, done.output
     assert "None" not in done.output and "{'" not in done.output and "'" not in done.output.split("┏")[0]
     assert "adapter: -" in done.output and "temperature=0" in done.output and 'stop="\\n"' in done.output
     assert re.search(r"accuracy\s.*\d+\.\d% – \d+\.\d%", done.output)
     page = (tmp_path / "report.html").read_text()
     assert v1 in page and page.count('<tr id="ex-') == 60 and "rendered prompt" in page
-    bad = cli(project, "runs", "show", v1, "-o", str(tmp_path / "report.txt"))
+    bad = run_cli_in_process(project, "runs", "show", v1, "-o", str(tmp_path / "report.txt"))
     assert bad.exit_code == 2 and "report.txt" in bad.output and len(bad.output.strip().splitlines()) == 1
 
 
 def test_the_app_and_the_static_report_share_one_rendering(two_runs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     project, (_, v2) = two_runs
-    assert cli(project, "runs", "show", v2, "-o", str(tmp_path / "r.html")).exit_code == 0
+    assert run_cli_in_process(project, "runs", "show", v2, "-o", str(tmp_path / "r.html")).exit_code == 0
     process, url = start_view(project, "--read-only")
     try:
         page = urllib.request.urlopen(url.rstrip("/") + f"/runs/{v2}").read().decode()
@@ -144,6 +144,6 @@ def test_a_busy_port_is_one_line_and_exit_2(project: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        done = cli(project, "view", "--port", str(busy.getsockname()[1]))
+        done = run_cli_in_process(project, "view", "--port", str(busy.getsockname()[1]))
     assert done.exit_code == 2 and done.output.startswith("error: --host/--port: cannot listen on 127.0.0.1:")
     assert len(done.output.strip().splitlines()) == 1

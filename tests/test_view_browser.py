@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli
-from view_helpers import HOSTILE_INPUT, HOSTILE_OUTPUT, HOSTILE_PROMPT, hostile_run, start_view, stop
+
+from tests.helpers.cli import run_cli
+from tests.helpers.sample_runs import HOSTILE_INPUT, HOSTILE_OUTPUT, HOSTILE_PROMPT, hostile_run
+from tests.helpers.serving import start_view, stop
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -1,4 +1,4 @@
-"""A proposer double: a local OpenAI-compatible server (tests/fault_server.py) whose chat answers are
+"""A proposer double: a local OpenAI-compatible server (tests/helpers/fault_server.py) whose chat answers are
 canned instruction rewrites, one list per call in turn; completions with logprobs score labels as the
 fault server does, so the same server can be the optimized model too."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.fault_server import FaultServer, words
+from tests.helpers.fault_server import FaultServer, words
 
 REWRITES = [
     "INSTRUCTION: Decide whether the review is positive or negative.\nINSTRUCTION: Read the review carefully.",
@@ -14,7 +14,7 @@ REWRITES = [
 ]
 
 
-class ProposerDouble(FaultServer):
+class ProposerServer(FaultServer):
     def __init__(self, rewrites: list[str] | None = None, **options: Any):
         super().__init__(**options)
         self.rewrites = rewrites or REWRITES

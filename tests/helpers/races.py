@@ -1,17 +1,13 @@
 """Concurrent writers, shared by tests/test_store_concurrency.py and scripts/reliability.py.
 
-Each race forks real processes from one parent that imported promptkit once (so dozens of them
-start in milliseconds), holds them at a barrier, and lets them go at the same instant. A CLI child
-runs `promptkit ARGS` exactly as `python -m promptkit` does (click's main, its exit code)."""
+Each race forks real processes (tests/helpers/forking.py), holds them at a barrier, and lets them go
+at the same instant. A CLI child runs `promptkit ARGS` exactly as `python -m promptkit` does."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import signal
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,68 +15,7 @@ from typing import Any
 
 import yaml
 
-
-@dataclass
-class Child:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def fork_all(tasks: list[Callable[[], int]], work: Path, timeout: float = 120,
-             while_running: Callable[[], None] | None = None) -> list[Child]:
-    """Run each task in its own forked process, all released at once; returns exit codes and output."""
-    import promptkit.cli
-    import promptkit.cli.prompt  # noqa: F401
-
-    work.mkdir(parents=True, exist_ok=True)
-    gate_r, gate_w = os.pipe()
-    pids = []
-    for i, task in enumerate(tasks):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.close(gate_w)
-                with open(work / f"{i}.out", "wb") as o, open(work / f"{i}.err", "wb") as e:
-                    os.dup2(o.fileno(), 1)
-                    os.dup2(e.fileno(), 2)
-                # under pytest sys.stdout is a capture object, not fd 1
-                sys.stdout = open(1, "w", encoding="utf-8", closefd=False)
-                sys.stderr = open(2, "w", encoding="utf-8", closefd=False)
-                signal.alarm(int(timeout))
-                os.read(gate_r, 1)  # the barrier: returns when the parent closes its end
-                code = task()
-            except SystemExit as exit_:
-                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-            except BaseException:  # noqa: BLE001 - report like the interpreter would
-                import traceback
-
-                traceback.print_exc()
-                code = 1
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        pids.append(pid)
-    os.close(gate_r)
-    os.close(gate_w)  # release every child at once
-    children: dict[int, int] = {}
-    while len(children) < len(pids):
-        if while_running is not None:
-            while_running()
-        for pid in pids:
-            if pid in children:
-                continue
-            done, status = os.waitpid(pid, os.WNOHANG if while_running is not None else 0)
-            if done:
-                children[pid] = os.waitstatus_to_exitcode(status)
-        if while_running is not None:
-            time.sleep(0.002)
-    return [Child(children[pid], (work / f"{i}.out").read_text(errors="replace"),
-                  (work / f"{i}.err").read_text(errors="replace")) for i, pid in enumerate(pids)]
+from tests.helpers.forking import fork_all
 
 
 def cli_task(project: Path, *args: str) -> Callable[[], int]:

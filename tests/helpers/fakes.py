@@ -1,5 +1,7 @@
-"""`python -m tests.hard_cli ARGS` = `python -m promptkit ARGS` plus a `slowfake:NAME` provider: the fake
-provider sleeping `delay` seconds per batch (provider option), so tests can kill a run mid-way."""
+"""Fake providers for tests, beyond promptkit's own `fake`: `slowfake:NAME` sleeps `delay` seconds per
+batch (a provider option), so tests can kill a run mid-way.
+
+`python -m tests.helpers.fakes ARGS` = `python -m promptkit ARGS` with these providers registered."""
 
 from __future__ import annotations
 

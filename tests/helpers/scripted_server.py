@@ -13,7 +13,7 @@ from typing import Any
 Answer = Callable[[str, dict[str, str], dict[str, Any]], tuple[Any, ...]]
 
 
-class Double:
+class ScriptedServer:
     def __init__(self, answer: Answer):
         self.answer = answer
         self.requests: list[dict[str, Any]] = []
@@ -56,7 +56,7 @@ class Double:
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}/v1"
 
-    def __enter__(self) -> Double:
+    def __enter__(self) -> ScriptedServer:
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 

@@ -7,10 +7,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from tests.fault_server import FaultServer, words
+from tests.helpers.fault_server import FaultServer, words
 
 
-class JudgeDouble(FaultServer):
+class JudgeServer(FaultServer):
     def __init__(self, judge: Callable[[str], str], **options: Any):
         super().__init__(**options)
         self.judge = judge

@@ -15,6 +15,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.helpers.json_handler import JSONHandler
+
 
 class State:
     def __init__(self) -> None:
@@ -92,18 +94,7 @@ def _multipart(body: bytes, content_type: str) -> dict[str, tuple[str | None, by
 
 
 def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _send(self, status: int, payload: Any) -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(JSONHandler):
         def _error(self, status: int, message: str) -> None:
             self._send(status, {"error": {"message": message, "type": "invalid_request_error", "code": None}})
 
@@ -187,8 +178,8 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class Double:
-    """Start with `with Double() as d:`; d.url is the base URL for the openai client."""
+class FineTuneServer:
+    """Start with `with FineTuneServer() as d:`; d.url is the base URL for the openai client."""
 
     def __init__(self) -> None:
         self.state = State()
@@ -199,7 +190,7 @@ class Double:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
-    def __enter__(self) -> Double:
+    def __enter__(self) -> FineTuneServer:
         self.thread.start()
         return self
 
@@ -209,7 +200,7 @@ class Double:
 
 
 if __name__ == "__main__":
-    with Double() as double:
+    with FineTuneServer() as double:
         print(double.url, flush=True)
         try:
             threading.Event().wait()

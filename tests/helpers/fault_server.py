@@ -2,7 +2,7 @@
 500, timeouts (answers after the client gave up) and malformed bodies, on a share of requests.
 
 Library use (tests):  with FaultServer(fault_rate=0.2) as server: ... server.url ... server.injected
-Command line (benchmarks):  python tests/fault_server.py --latency 0.05  (prints its URL, serves until killed)
+Command line (benchmarks):  python tests/helpers/fault_server.py --latency 0.05  (prints its URL, serves until killed)
 
 Completions with echo+logprobs return word-level tokens with deterministic log-probabilities, so
 label scores are the same on every run; generation returns `reply`; `usage` counts words

@@ -1,17 +1,17 @@
-"""Runs for the metric and report tests, built through the real eval loop with the fake provider."""
+"""Eval runs for the metric, report and view tests: built through the real eval loop with the fake provider,
+or stored with hostile text (HTML, script) in every field."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from promptkit.evaluate import compute_metrics, plan_eval, run_eval
 from promptkit.project import Project
 from promptkit.providers.factory import open_provider
-from promptkit.results import EvalRun, ExampleResult
-
-ROOT = Path(__file__).resolve().parent.parent
+from promptkit.results import EvalRun, ExampleResult, MetricValue
+from promptkit.runs import RunStore
+from tests.helpers.projects import copy_project
 
 GENERATION_ROWS = [
     {"question": "What colour is the sky on a clear day?", "answer": "The sky is blue."},
@@ -21,7 +21,7 @@ GENERATION_ROWS = [
 ]
 
 
-def result(expected: str | None, output: str, error: str | None = None, **kw: object) -> ExampleResult:
+def example_result(expected: str | None, output: str, error: str | None = None, **kw: object) -> ExampleResult:
     """A bare ExampleResult for metric tests."""
     fields: dict = {"id": str(kw.pop("id", "x")), "index": 0, "input": kw.pop("input", {"text": "in"}),
                     "expected": expected, "output": output, "prediction": output, "correct": None, "error": error}
@@ -30,9 +30,7 @@ def result(expected: str | None, output: str, error: str | None = None, **kw: ob
 
 
 def classification_run(tmp_path: Path, fail_every: int = 0) -> EvalRun:
-    for name in ("prompts", "evals"):
-        shutil.copytree(ROOT / name, tmp_path / name, dirs_exist_ok=True)
-    project = Project(tmp_path)
+    project = Project(copy_project(tmp_path))
     version = project.library.resolve("sentiment")
     plan = plan_eval(project, version, model="fake:test", split=None)
     options = {"keywords": {"positive": ["great", "love", "wonderful", "good"], "negative": ["bad", "stopped", "worst"]},
@@ -58,3 +56,25 @@ def generation_run(tmp_path: Path) -> EvalRun:
     project = Project(tmp_path)
     plan = plan_eval(project, project.library.resolve("qa"))
     return run_eval(plan, open_provider("fake:echo"))
+
+
+# Text that must stay text wherever a run is shown.
+HOSTILE_OUTPUT = '<script>window.__pwned = 1</script><b>bold</b>'
+HOSTILE_INPUT = '<img src=x onerror="window.__pwned = 2">'
+HOSTILE_PROMPT = '<i>evil</i>@v1'
+
+
+def hostile_run(project: Path) -> str:
+    """A stored run whose prompt name, input and output carry HTML and script."""
+    store = RunStore(project / ".promptkit" / "runs.db")
+    try:
+        run_id = store.create_run({"prompt": HOSTILE_PROMPT, "prompt_hash": "<h1>x</h1>", "suite": "<u>suite</u>",
+                                   "model": "fake:<s>m</s>", "task": "generation", "examples": 2,
+                                   "dataset": "/tmp/<b>d</b>.jsonl", "decoding": {"stop": ["</td>"]}})
+        results = [ExampleResult(f"e{i}", i, {"text": HOSTILE_INPUT}, "<em>expected</em>", HOSTILE_OUTPUT, HOSTILE_OUTPUT,
+                                 False, latency=0.01) for i in range(2)]
+        store.add_results(run_id, results)
+        store.finish_run(run_id, [MetricValue("exact_match", 0.0, True, 0.0, 0.6, n=2)])
+    finally:
+        store.close()
+    return run_id
