@@ -124,6 +124,8 @@ class HFProvider(Provider):
             except OSError as e:  # a missing model shows up as a clear error when it is loaded
                 ident["error"] = first_line(e)
             ident["precision"] = f"{self.precision.device}/{self.precision.dtype}"
+            if self.precision.dtype != "float32":  # greedy tokens are picked from fp32 logits (hf_fast.next_token_logits)
+                ident["logits"] = "float32"
             self._identity = ident
         return self._identity
 
