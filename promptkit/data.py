@@ -14,6 +14,7 @@ from typing import Any
 from promptkit.config import decode_text
 from promptkit.errors import ConfigError, NotFoundError
 from promptkit.fileio import read_regular
+from promptkit.strict_json import loads_strict
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,8 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
             if not record.strip():
                 continue
             try:
-                row = json.loads(record, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+                row = loads_strict(record, _RowError, "duplicate key {key!r} in one JSON object (which value is meant?)",
+                                  "{name} is not a number JSON allows")
             except _RowError as e:
                 raise ConfigError(str(e), where=f"{path}:{number}", hint="fix that row") from None
             except json.JSONDecodeError as e:
@@ -119,19 +121,6 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 class _RowError(ValueError):
     """A JSON row that parses but cannot be taken as written."""
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in row:
-            raise _RowError(f"duplicate key {key!r} in one JSON object (which value is meant?)")
-        row[key] = value
-    return row
-
-
-def _no_constant(name: str) -> Any:
-    raise _RowError(f"{name} is not a number JSON allows")
 
 
 def _check_value(value: Any, column: str, where: str) -> None:

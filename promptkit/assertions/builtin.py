@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from promptkit.assertions.base import AssertionType, Context, Outcome
 from promptkit.config import load_yaml
@@ -60,6 +61,25 @@ class _Strings(AssertionType):
     def wanted(self, ctx: Context) -> list[str]:
         return [render(v, ctx.row) for v in self.values]
 
+    def found_and_missing(self, output: str, ctx: Context, fold: bool) -> tuple[list[str], list[str]]:
+        """The wanted values the output contains and those it does not (ignoring case when `fold`)."""
+        text = output.lower() if fold else output
+        found: list[str] = []
+        missing: list[str] = []
+        for v in self.wanted(ctx):
+            (found if (v.lower() if fold else v) in text else missing).append(v)
+        return found, missing
+
+
+_Kind = TypeVar("_Kind", bound=AssertionType)
+
+
+def _variant(base: type[_Kind], class_name: str, name: str, description: str, **attributes: Any) -> type[_Kind]:
+    """An assertion type that differs from `base` only in its name, its wording and class attributes
+    (a flag, a unit, what it measures)."""
+    namespace = {"name": name, "description": description, "__module__": __name__, "__qualname__": class_name}
+    return type(class_name, (base,), {**namespace, **attributes})
+
 
 class Contains(_Strings):
     name = "contains"
@@ -67,43 +87,30 @@ class Contains(_Strings):
     fold = False
 
     def check(self, output: str, ctx: Context) -> Outcome:
-        text = output.lower() if self.fold else output
-        missing = [v for v in self.wanted(ctx) if (v.lower() if self.fold else v) not in text]
+        missing = self.found_and_missing(output, ctx, self.fold)[1]
         if missing:
             return Outcome(False, f"does not contain {missing[0]!r}")
         return Outcome(True, "contains " + ", ".join(repr(v) for v in self.wanted(ctx)))
 
 
-class IContains(Contains):
-    name = "icontains"
-    description = "as contains, ignoring case"
-    fold = True
+IContains = _variant(Contains, "IContains", "icontains", "as contains, ignoring case", fold=True)
 
 
 class ContainsAny(_Strings):
     name = "contains-any"
     description = "output contains at least one of the values"
-
-    def check(self, output: str, ctx: Context) -> Outcome:
-        found = [v for v in self.wanted(ctx) if v in output]
-        return Outcome(True, f"contains {found[0]!r}") if found else Outcome(False, "contains none of the values")
-
-
-class NotContains(_Strings):
-    name = "not-contains"
-    description = "output contains none of the values"
     fold = False
+    negate = False  # not-contains: passes when none is there
 
     def check(self, output: str, ctx: Context) -> Outcome:
-        text = output.lower() if self.fold else output
-        found = [v for v in self.wanted(ctx) if (v.lower() if self.fold else v) in text]
-        return Outcome(False, f"contains {found[0]!r}") if found else Outcome(True, "contains none of the values")
+        found = self.found_and_missing(output, ctx, self.fold)[0]
+        return Outcome(bool(found) != self.negate, f"contains {found[0]!r}" if found else "contains none of the values")
 
 
-class NotIContains(NotContains):
-    name = "not-icontains"
-    description = "as not-contains, ignoring case"
-    fold = True
+NotContains = _variant(ContainsAny, "NotContains", "not-contains", "output contains none of the values", negate=True)
+
+
+NotIContains = _variant(NotContains, "NotIContains", "not-icontains", "as not-contains, ignoring case", fold=True)
 
 
 class Equals(_Strings):
@@ -148,10 +155,7 @@ class Regex(AssertionType):
         return Outcome(True, f"matches {match.group(0)!r}") if match else Outcome(False, "no match")
 
 
-class NotRegex(Regex):
-    name = "not-regex"
-    description = "output does not match the regular expression"
-    negate = True
+NotRegex = _variant(Regex, "NotRegex", "not-regex", "output does not match the regular expression", negate=True)
 
 
 def parse_json(output: str) -> tuple[Any, str | None]:
@@ -220,6 +224,7 @@ class _Bounds(AssertionType):
     """Types whose value is {min: N, max: M} (either may be left out) or a number (the maximum)."""
 
     unit = ""
+    measure: Callable[[str], float]  # the output's size in `unit`
 
     def setup(self) -> None:
         value = self.spec.value
@@ -232,9 +237,6 @@ class _Bounds(AssertionType):
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"{self.spec.type}: min {self.low} is above max {self.high}")
 
-    def measure(self, output: str) -> float:
-        raise NotImplementedError
-
     def check(self, output: str, ctx: Context) -> Outcome:
         n = self.measure(output)
         if self.low is not None and n < self.low:
@@ -244,39 +246,9 @@ class _Bounds(AssertionType):
         return Outcome(True, f"{n:g} {self.unit}")
 
 
-class Length(_Bounds):
-    name = "length"
-    description = "characters of the output (stripped) within {min, max}"
-    unit = "characters"
-
-    def measure(self, output: str) -> float:
-        return len(output.strip())
-
-
-class WordCount(_Bounds):
-    name = "word-count"
-    description = "words of the output within {min, max}"
-    unit = "words"
-
-    def measure(self, output: str) -> float:
-        return len(output.split())
-
-
-class SentenceCount(_Bounds):
-    name = "sentence-count"
-    description = "sentences (ending in . ! or ?, a last unterminated one counts) within {min, max}"
-    unit = "sentences"
-
-    def measure(self, output: str) -> float:
-        text = output.strip()
-        if not text:
-            return 0
-        ends = len(SENTENCE_END.findall(text))
-        return ends + (0 if SENTENCE_END.search(text[-1] + " ") else 1)
-
-
 class _Limit(AssertionType):
     unit = ""
+    measure: Callable[[Context], float]  # what the model call spent, in `unit`
 
     def setup(self) -> None:
         limit = self.spec.threshold if self.spec.threshold is not None else self.spec.value
@@ -284,31 +256,31 @@ class _Limit(AssertionType):
             raise ValueError(f"{self.spec.type} needs a non-negative number as 'threshold'")
         self.limit = float(limit)
 
-    def measured(self, ctx: Context) -> float:
-        raise NotImplementedError
-
     def check(self, output: str, ctx: Context) -> Outcome:
-        value = self.measured(ctx)
+        value = self.measure(ctx)
         ok = value <= self.limit
         return Outcome(ok, f"{value:.4g} {self.unit} {'within' if ok else 'over'} the limit {self.limit:g}")
 
 
-class Latency(_Limit):
-    name = "latency"
-    description = "the model call took at most `threshold` seconds"
-    unit = "s"
+def _sentences(output: str) -> float:
+    text = output.strip()
+    if not text:
+        return 0
+    ends = len(SENTENCE_END.findall(text))
+    return ends + (0 if SENTENCE_END.search(text[-1] + " ") else 1)
 
-    def measured(self, ctx: Context) -> float:
-        return ctx.result.latency
 
-
-class Cost(_Limit):
-    name = "cost"
-    description = "the model call cost at most `threshold` dollars"
-    unit = "$"
-
-    def measured(self, ctx: Context) -> float:
-        return ctx.result.cost
+Length = _variant(_Bounds, "Length", "length", "characters of the output (stripped) within {min, max}",
+                  unit="characters", measure=staticmethod(lambda output: len(output.strip())))
+WordCount = _variant(_Bounds, "WordCount", "word-count", "words of the output within {min, max}",
+                     unit="words", measure=staticmethod(lambda output: len(output.split())))
+SentenceCount = _variant(_Bounds, "SentenceCount", "sentence-count",
+                         "sentences (ending in . ! or ?, a last unterminated one counts) within {min, max}",
+                         unit="sentences", measure=staticmethod(_sentences))
+Latency = _variant(_Limit, "Latency", "latency", "the model call took at most `threshold` seconds",
+                   unit="s", measure=staticmethod(lambda ctx: ctx.result.latency))
+Cost = _variant(_Limit, "Cost", "cost", "the model call cost at most `threshold` dollars",
+                unit="$", measure=staticmethod(lambda ctx: ctx.result.cost))
 
 
 class Python(AssertionType):

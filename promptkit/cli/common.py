@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -40,6 +41,38 @@ class FiniteFloat(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return float(number)
+
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def data_options(train: str, eval_: str, train_split: str | None = None, eval_split: str | None = None,
+                 limits: bool = False) -> Decorator:
+    """--train-data and --eval-data (each command words their help its own way), with --train-split,
+    --eval-split when their help is given and --eval-limit/--limit when `limits`, in that order."""
+    data_file = click.Path(dir_okay=False, path_type=Path)
+    options = [click.option("--train-data", type=data_file, help=train)]
+    if train_split is not None:
+        options.append(click.option("--train-split", help=train_split))
+    options.append(click.option("--eval-data", type=data_file, help=eval_))
+    if eval_split is not None:
+        options.append(click.option("--eval-split", help=eval_split))
+    if limits:
+        options.append(click.option("--eval-limit", type=click.IntRange(min=1), help="Only the first N eval examples."))
+        options.append(click.option("--limit", type=click.IntRange(min=1), help="Only the first N training rows."))
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):  # click lists options in the order their decorators stand
+            command = option(command)
+        return command
+
+    return apply
+
+
+def seed_threads_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--seed and --threads of the local training commands."""
+    command = click.option("--threads", type=int, help="CPU threads for training.")(command)
+    return click.option("--seed", type=int, default=0, show_default=True)(command)
 
 
 def project_of(ctx: click.Context) -> Project:

@@ -13,7 +13,7 @@ import click
 from rich.table import Table
 
 from promptkit.cache import ResponseCache
-from promptkit.cli.common import console, err_console, project_of
+from promptkit.cli.common import console, data_options, err_console, project_of
 from promptkit.config import atomic_write, check_writable, read_text
 from promptkit.errors import ConfigError
 from promptkit.evaluate import plan_eval
@@ -120,10 +120,8 @@ def print_estimate(est: dict[str, Any]) -> None:
 @click.command("optimize")
 @click.argument("ref")
 @click.option("--suite", help="Eval suite name or YAML file (default: the prompt's).")
-@click.option("--train-data", type=click.Path(dir_okay=False, path_type=Path),
-              help="Labelled rows to search on (default: the suite's file, train split).")
-@click.option("--eval-data", type=click.Path(dir_okay=False, path_type=Path),
-              help="Test rows, scored once at the end (default: the suite's eval split).")
+@data_options(train="Labelled rows to search on (default: the suite's file, train split).",
+              eval_="Test rows, scored once at the end (default: the suite's eval split).")
 @click.option("--model", help="Model to optimize for (default: the suite's).")
 @click.option("--rounds", type=click.IntRange(min=0), default=5, show_default=True, help="Proposer rounds.")
 @click.option("--max-evals", type=click.IntRange(min=1), help="Stop the search after N model calls (cached are free).")

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from promptkit.cli.common import FiniteFloat, console, err_console, project_of
+from promptkit.cli.common import FiniteFloat, console, data_options, err_console, project_of, seed_threads_options
 from promptkit.errors import ConfigError
 from promptkit.stats import ALPHA
 from promptkit.tune.base import TuneJob, tuners
@@ -78,13 +78,10 @@ def comparison_table(comparison: Any) -> Table:
 @click.option("--suite", help="Eval suite name or YAML file.")
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
               help="A prepared chat JSONL training file (dpo: prompt, chosen, rejected JSONL).")
-@click.option("--train-data", type=click.Path(dir_okay=False, path_type=Path),
-              help="A labelled dataset rendered through the prompt (default: the suite's file, train split).")
-@click.option("--train-split", help="Split of the training data (default: train; all rows of --train-data).")
-@click.option("--eval-data", type=click.Path(dir_okay=False, path_type=Path), help="Evaluate on this file.")
-@click.option("--eval-split", help="Split evaluated (default: the suite's; all rows of --eval-data).")
-@click.option("--eval-limit", type=click.IntRange(min=1), help="Only the first N eval examples.")
-@click.option("--limit", type=click.IntRange(min=1), help="Only the first N training rows.")
+@data_options(train="A labelled dataset rendered through the prompt (default: the suite's file, train split).",
+              train_split="Split of the training data (default: train; all rows of --train-data).",
+              eval_="Evaluate on this file.",
+              eval_split="Split evaluated (default: the suite's; all rows of --eval-data).", limits=True)
 @click.option("--no-eval", is_flag=True, help="Skip the before/after evaluation.")
 @click.option("--name", help="Registered model name (default: PROMPT-BACKEND).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
@@ -104,8 +101,7 @@ def comparison_table(comparison: Any) -> Table:
 @click.option("--search", is_flag=True, help="Successive halving over rank, lr, targets, epochs on the validation split.")
 @click.option("--search-trials", type=int, help="Settings tried in the first --search round (8).")
 @click.option("--checkpoint-every", type=int, help="Steps between resumable checkpoints (20).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, help="CPU threads for training.")
+@seed_threads_options
 @click.option("--suffix", help="Fine-tuned model suffix (openai).")
 @click.option("--lr-multiplier", type=FiniteFloat(), help="Learning rate multiplier (openai).")
 @click.option("--poll-interval", type=FiniteFloat(), help="Seconds between job polls (openai, 10).")
@@ -311,19 +307,14 @@ def methods_table(comparison: Any) -> Table:
 @click.option("--methods", default="lora,ia3,prompt-tuning,prefix-tuning", show_default=True,
               help="Comma-separated local methods (lora, qlora, ia3, prompt-tuning, prefix-tuning).")
 @click.option("--suite", help="Eval suite name or YAML file.")
-@click.option("--train-data", type=click.Path(dir_okay=False, path_type=Path), help="Labelled training data.")
-@click.option("--train-split", help="Split of the training data.")
-@click.option("--eval-data", type=click.Path(dir_okay=False, path_type=Path), help="Evaluate on this file.")
-@click.option("--eval-split", help="Split evaluated.")
-@click.option("--eval-limit", type=click.IntRange(min=1), help="Only the first N eval examples.")
-@click.option("--limit", type=click.IntRange(min=1), help="Only the first N training rows.")
+@data_options(train="Labelled training data.", train_split="Split of the training data.",
+              eval_="Evaluate on this file.", eval_split="Split evaluated.", limits=True)
 @click.option("--name", help="Adapter name prefix (default: PROMPT-compare); each method is PREFIX-METHOD.")
 @click.option("--max-steps", type=int, help="Optimizer steps per method.")
 @click.option("--time-budget", type=float, help="Seconds of training per method.")
 @click.option("--epochs", type=int, help="Epochs per method (1).")
 @click.option("--batch-size", type=int, help="Batch size (8).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, help="CPU threads for training.")
+@seed_threads_options
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.pass_context
 def compare_command(ctx: click.Context, ref: str, methods: str, suite: str | None, train_data: Path | None,

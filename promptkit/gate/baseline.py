@@ -25,6 +25,7 @@ from promptkit.library import PromptVersion
 from promptkit.project import Project, Suite
 from promptkit.providers import options_of
 from promptkit.results import EvalRun, MetricValue, RunPlan
+from promptkit.strict_json import loads_strict
 
 FORMAT = 1  # format 1 files without per-example "scores" (older baselines) still load; they compare accuracy/F1 only
 BASELINES_DIR = "baselines"
@@ -192,7 +193,8 @@ def load_baseline(path: Path) -> Baseline | None:
         return None
     text = decode_text(read_regular(path, MAX_BASELINE_BYTES, "baseline"), path)
     try:
-        data = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        data = loads_strict(text, _BadValue, "key {key!r} appears twice in one object",
+                            "{name} is not a number a baseline can hold")
     except _BadValue as e:
         raise ConfigError(f"baseline: {e}", where=str(path), hint="re-bless it with 'promptkit baseline bless'") from None
     except json.JSONDecodeError as e:
@@ -208,19 +210,6 @@ def load_baseline(path: Path) -> Baseline | None:
 
 class _BadValue(ValueError):
     pass
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _BadValue(f"key {key!r} appears twice in one object")
-        out[key] = value
-    return out
-
-
-def _no_constant(name: str) -> Any:
-    raise _BadValue(f"{name} is not a number a baseline can hold")
 
 
 def _text(data: dict[str, Any], key: str, optional: bool = False) -> Any:

@@ -9,6 +9,14 @@ from promptkit.results import ExampleResult, MetricValue
 from promptkit.stats import bootstrap_mean, bootstrap_percentile, percentile, wilson
 
 
+def per_example(name: str, values: Sequence[float], unit: str = "") -> MetricValue:
+    """The mean of one number per example, with its bootstrap interval (lower is better)."""
+    n = len(values)
+    low, high = bootstrap_mean(list(values))
+    return MetricValue(name, sum(values) / max(1, n), False, low, high, unit=unit,
+                       interval="bootstrap" if n else None, n=n, kind="mean")
+
+
 def latency_samples(results: Sequence[ExampleResult]) -> tuple[list[float], str]:
     """What was measured, and how: (samples, kind). Cache hits are left out. A provider that times
     each call (API providers) gives one sample per example ("per call"); a local batch is timed as
@@ -61,14 +69,10 @@ class Tokens(Metric):
 
     def compute(self, results: Sequence[ExampleResult], labels: Sequence[str] | None) -> list[MetricValue]:
         n = len(results)
-        tokens_in = sum(r.tokens_in for r in results)
-        tokens_out = sum(r.tokens_out for r in results)
-        low, high = bootstrap_mean([r.tokens_in + r.tokens_out for r in results])
         return [
-            MetricValue("tokens_in", tokens_in, None, n=n, kind="sum"),
-            MetricValue("tokens_out", tokens_out, None, n=n, kind="sum"),
-            MetricValue("tokens_per_example", (tokens_in + tokens_out) / max(1, n), False, low, high,
-                        interval="bootstrap" if n else None, n=n, kind="mean"),
+            MetricValue("tokens_in", sum(r.tokens_in for r in results), None, n=n, kind="sum"),
+            MetricValue("tokens_out", sum(r.tokens_out for r in results), None, n=n, kind="sum"),
+            per_example("tokens_per_example", [r.tokens_in + r.tokens_out for r in results]),
         ]
 
 
@@ -78,13 +82,10 @@ class Cost(Metric):
     description = "money per run (total) and per example (mean)"
 
     def compute(self, results: Sequence[ExampleResult], labels: Sequence[str] | None) -> list[MetricValue]:
-        n = len(results)
-        total = sum(r.cost for r in results)
-        low, high = bootstrap_mean([r.cost for r in results])
+        costs = [r.cost for r in results]
         return [
-            MetricValue("cost_total", total, None, unit="$", n=n, kind="sum"),
-            MetricValue("cost_per_example", total / max(1, n), False, low, high, unit="$",
-                        interval="bootstrap" if n else None, n=n, kind="mean"),
+            MetricValue("cost_total", sum(costs), None, unit="$", n=len(costs), kind="sum"),
+            per_example("cost_per_example", costs, unit="$"),
         ]
 
 

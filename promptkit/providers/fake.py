@@ -6,7 +6,6 @@ import hashlib
 import re
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from pydantic import Field
 
@@ -36,10 +35,7 @@ class FakeProvider(Provider):
     supports_scoring = True
     Options = FakeOptions
     opts: FakeOptions
-
-    def __init__(self, model: str, **options: Any):
-        super().__init__(model, **options)
-        self.calls = 0
+    calls = 0  # requests answered by this instance (the first `+= 1` makes it the instance's own)
 
     def _score(self, request: Request, prompt: str) -> dict[str, float]:
         keywords: dict[str, list[str]] = {k: list(v) for k, v in self.opts.keywords.items()}

@@ -46,17 +46,22 @@ def converted_gguf(gguf: Path) -> Path:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     target.parent.mkdir(parents=True, exist_ok=True)
+    _save_atomically(target, model, tokenizer)
+    return target
+
+
+def _save_atomically(target: Path, *parts: Any) -> None:
+    """Save `parts` (a model, a tokenizer) into a temporary folder beside `target`, then move it in place."""
     tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        for part in parts:
+            part.save_pretrained(tmp)
         os.replace(tmp, target)
     except OSError:
         if not (target / "config.json").is_file():  # another process may have won the race
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def digest(paths: Sequence[Path]) -> str:
@@ -108,13 +113,5 @@ def in_dtype(folder: Path, dtype: str) -> Path:
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=getattr(torch, dtype))
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=folder.parent))
-    try:
-        model.save_pretrained(tmp)
-        os.replace(tmp, target)
-    except OSError:
-        if not (target / "config.json").is_file():  # another process may have won the race
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    _save_atomically(target, model)
     return target

@@ -26,7 +26,15 @@ from promptkit.config import atomic_write
 from promptkit.errors import ConfigError
 from promptkit.providers.factory import open_provider
 from promptkit.tune.base import Estimate, TuneResult
-from promptkit.tune.lora import PeakMemory, TrainEvent, adapter_size, base_model_of, quiet_libraries, settings_of
+from promptkit.tune.lora import (
+    PeakMemory,
+    TrainEvent,
+    adapter_size,
+    base_model_of,
+    optimizer_step,
+    quiet_libraries,
+    settings_of,
+)
 from promptkit.tune.methods import METHODS, load_base, validate
 from promptkit.tune.run import adapter_version, before_after, measured_speed
 
@@ -169,11 +177,7 @@ def train_dpo(provider: Any, pairs: Sequence[Pair], held_out: Sequence[Pair], ou
             policy = answer_logprobs(model, items, pad)
             n = len(chunk)
             loss = dpo_loss(policy[:n], policy[n:], ref[:n], ref[n:], beta)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            optimizer_step(model, loss, optimizer, scheduler)
             step += 1
             tokens += sum(len(p) + len(a) for p, a in items)
             losses.append(float(loss))

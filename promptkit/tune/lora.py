@@ -253,11 +253,7 @@ def train_lora(
             batch = _batch(chunk, pad)
             with autocast():
                 loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            optimizer_step(model, loss, optimizer, scheduler)
             step += 1
             state["step"] = step
             state["tokens"] += int(batch["attention_mask"].sum())
@@ -458,3 +454,14 @@ class LoraTuner:
             manifest["comparison"] = comparison.to_dict()
             atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
         return TuneResult("lora", job.name, job.name, manifest, comparison)
+
+
+def optimizer_step(model: Any, loss: Any, optimizer: Any, scheduler: Any) -> None:
+    """One training step from a batch's loss: gradients clipped to norm 1, then the optimizer and schedule."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()

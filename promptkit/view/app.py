@@ -111,13 +111,16 @@ def create_app(config: ViewConfig) -> Starlette:
 
         return page(request, "runs.html", keys=FILTERS, rows=rows, result=result, filters=filters, link=link, title="Runs")
 
-    async def run_page(request: Request) -> Response:
+    def run_and_results(run_id: str) -> tuple[Any, list[Any]]:
         s = store()
         try:
-            record = s.run(request.path_params["run_id"])
-            results = s.results(record.id)
+            record = s.run(run_id)
+            return record, s.results(record.id)
         finally:
             s.close()
+
+    async def run_page(request: Request) -> Response:
+        record, results = run_and_results(request.path_params["run_id"])
         render = prompt_renderer(project, record.settings)
         view = view_of_record(record, results, render if len(results) <= INLINE_PROMPTS else None)
         if len(results) > INLINE_PROMPTS:  # rendering every prompt would slow a big run's page: one page per example
@@ -131,12 +134,7 @@ def create_app(config: ViewConfig) -> Starlette:
                     others=others)
 
     async def example_page(request: Request) -> Response:
-        s = store()
-        try:
-            record = s.run(request.path_params["run_id"])
-            results = s.results(record.id)
-        finally:
-            s.close()
+        record, results = run_and_results(request.path_params["run_id"])
         number = int(request.path_params["number"])
         result = next((r for r in results if r.index + 1 == number), None)
         if result is None:
