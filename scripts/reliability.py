@@ -81,7 +81,9 @@ def serve_scenarios(work: Path) -> list[tuple[str, bool]]:
              "--pid", str(client.process.pid), "--connections", "150", "--slow", "8", "--duration", "4",
              "--tick", "0.2", "--echo-bytes", "200000", "--max-latency", "1.0"],
             capture_output=True, text=True, timeout=300)
-        cases.append((f"hostile_clients.py: {hostile.stdout.strip()[:300]}", hostile.returncode == 0))
+        verdict = "" if hostile.returncode == 0 else f": {(hostile.stdout + hostile.stderr).strip()[-400:]}"
+        cases.append(("hostile_clients.py (150 connections, 8 slow headers, 8 slow bodies, 200 kB echo)" + verdict,
+                      hostile.returncode == 0))
         chat = {"model": "smollm2", "messages": [{"role": "user", "content": "hi"}]}
         try:
             status, answer = client.call("/chat/completions", raw=json.dumps(
