@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import inspect
 import itertools
 import secrets
 from dataclasses import dataclass
@@ -186,9 +185,7 @@ def create_app(config: ViewConfig) -> Starlette:
             suite = project.suite_for(versions[-1] if versions else folder.working())
             metric = primary_metric(suite)
             chart = version_chart(version_points(runs, suite, model, metric), f"{metric} · {model}")
-            # plateau detection is tune/plateau.py's; newer versions of it take the model to judge.
-            options: dict[str, Any] = {"model": model} if model and "model" in inspect.signature(plateau).parameters else {}
-            verdict = plateau(project, name, suite, **options)
+            verdict = plateau(project, name, suite, model=model or None)
         except PromptkitError as e:
             note = str(e)
         derived = {model: entry for model, entry in project.models.entries().items()
