@@ -184,7 +184,7 @@ def _suite_requests(suite: str, data: Path | None = None, limit: int | None = No
 def test_bf16_chat_decisions_and_greedy_generations_follow_fp32(embedded_provider: HFProvider) -> None:
     """The chat sentiment prompt on 300 yelp reviews (>= 96% of fp32's decisions) and the headline suite's
     greedy generations (>= 95% identical: the next token is picked from fp32 logits)."""
-    from tests.conftest import SHARED_DATA
+    from tests.helpers.projects import SHARED_DATA
 
     chat, _ = _suite_requests("sentiment-chat", SHARED_DATA / "yelp.jsonl", 300)
     headlines, _ = _suite_requests("headline")
