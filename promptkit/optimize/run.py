@@ -288,7 +288,12 @@ class Search:
         return instructions
 
 
-ROWS_PER_SECOND = {"hf": 20.0}  # measured label scoring of short inputs on 2 cores; API providers: 5/s
+# Seconds per scored row and per token, fitted to the two uncached reference runs of the README (hf,
+# SmolLM2, 2 idle cores, float32: 3,594 rows / 76k tokens in 4.4 min; 3,888 rows / 185k tokens in 6.7 min).
+# Time grows with tokens (the chat prompt's rows are longer), so a rows-only rate misjudged the chat run
+# by half. API providers: 5 rows/s.
+SECONDS_PER_ROW = {"hf": 0.05}
+SECONDS_PER_TOKEN = {"hf": 0.0011}
 
 
 def estimate(search: Search, cache: Any | None) -> dict[str, Any]:
@@ -315,14 +320,16 @@ def estimate(search: Search, cache: Any | None) -> dict[str, Any]:
     test = estimate_run(search.data.test_plan, search.provider, cache=cache)
     tokens_per_row = (per_row.tokens_in + per_row.tokens_out) / max(1, per_row.examples)
     cost_per_row = per_row.cost / max(1, per_row.examples)
-    rate = ROWS_PER_SECOND.get(search.data.train_plan.model.provider, 5.0)
+    provider = search.data.train_plan.model.provider
     test_rows = 2 * (test.examples - test.cached)
+    seconds = (search_rows + test_rows) * (SECONDS_PER_ROW.get(provider, 0.2)
+                                          + SECONDS_PER_TOKEN.get(provider, 0.0) * tokens_per_row)
     return {"validation_rows": len(search.data.validation), "rungs": rungs, "pool_rows": len(search.data.pool),
             "test_rows": test.examples, "candidates": n_structural + n_fewshot + rounds * o.proposals,
             "search_calls": search_rows, "proposer_calls": rounds, "test_calls": test_rows,
             "tokens": round((search_rows + test_rows) * tokens_per_row),
             "search_cost": search_rows * cost_per_row, "test_cost": 2 * test.to_spend,
-            "minutes": (search_rows + test_rows) / rate / 60}
+            "minutes": seconds / 60}
 
 
 def settings_key(base: PromptVersion, data: OptimizeData, options: OptimizeOptions) -> str:
