@@ -102,3 +102,18 @@ def test_holdout_and_order_are_seeded(tmp_path: Path) -> None:
     assert [r.id for r in a[1]] == [r.id for r in b[1]] and len(a[1]) == 4 and len(a[0]) == 12
     assert not {r.id for r in a[0]} & {r.id for r in a[1]}
     assert _order(10, 0, 0) == _order(10, 0, 0) and _order(10, 0, 0) != _order(10, 0, 1)
+
+
+def test_epoch_batches_group_lengths_cover_every_row_once_and_are_seeded() -> None:
+    import math
+
+    from promptkit.tune.lora import epoch_batches
+
+    lengths = [(i * 37) % 61 + 5 for i in range(1003)]
+    batches = epoch_batches(lengths, 8, seed=0, epoch=0)
+    assert len(batches) == math.ceil(1003 / 8)
+    assert sorted(i for b in batches for i in b) == list(range(1003))
+    assert batches == epoch_batches(lengths, 8, seed=0, epoch=0) != epoch_batches(lengths, 8, seed=0, epoch=1)
+    padded = sum(8 * max(lengths[i] for i in b) for b in batches)
+    shuffled = [list(range(1003))[i: i + 8] for i in range(0, 1003, 8)]
+    assert padded < 0.8 * sum(8 * max(lengths[i] for i in b) for b in shuffled)  # much less padding

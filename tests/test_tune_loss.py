@@ -1,0 +1,43 @@
+"""The answer-only training loss (head at the answer positions, the shared prompt prefix run once per
+batch) equals the model's own loss, with the same gradients, on a real (tiny) Llama with each method."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.tiny_model import make_tiny_model
+
+ROWS = [([5, 6, 7, 8, 9, 3, 1], 6), ([5, 6, 7, 8, 10, 11, 12, 4, 1], 7), ([5, 6, 7, 8, 12, 4, 1], 5)]
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3", "prompt-tuning"])
+def test_answer_loss_matches_the_models_loss_and_gradients(tmp_path: Path, method: str) -> None:
+    import torch
+    from peft import get_peft_model
+
+    from promptkit.tune.lora import IGNORE, LoraSettings, _batch, answer_loss, shared_prefix
+    from promptkit.tune.methods import load_base, method_of
+
+    folder = make_tiny_model(tmp_path / "tiny", ["great food", "awful service"])
+    settings = LoraSettings(method=method, target_modules=["all-linear"] if method == "lora" else [], init_text=None)
+    spec = method_of(method)
+    provider = type("P", (), {"model_source": lambda self: folder})()
+    model = get_peft_model(load_base(str(folder), spec), spec.build(settings, provider))
+    for p in model.parameters():
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.1)  # LoRA's B starts at zero: give the adapter a real effect
+    model.eval()  # dropout off: every loss sees the same network
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    batch = _batch(ROWS, pad=0)
+    assert int((batch["labels"] != IGNORE).sum()) == 5
+    reference = model(**batch).loss
+    ref_grads = torch.autograd.grad(reference, trainable)
+    assert shared_prefix(ROWS) == 4 and shared_prefix([*ROWS[:1], ([5, 6, 7, 9, 4, 1], 4)]) == 0
+    for shared in (0, 4):
+        ours = answer_loss(model, ROWS, 0, shared)
+        grads = torch.autograd.grad(ours, trainable)
+        assert float(ours.detach()) == pytest.approx(float(reference.detach()), rel=1e-5), shared
+        for a, b in zip(grads, ref_grads, strict=True):
+            assert torch.allclose(a, b, atol=1e-6, rtol=1e-4), shared
