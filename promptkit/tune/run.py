@@ -17,10 +17,11 @@ from promptkit.results import EvalRun
 from promptkit.runs import RunStore
 from promptkit.stats import McNemar, mcnemar
 
-# LoRA training tokens/s of the reference run (SmolLM2-135M, chat prompt, 1000 amazon rows = 47k tokens
-# in 11.3 min on 2 idle CPU cores), used until a project has measured its own (.promptkit/tune/speed.json,
-# written after every lora run). A loaded machine is far slower.
-REFERENCE_TOKENS_PER_S = 70.0
+# LoRA training tokens/s (prompt + answer tokens of every row) of the reference runs (SmolLM2-135M, fp32,
+# 2 idle CPU cores, r 8 on q/v: the chat prompt's 47k tokens at 270-310/s, its shared prefix run once per
+# batch; the text prompt's 21k at 160-185/s), the lower figure, used until a project has measured its own
+# (.promptkit/tune/speed.json, written after every lora run). A loaded machine is far slower.
+REFERENCE_TOKENS_PER_S = 160.0
 
 
 @dataclass
