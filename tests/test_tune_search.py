@@ -18,6 +18,9 @@ def test_candidates_are_distinct_seeded_and_from_the_space() -> None:
     assert len({json.dumps(c, sort_keys=True) for c in first}) == 8
     for c in first:
         assert all(c[key] in values for key, values in SPACE.items())
+    defaults = {"r": 8, "lr": 3e-4, "target_modules": ["q_proj", "v_proj"], "epochs": 1}
+    led = candidates(8, seed=0, first=defaults)
+    assert led[0] == defaults and len({json.dumps(c, sort_keys=True) for c in led}) == 8
 
 
 @pytest.mark.parametrize("extra, needle", [

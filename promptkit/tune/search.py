@@ -50,10 +50,13 @@ class SearchResult:
                 "trials": [t.to_dict() for t in self.trials], "space": SPACE}
 
 
-def candidates(n: int, seed: int) -> list[dict[str, Any]]:
-    """N distinct settings drawn (seeded) from SPACE."""
+def candidates(n: int, seed: int, first: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """N distinct settings drawn (seeded) from SPACE; FIRST (the run's own settings) leads when given, so
+    the search always races the defaults and keeps them unless something beats them on validation."""
     grid = [dict(zip(SPACE, values, strict=True)) for values in itertools.product(*SPACE.values())]
     random.Random(seed).shuffle(grid)
+    if first is not None:
+        grid = [first] + [g for g in grid if g != first]
     return grid[:n]
 
 
@@ -69,7 +72,8 @@ def successive_halving(train: Callable[..., dict[str, Any]], provider: Any, trai
         raise ConfigError("--search needs a positive --time-budget", hint="e.g. --time-budget 900 (seconds)")
     if trials < 2:
         raise ConfigError(f"--search-trials must be at least 2, got {trials}", hint="e.g. --search-trials 8")
-    alive = candidates(trials, base.seed)
+    own = {key: getattr(base, key) for key in SPACE} | {"lr": base.learning_rate(), "target_modules": list(base.target_modules)}
+    alive = candidates(trials, base.seed, own)
     rounds = math.ceil(math.log2(len(alive))) + 1  # the last round is the winner's own training
     per_round = budget / rounds
     log: list[Trial] = []
