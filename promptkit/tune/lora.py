@@ -170,12 +170,12 @@ def answer_loss(model: Any, items: Sequence[tuple[list[int], int]], pad: int, sh
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     kv = None
     if shared:
-        ids = torch.tensor([items[0][0][:shared]])
+        prefix = torch.tensor([items[0][0][:shared]])
         mask = torch.ones((1, 1, shared, shared), dtype=torch.bool).tril()
         cache = _cache(None, 1)
-        _call(inner, cache, input_ids=ids, attention_mask=mask, position_ids=torch.arange(shared).unsqueeze(0))
+        _call(inner, cache, input_ids=prefix, attention_mask=mask, position_ids=torch.arange(shared).unsqueeze(0))
         kv = _layers(cache)
-    packed = pack([ids[shared:] for ids, _ in items], shared, pad)
+    packed = pack([row[shared:] for row, _ in items], shared, pad)
     out = _call(inner, _cache(kv, len(items)), input_ids=packed.ids, attention_mask=packed.mask,
                 position_ids=packed.positions)
     rows, cols, targets = [], [], []
