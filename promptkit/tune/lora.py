@@ -135,7 +135,7 @@ MIN_SHARED = 4  # shared prompt tokens worth a separate prefix forward
 def shared_prefix(items: Sequence[tuple[list[int], int]]) -> int:
     """Prompt tokens every training row starts with (chat template, system turn, instruction), leaving at
     least one prompt token per row: they are computed once per batch instead of once per row."""
-    from promptkit.providers.hf_fast import common_prefix
+    from promptkit.providers.hf_fast import common_prefix  # hf_fast imports torch: only when training
 
     if not items:
         return 0
@@ -163,7 +163,7 @@ def answer_loss(model: Any, items: Sequence[tuple[list[int], int]], pad: int, sh
     import torch
     import torch.nn.functional as F
 
-    from promptkit.providers.hf_fast import _cache, _call, _layers, pack
+    from promptkit.providers.hf_fast import _cache, _call, _layers, pack  # torch, as above
 
     if _computes_own_logits(model):
         return model(**_batch(items, pad)).loss
