@@ -152,8 +152,10 @@ class RunStore:
             self._beat = None
 
     def create_run(self, settings: dict[str, Any], plan_hash: str | None = None) -> str:
-        run_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-        with self._tx() as db:
+        with self._tx() as db:  # the write lock is held: no other process can take the id checked free here
+            run_id = _new_run_id()
+            while db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+                run_id = _new_run_id()  # runs started in the same second drew the same suffix
             db.execute(
                 "INSERT INTO runs (id, created, status, prompt, prompt_hash, suite, model, dataset_hash, settings,"
                 " plan_hash, pid, host, heartbeat) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -323,6 +325,11 @@ class _Heartbeat(threading.Thread):
 
     def stop(self) -> None:
         self._stop_event.set()
+
+
+def _new_run_id() -> str:
+    """Sortable by start time, readable, short enough to type: 6 random hex digits per second."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
 def _now() -> str:

@@ -102,3 +102,28 @@ def test_a_store_locked_past_the_timeout_is_a_clear_error(tmp_path: Path) -> Non
     assert "Traceback" not in proc.stderr
     assert "runs.db" in proc.stderr and "locked" in proc.stderr
     assert ROOT.exists()
+
+
+
+def test_runs_started_in_the_same_second_with_the_same_suffix_get_distinct_ids(tmp_path: Path, monkeypatch) -> None:
+    """Run ids are the start second plus 6 random hex digits: at about a thousand runs a second two
+    would draw the same id; the store draws again instead of failing the second run."""
+    import itertools
+    import uuid
+    from datetime import datetime, timezone
+
+    from promptkit import runs
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return datetime(2026, 12, 3, tzinfo=timezone.utc)
+
+    draws = itertools.chain([uuid.UUID(int=1)] * 3, (uuid.UUID(int=(k + 1) << 124) for k in itertools.count()))
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(draws))
+    monkeypatch.setattr(runs, "datetime", Frozen)
+    store = runs.RunStore(tmp_path / "runs.db")
+    first = store.create_run({"prompt": "p@v1"})
+    second = store.create_run({"prompt": "p@v1"})
+    store.close()
+    assert first == "20261203-000000-000000" and second == "20261203-000000-100000"
