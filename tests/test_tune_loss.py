@@ -41,3 +41,20 @@ def test_answer_loss_matches_the_models_loss_and_gradients(tmp_path: Path, metho
         assert float(ours.detach()) == pytest.approx(float(reference.detach()), rel=1e-5), shared
         for a, b in zip(grads, ref_grads, strict=True):
             assert torch.allclose(a, b, atol=1e-6, rtol=1e-4), shared
+
+
+def test_a_time_budgeted_schedule_ends_at_a_low_rate_wherever_the_budget_stops_it() -> None:
+    from promptkit.tune.lora import lr_factor
+
+    # without a budget: the step schedule (warm-up over 5 steps, linear decay to zero at 100)
+    assert lr_factor(0, 100, 5, 0.05) == pytest.approx(1 / 6)
+    assert lr_factor(5, 100, 5, 0.05) == pytest.approx(1.0)
+    assert lr_factor(99, 100, 5, 0.05) == pytest.approx(1 / 95)
+    # a budget that stops the run at step 30 of 100: the rate follows the time spent, not the steps
+    assert lr_factor(3, 100, 5, 0.05, spent=0.1) == pytest.approx(0.9 / 0.95)
+    assert lr_factor(29, 100, 5, 0.05, spent=0.99) < 0.02
+    assert lr_factor(30, 100, 5, 0.05, spent=1.2) == 0.0
+    # a budget longer than the steps need: the steps lead, as without a budget
+    assert lr_factor(90, 100, 5, 0.05, spent=0.3) == pytest.approx(0.1 / 0.95)
+    # the first step of a budgeted run never has a zero rate
+    assert lr_factor(0, 100, 5, 0.05, spent=0.0) > 0

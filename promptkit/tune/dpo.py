@@ -31,6 +31,7 @@ from promptkit.tune.lora import (
     TrainEvent,
     adapter_size,
     base_model_of,
+    lr_factor,
     optimizer_step,
     quiet_libraries,
     settings_of,
@@ -160,9 +161,10 @@ def train_dpo(provider: Any, pairs: Sequence[Pair], held_out: Sequence[Pair], ou
     lr = float(settings.lr) if settings.lr is not None else 5e-4
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     warmup = int(total * settings.warmup)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
     start, step, tokens, losses = time.perf_counter(), 0, 0, []
+    budget = settings.time_budget
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(
+        s, total, warmup, settings.warmup, (time.perf_counter() - start) / budget if budget else None))
     rng = random.Random(settings.seed)
     while step < total:
         order = list(range(len(train)))

@@ -300,14 +300,14 @@ def train_lora(
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate(),
                                   weight_decay=0.0)
 
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     state: dict[str, Any] = {"step": 0, "epoch": 0, "best_val": None, "bad_epochs": 0, "history": [],
                              "tokens": 0, "seconds": 0.0, "resumed_from": None}
+
+    def schedule(step: int) -> float:
+        spent = float(state["seconds"]) / settings.time_budget if settings.time_budget else None
+        return lr_factor(step, total, warmup, settings.warmup, spent)
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     out.mkdir(parents=True, exist_ok=True)
     if resume and has_checkpoint(out):
         saved = torch.load(out / CHECKPOINT / "state.pt", weights_only=False)
@@ -331,6 +331,7 @@ def train_lora(
             chunk = [train[i] for i in batches[index]]
             with autocast():
                 loss = answer_loss(model, chunk, pad, shared)
+            state["seconds"] = time.perf_counter() - start_time  # read by the schedule
             optimizer_step(model, loss, optimizer, scheduler)
             step += 1
             state["step"] = step
@@ -532,6 +533,22 @@ class LoraTuner:
             manifest["comparison"] = comparison.to_dict()
             atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
         return TuneResult("lora", job.name, job.name, manifest, comparison)
+
+
+def lr_factor(step: int, total: int, warmup_steps: int, warmup: float, spent: float | None = None) -> float:
+    """The learning-rate multiplier: linear warm-up over `warmup_steps`, then linear decay to zero at `total`.
+    With a time budget (`spent`: the fraction of it used), the run usually stops before `total`: warm-up and
+    decay then follow whichever is further along, steps or time, so that the run ends at a low rate wherever
+    the budget stops it instead of mid-schedule at a high one (which left budgeted trials, and the --search
+    winner, at a noisier point than a full run)."""
+    if spent is None:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        return max(0.0, (total - step) / max(1, total - warmup_steps))
+    progress = max(step / max(1, total), spent)
+    if progress < warmup:
+        return max(progress, 1 / max(1, total)) / warmup
+    return max(0.0, (1 - progress) / (1 - warmup))
 
 
 def optimizer_step(model: Any, loss: Any, optimizer: Any, scheduler: Any) -> None:
