@@ -58,3 +58,37 @@ def test_a_time_budgeted_schedule_ends_at_a_low_rate_wherever_the_budget_stops_i
     assert lr_factor(90, 100, 5, 0.05, spent=0.3) == pytest.approx(0.1 / 0.95)
     # the first step of a budgeted run never has a zero rate
     assert lr_factor(0, 100, 5, 0.05, spent=0.0) > 0
+
+
+def test_prefix_tuning_starts_as_its_init_text_written_before_the_input(tmp_path: Path) -> None:
+    """The prefix's keys and values are the base model's own for the init text: before training, the
+    adapter's next-token scores equal the base model's with that text in front (two layers, grouped heads)."""
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from promptkit.tune.lora import LoraSettings
+    from promptkit.tune.methods import load_base, method_of
+
+    folder = make_tiny_model(tmp_path / "tiny", ["great food", "awful service"])
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    torch.manual_seed(1)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=32, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                                 eos_token_id=1, pad_token_id=0, bos_token_id=1)).save_pretrained(folder)
+    settings = LoraSettings(method="prefix-tuning", virtual_tokens=5, init_text="great food awful")
+    spec = method_of("prefix-tuning")
+    provider = type("P", (), {"model_source": lambda self: folder, "tokenizer": tokenizer})()
+    base = load_base(str(folder), spec).eval()
+    text = tokenizer("great food awful", add_special_tokens=False)["input_ids"]
+    prefix = (text * 2)[:5]  # repeated to fill the virtual tokens
+    ids = tokenizer("Review: awful service Sentiment:", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        expected = base(input_ids=torch.tensor([prefix + ids])).logits[0, len(prefix):]
+    model = get_peft_model(base, spec.build(settings, provider))
+    assert spec.init is not None
+    spec.init(model, settings, provider)
+    model.eval()
+    with torch.no_grad():
+        got = model(input_ids=torch.tensor([ids])).logits[0]
+    assert torch.allclose(got, expected, atol=1e-5)

@@ -20,7 +20,7 @@ from promptkit.providers.factory import open_provider
 from promptkit.stats import mcnemar, wilson
 from promptkit.tune.base import TuneJob
 from promptkit.tune.lora import LoraTuner, base_model_of, settings_of
-from promptkit.tune.methods import validate
+from promptkit.tune.methods import method_of, validate
 from promptkit.tune.run import adapter_version, evaluate_model
 from promptkit.tune.trainset import TrainRow
 
@@ -101,7 +101,9 @@ def score_rows(model_spec: str, project: Any, rows: Sequence[TrainRow], answers:
 
 def compare_key(job: TuneJob, method: str) -> str:
     settings = {k: v for k, v in job.options.items() if k not in ("overwrite", "threads")}
-    text = json.dumps({"method": method, "trainset": job.trainset.jsonl(), "settings": settings,
+    revision = method_of(method).revision  # left out at 1, so that keys written before revisions still match
+    text = json.dumps({"method": method, **({"revision": revision} if revision > 1 else {}),
+                       "trainset": job.trainset.jsonl(), "settings": settings,
                        "eval": [str(job.eval_data), job.eval_split, job.eval_limit]}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

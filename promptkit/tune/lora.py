@@ -288,6 +288,8 @@ def train_lora(
     base_dtype, autocast = _precision("float32" if method.quantized else settings.dtype, threads)
     model = load_base(str(provider.model_source()), method, base_dtype)
     model = get_peft_model(model, method.build(settings, provider))
+    if method.init is not None:
+        method.init(model, settings, provider)
     for p in model.parameters():
         if p.requires_grad:
             p.data = p.data.float()  # adapter master weights in fp32 whatever the base's dtype
