@@ -148,3 +148,26 @@ def test_cli_rejects_an_unknown_dtype_in_one_line(project: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and "unknown dtype 'fp8'" in result.stderr
     assert "float32" in result.stderr  # the fix: the allowed values
+
+
+def test_bf16_token_logprobs_come_from_an_fp32_output_head(tmp_path: Path) -> None:
+    """serve's echo/logprobs on a bf16 model: the decoder runs in bf16, the head and softmax in fp32,
+    so the figures stay as close to fp32 as the scoring path's (rounded bf16 logits moved them by 0.06)."""
+    import torch
+
+    from promptkit.providers.hf import HFProvider
+    from tests.helpers.tiny_model import make_tiny_model
+
+    folder = make_tiny_model(tmp_path / "tiny", ["great food", "awful service"])
+    bf16, fp32 = HFProvider(str(folder), dtype="bfloat16"), HFProvider(str(folder), dtype="float32")
+    text = "Review: great food Sentiment: positive"
+    got = bf16.token_logprobs([text], 0)[0]["token_logprobs"]
+    model = bf16.hf_model
+    ids = torch.tensor([bf16.tokenizer(text)["input_ids"]])
+    with torch.inference_mode():
+        hidden = model.get_decoder()(input_ids=ids).last_hidden_state[0].float()
+        expected = torch.log_softmax(hidden @ model.get_output_embeddings().weight.float().T, dim=-1)
+    want = [None] + [float(expected[j - 1, ids[0, j]]) for j in range(1, ids.shape[1])]
+    assert got[0] is None and got[1:] == pytest.approx(want[1:], abs=1e-5)
+    reference = fp32.token_logprobs([text], 0)[0]["token_logprobs"]
+    assert got[1:] == pytest.approx(reference[1:], abs=0.05)

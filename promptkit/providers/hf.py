@@ -395,6 +395,21 @@ class HFProvider(Provider):
         self.hf_model  # noqa: B018
         self.tokenizer  # noqa: B018
 
+    def _all_logits(self, model: Any, batch: Any, mask: Any) -> Any:
+        """Logits [B, W, V] in fp32. With a bf16 model the output head runs in fp32 (as for scoring), since
+        logits rounded to bf16 before the softmax move log-probabilities by up to 0.06; soft-prompt adapters
+        and models that post-process their logits use the model's own forward."""
+        import torch
+
+        from promptkit.providers.hf_fast import decoder, next_token_logits  # start-up: hf_fast imports torch
+
+        config = getattr(model, "config", None)
+        own = self._soft_prompt or any(getattr(config, k, None) for k in ("final_logit_softcapping", "logit_scale"))
+        if own or model.get_output_embeddings().weight.dtype == torch.float32:
+            return model(input_ids=batch, attention_mask=mask).logits.float()
+        hidden = decoder(model)(input_ids=batch, attention_mask=mask).last_hidden_state
+        return next_token_logits(model, hidden.reshape(-1, hidden.shape[-1])).view(*hidden.shape[:2], -1)
+
     def token_logprobs(self, texts: Sequence[str], top: int) -> list[dict[str, Any]]:
         """Per-token log-probabilities of each text (the tokenizer's special tokens included), in
         the OpenAI completions `logprobs` format; `top` alternatives per token when > 0. One forward pass."""
@@ -413,7 +428,7 @@ class HFProvider(Provider):
         if self.precision.device != "cpu":
             batch, mask = batch.to(self.precision.device), mask.to(self.precision.device)
         with torch.inference_mode():
-            logprobs = torch.log_softmax(model(input_ids=batch, attention_mask=mask).logits.float(), dim=-1).cpu()
+            logprobs = torch.log_softmax(self._all_logits(model, batch, mask), dim=-1).cpu()
         names: dict[int, str] = {}
 
         def decoded(i: int) -> str:
