@@ -293,9 +293,7 @@ class HFProvider(Provider):
 
     def _prefix_cache(self) -> Any:
         if self._prefixes is None:
-            from promptkit.providers.hf_fast import PrefixCache  # start-up: hf_fast imports torch
-
-            self._prefixes = PrefixCache()
+            self._prefixes = _fast().PrefixCache()
         return self._prefixes
 
     def _batches(self, order: list[int], size: int) -> list[list[int]]:
@@ -314,8 +312,7 @@ class HFProvider(Provider):
             self._isolated([i], run, results)
 
     def _score(self, requests: Sequence[Request]) -> list[Response]:
-        from promptkit.providers.hf_fast import score_batch  # start-up: hf_fast imports torch
-
+        score_batch = _fast().score_batch
         if self._soft_prompt:  # PeftModel.forward adds the virtual tokens; the fast path calls the decoder
 
             return softprompt.score(self, requests)
@@ -355,8 +352,7 @@ class HFProvider(Provider):
         return text.strip()
 
     def _generate(self, requests: Sequence[Request]) -> list[Response]:
-        from promptkit.providers.hf_fast import GenSpec, generate_batch  # start-up: hf_fast imports torch
-
+        GenSpec, generate_batch = _fast().GenSpec, _fast().generate_batch
         if self._soft_prompt:
             return softprompt.generate(self, requests)
 
@@ -401,8 +397,7 @@ class HFProvider(Provider):
         and models that post-process their logits use the model's own forward."""
         import torch
 
-        from promptkit.providers.hf_fast import decoder, next_token_logits  # start-up: hf_fast imports torch
-
+        decoder, next_token_logits = _fast().decoder, _fast().next_token_logits
         config = getattr(model, "config", None)
         own = self._soft_prompt or any(getattr(config, k, None) for k in ("final_logit_softcapping", "logit_scale"))
         if own or model.get_output_embeddings().weight.dtype == torch.float32:
@@ -493,3 +488,10 @@ class HFProvider(Provider):
     def close(self) -> None:
         self._model = None
         self._prefixes = None
+
+
+def _fast() -> Any:
+    """The hf_fast module (batched scoring and generation), imported on the first model call."""
+    from promptkit.providers import hf_fast  # start-up: hf_fast imports torch
+
+    return hf_fast
