@@ -45,7 +45,36 @@ def test_search_records_trials_and_trains_the_winner(tmp_path: Path) -> None:
     assert len(search["trials"]) == 2 and all(t["val_loss"] is not None and t["steps"] >= 1 for t in search["trials"])
     best = min(search["trials"], key=lambda t: t["val_loss"])
     assert search["winner"] == best["settings"]
-    for key, value in search["winner"].items():
+    assert search["own"] == search["trials"][0]["settings"]  # the run's own settings race first
+    if search["winner"] != search["own"]:  # the final: winner against the own settings, the lower loss kept
+        losses = [f["val_loss"] for f in search["final"]]
+        assert search["kept"] == ("own" if losses[1] <= losses[0] else "winner")
+        assert manifest["metrics"]["best_val_loss"] == min(losses)
+    kept = search["own"] if search["kept"] == "own" else search["winner"]
+    for key, value in kept.items():
         assert manifest["hyperparameters"][key] == value
     assert manifest["metrics"]["best_val_loss"] is not None and "search winner" in result.stderr
-    assert not (root / ".promptkit" / "adapters" / "review-lora" / "search").exists()
+    adapter = root / ".promptkit" / "adapters" / "review-lora"
+    assert not (adapter / "search").exists() and not (adapter / "search-own").exists()
+
+
+@pytest.mark.parametrize(("winner_loss", "own_loss", "kept"), [(0.2, 0.3, "winner"), (0.3, 0.2, "own"),
+                                                                (0.2, 0.2, "own"), (None, 0.5, "own")])
+def test_the_final_keeps_the_lower_validation_loss(tmp_path: Path, winner_loss: float | None, own_loss: float,
+                                                   kept: str) -> None:
+    from promptkit.tune.lora import LoraSettings, _final
+    from promptkit.tune.search import SearchResult
+
+    out = tmp_path / "adapter"
+    (out / "search-own").mkdir(parents=True)
+    (out / "adapter_model.safetensors").write_text("winner")
+    (out / "search-own" / "adapter_model.safetensors").write_text("own")
+    search = SearchResult({"r": 16}, 10.0, [], own={"r": 8})
+    winner, own = LoraSettings(r=16), LoraSettings(r=8)
+    settings, metrics = _final(search, out, winner, {"best_val_loss": winner_loss}, own, {"best_val_loss": own_loss},
+                               lambda m: None)
+    assert search.kept == kept and settings.r == (8 if kept == "own" else 16)
+    assert metrics["best_val_loss"] == (own_loss if kept == "own" else winner_loss)
+    assert (out / "adapter_model.safetensors").read_text() == kept
+    assert not (out / "search-own").exists()
+    assert [f["val_loss"] for f in search.final or []] == [winner_loss, own_loss]

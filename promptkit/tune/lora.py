@@ -483,7 +483,7 @@ class LoraTuner:
             job.notify(calibration_note)
         train_rows, val_rows = job.trainset.split(settings.val_fraction, settings.seed)
         provider = open_provider(ref, job.project)
-        search = None
+        search, own_settings, own_metrics = None, settings, None
         if job.options.get("search") and not (job.resume and has_checkpoint(out)):
             from dataclasses import replace
 
@@ -492,10 +492,16 @@ class LoraTuner:
                                   hint="use --method lora with --search")
             search = successive_halving(train_lora, provider, train_rows, val_rows, settings, float(settings.time_budget or 0),
                                         int(job.options.get("search_trials") or 8), out / "search", job.notify)
+            if search.own is not None and search.winner != search.own:
+                own_settings = replace(settings, **search.own, time_budget=search.final_budget)
+                job.notify(f"search final: the run's own settings train for {search.final_budget:.0f} s first")
+                own_metrics = train_lora(provider, train_rows, val_rows, out / "search-own", own_settings)
             settings = replace(settings, **search.winner, time_budget=search.final_budget)
             job.notify(f"search winner: {search.winner}; training it for {search.final_budget:.0f} s")
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         metrics = train_lora(provider, train_rows, val_rows, out, settings, progress=job.progress, resume=job.resume)
+        if search is not None and own_metrics is not None:
+            settings, metrics = _final(search, out, settings, metrics, own_settings, own_metrics, job.notify)
         if method.name == "lora":  # the estimate's reference speed is LoRA's
             record_speed(job.project, metrics["tokens_per_s"], started)
         manifest = {
@@ -535,6 +541,26 @@ class LoraTuner:
             manifest["comparison"] = comparison.to_dict()
             atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
         return TuneResult("lora", job.name, job.name, manifest, comparison)
+
+
+def _final(search: Any, out: Path, winner: LoraSettings, winner_metrics: dict[str, Any], own: LoraSettings,
+           own_metrics: dict[str, Any], notify: Callable[[str], None]) -> tuple[LoraSettings, dict[str, Any]]:
+    """The search's final: the lower validation loss of the winner (trained into OUT) and the run's own
+    settings (trained into OUT/search-own) becomes the adapter in OUT; ties go to the own settings."""
+    losses = [m["best_val_loss"] if m["best_val_loss"] is not None else math.inf for m in (winner_metrics, own_metrics)]
+    search.final = [{"settings": search.winner, "val_loss": winner_metrics["best_val_loss"]},
+                    {"settings": search.own, "val_loss": own_metrics["best_val_loss"]}]
+    own_dir = out / "search-own"
+    kept = (winner, winner_metrics)
+    if losses[1] <= losses[0]:
+        for f in own_dir.iterdir():
+            if f.is_file():
+                shutil.copy2(f, out / f.name)
+        search.kept, kept = "own", (own, own_metrics)
+    notify(f"search final: winner val loss {losses[0]:.4f}, own settings {losses[1]:.4f}: keeping the "
+           f"{'own settings' if search.kept == 'own' else 'winner'}")
+    shutil.rmtree(own_dir, ignore_errors=True)
+    return kept
 
 
 def lr_factor(step: int, total: int, warmup_steps: int, warmup: float, spent: float | None = None) -> float:

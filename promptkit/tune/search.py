@@ -2,8 +2,11 @@
 
 The time budget is split evenly between rounds. In each round every surviving candidate trains from
 scratch for (round budget / survivors) seconds and is ranked by its validation loss; the better half
-goes on, with twice the time each. The last survivor is the run's adapter: it trains with a full
-round's budget in the normal trainer, and the whole search is recorded in the adapter's manifest."""
+goes on, with twice the time each. The last survivor then races the run's own settings (the defaults,
+or the flags given): both train with a full round's budget and the lower validation loss becomes the
+run's adapter, so a search never hands back settings that validate worse than not searching (short
+early rounds are noisy: a 25-step trial can knock out settings that win a full run). The whole search
+is recorded in the adapter's manifest."""
 
 from __future__ import annotations
 
@@ -41,13 +44,16 @@ class Trial:
 
 @dataclass
 class SearchResult:
-    winner: dict[str, Any]
-    final_budget: float  # seconds for the winner's training
+    winner: dict[str, Any]  # the last survivor of the halving rounds
+    final_budget: float  # seconds for each finalist's training
     trials: list[Trial]
+    own: dict[str, Any] | None = None  # the run's own settings, the winner's rival in the final
+    final: list[dict[str, Any]] | None = None  # the finalists' settings and validation losses
+    kept: str = "winner"  # or "own"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"winner": self.winner, "final_budget_s": round(self.final_budget, 1),
-                "trials": [t.to_dict() for t in self.trials], "space": SPACE}
+        return {"winner": self.winner, "final_budget_s": round(self.final_budget, 1), "own": self.own,
+                "final": self.final, "kept": self.kept, "trials": [t.to_dict() for t in self.trials], "space": SPACE}
 
 
 def candidates(n: int, seed: int, first: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -74,8 +80,8 @@ def successive_halving(train: Callable[..., dict[str, Any]], provider: Any, trai
         raise ConfigError(f"--search-trials must be at least 2, got {trials}", hint="e.g. --search-trials 8")
     own = {key: getattr(base, key) for key in SPACE} | {"lr": base.learning_rate(), "target_modules": list(base.target_modules)}
     alive = candidates(trials, base.seed, own)
-    rounds = math.ceil(math.log2(len(alive))) + 1  # the last round is the winner's own training
-    per_round = budget / rounds
+    rounds = math.ceil(math.log2(len(alive))) + 1  # the last round is the final: winner and own settings
+    per_round = budget / (rounds + 1)  # the final trains two
     log: list[Trial] = []
     for number in range(rounds - 1):
         each = per_round / len(alive)
@@ -93,7 +99,7 @@ def successive_halving(train: Callable[..., dict[str, Any]], provider: Any, trai
         keep = max(1, len(alive) // 2)
         alive = [alive[i] for _, i in sorted(scored)[:keep]]
     shutil.rmtree(work_dir, ignore_errors=True)
-    return SearchResult(alive[0], per_round, log)
+    return SearchResult(alive[0], per_round, log, own=own)
 
 
 def _describe(settings: dict[str, Any]) -> str:
