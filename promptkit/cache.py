@@ -60,7 +60,7 @@ class ResponseCache:
         except dbfile.ForeignDatabase:
             raise
         except PromptkitError as e:
-            raise PromptkitError(f"cannot open the cache: {e.message}", where=e.where or str(path),
+            raise PromptkitError(dbfile.cannot_open("the cache", e.message), where=e.where or str(path),
                                  hint=e.hint or "rerun with --no-cache") from None
         except OSError as e:
             raise PromptkitError(f"cannot open the cache: {e.strerror or e}", where=str(path),

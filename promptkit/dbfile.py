@@ -9,13 +9,12 @@ detected before anything is written to it."""
 from __future__ import annotations
 
 import sqlite3
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
 from promptkit.errors import PromptkitError
 from promptkit.fileio import file_lock, lock_timeout
-
-SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 class DamagedDatabase(PromptkitError):
@@ -45,23 +44,46 @@ def open_readonly(path: Path, what: str) -> sqlite3.Connection:
         try:
             db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=lock_timeout(),
                                  check_same_thread=False)
-            db.execute(f"PRAGMA busy_timeout={int(lock_timeout() * 1000)}")
         except sqlite3.Error as e:
+            raise PromptkitError(f"cannot open {what}: {e}", where=str(path)) from None
+        try:
+            db.execute(f"PRAGMA busy_timeout={int(lock_timeout() * 1000)}")
+            _probe(db, what)
+        except (DamagedDatabase, sqlite3.Error) as e:
+            db.close()
+            if isinstance(e, DamagedDatabase):
+                e.where = str(path)
+                raise
             raise PromptkitError(f"cannot open {what}: {e}", where=str(path)) from None
         return db
 
 
 def check_header(path: Path, what: str) -> None:
-    """Refuse a non-empty file that does not start with SQLite's header, without opening it."""
+    """Refuse a device, FIFO or folder in the file's place, by stat alone.
+
+    The file itself is never opened here: closing any descriptor of a file drops every fcntl lock
+    this process holds on it, including those of SQLite connections still open on it (POSIX), and
+    another process would then checkpoint and delete the WAL under them. SQLite reads the header
+    itself (`_probe`), through descriptors it keeps open while it holds locks."""
     try:
-        with path.open("rb") as f:
-            head = f.read(len(SQLITE_MAGIC))
+        mode = path.stat().st_mode
     except FileNotFoundError:
         return
     except OSError as e:
         raise PromptkitError(f"cannot read {what}: {e.strerror or e}", where=str(path)) from None
-    if head and head != SQLITE_MAGIC:
-        raise DamagedDatabase(f"{what} is not an SQLite database (damaged or overwritten)", where=str(path))
+    if not stat.S_ISREG(mode):
+        raise DamagedDatabase(f"{what} is not a regular file (a device, FIFO or folder is in its place)",
+                              where=str(path))
+
+
+def _probe(db: sqlite3.Connection, what: str) -> None:
+    """Read the file's header before anything is written: a file of another format fails here."""
+    try:
+        db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as e:
+        if "not a database" in str(e):
+            raise DamagedDatabase(f"{what} is not an SQLite database (damaged or overwritten)") from None
+        raise
 
 
 def tables(db: sqlite3.Connection) -> dict[str, set[str]]:
@@ -81,6 +103,7 @@ def open_checked(path: Path, what: str, check: Callable[[sqlite3.Connection], ob
         db = None
         try:
             db = connect(path)
+            _probe(db, what)
             check(db)
             db.execute("PRAGMA journal_mode=WAL")
             setup(db)
@@ -103,6 +126,11 @@ def open_checked(path: Path, what: str, check: Callable[[sqlite3.Connection], ob
             if db is not None:
                 db.close()
             raise DamagedDatabase(f"{what} is damaged: {e}", where=str(path)) from None
+
+
+def cannot_open(what: str, message: str) -> str:
+    """'cannot open WHAT: MESSAGE', unless the message already says so."""
+    return message if message.startswith("cannot open") else f"cannot open {what}: {message}"
 
 
 def is_locked(error: sqlite3.Error) -> bool:

@@ -99,7 +99,7 @@ class RunStore:
         except dbfile.ForeignDatabase:
             raise
         except PromptkitError as e:
-            raise PromptkitError(f"cannot open the run store: {e.message}", where=e.where or str(path),
+            raise PromptkitError(dbfile.cannot_open("the run store", e.message), where=e.where or str(path),
                                  hint=e.hint) from None
         except OSError as e:
             raise PromptkitError(f"cannot open the run store: {e.strerror or e}", where=str(path)) from None

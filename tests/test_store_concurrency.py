@@ -127,3 +127,48 @@ def test_runs_started_in_the_same_second_with_the_same_suffix_get_distinct_ids(t
     second = store.create_run({"prompt": "p@v1"})
     store.close()
     assert first == "20261203-000000-000000" and second == "20261203-000000-100000"
+
+
+def test_a_second_store_in_one_process_keeps_the_first_ones_locks(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops all of the process's fcntl locks on it, SQLite's
+    included: a header check that opened and closed runs.db let another process take the store
+    for unused, checkpoint and delete the WAL under a connection still writing (disk I/O error)."""
+    import subprocess
+    import sys
+
+    from promptkit.runs import RunStore
+
+    db = tmp_path / "runs.db"
+    first = RunStore(db)
+    for i in range(20):
+        first.create_run({"prompt": f"a{i}"})
+    RunStore(db).close()  # e.g. the view's per-request store, or a second eval in one process
+    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from promptkit.runs import RunStore; "
+                    "s = RunStore(Path(sys.argv[1])); s.create_run({'prompt': 'other'}); s.close()", str(db)],
+                   check=True, timeout=120)
+    for i in range(20):
+        first.create_run({"prompt": f"b{i}"})
+    again = RunStore(db)  # while the first is still open
+    try:
+        assert len(again.runs(limit=100)) == 41
+    finally:
+        again.close()
+        first.close()
+    assert store_check(db) == []
+
+
+def test_a_fifo_in_place_of_the_run_store_is_refused_at_once(tmp_path: Path) -> None:
+    import os
+    import time
+
+    import pytest
+
+    from promptkit.errors import PromptkitError
+    from promptkit.runs import RunStore
+
+    fifo = tmp_path / "runs.db"
+    os.mkfifo(fifo)
+    start = time.monotonic()
+    with pytest.raises(PromptkitError, match="not a regular file") as caught:
+        RunStore(fifo)
+    assert time.monotonic() - start < 5 and caught.value.where == str(fifo)
