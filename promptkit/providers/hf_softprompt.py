@@ -1,8 +1,9 @@
 """Evaluating prompt-tuning and prefix-tuning adapters.
 
 Their virtual tokens are added by `PeftModel.forward` / `generate`; the hf provider's batched fast
-path calls the decoder directly and would skip them. So the provider hands such models here: one
-example at a time through the PeftModel, each example's failure kept to itself."""
+path calls the decoder directly and would skip them. So the provider hands such models here: scoring
+runs right-padded batches through the PeftModel (padding after the text leaves every real position's
+logits as they are alone), generation one example at a time; each example's failure is kept to itself."""
 
 from __future__ import annotations
 
@@ -18,32 +19,77 @@ def is_soft_prompt(model: Any) -> bool:
     return bool(getattr(config, "is_prompt_learning", False))
 
 
-def _label_logprob(model: Any, context: Sequence[int], cont: Sequence[int], device: Any) -> float:
+# rows of (context + label) per forward, capped in tokens: the logits kept are vocab-sized per token
+BATCH_TOKENS = 1024
+
+
+def _label_logprobs(model: Any, rows: Sequence[tuple[Sequence[int], Sequence[int]]], pad: int, device: Any) -> list[float]:
+    """Total log-probability of each row's continuation after its context, in one right-padded forward."""
     import torch
 
-    ids = torch.tensor([list(context) + list(cont)], device=device)
-    # prompt tuning returns logits for its virtual tokens too: keep those of the input ids
-    logits = model(input_ids=ids).logits[0, -ids.shape[1]:].float()
-    lp = torch.log_softmax(logits, dim=-1)
-    return float(sum(lp[len(context) - 1 + j, tok] for j, tok in enumerate(cont)))
+    seqs = [list(context) + list(cont) for context, cont in rows]
+    width = max(map(len, seqs))
+    ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=device)
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=device)
+    # only the positions that predict a continuation need logits: the last `keep` of the padded width
+    # (prompt tuning puts its virtual tokens in front, so counting from the end skips them too)
+    keep = max(width - len(context) + 1 for context, _ in rows)
+    with torch.inference_mode():
+        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits[:, -keep:].float()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    totals = []
+    for r, (context, cont) in enumerate(rows):
+        at = keep - (width - len(context) + 1)  # where row r's last context token sits among the kept
+        totals.append(float(sum(logprobs[r, at + j, tok] for j, tok in enumerate(cont))))
+    return totals
 
 
 def score(provider: Any, requests: Sequence[Request]) -> list[Response]:
     """Label scoring: the total log-likelihood of each label after the prompt."""
-
     model = provider.hf_model
     device = next(model.parameters()).device
-    responses = []
-    for request in requests:
+    pad = provider.tokenizer.pad_token_id or 0
+    prepared: dict[int, Any] = {}
+    for i, request in enumerate(requests):
         try:
-            context, conts = provider._label_tokens(request)
-            scores = {label: _label_logprob(model, context, cont, device) for label, cont in conts.items()}
+            prepared[i] = provider._label_tokens(request)
         except Exception as e:  # noqa: BLE001 - failure is data
-            responses.append(Response(error=first_line(e)))
+            prepared[i] = e
+    rows = [(i, label, prepared[i][0], cont) for i in sorted(prepared, key=lambda i: _length(prepared[i]))
+            if not isinstance(prepared[i], Exception) for label, cont in prepared[i][1].items()]
+    batches: list[list[int]] = [[]]
+    width = 0
+    for k, (_, _, context, cont) in enumerate(rows):  # sorted by length, so a batch's rows pad little
+        width = max(width, len(context) + len(cont))
+        if batches[-1] and (len(batches[-1]) + 1) * width > BATCH_TOKENS:
+            batches.append([])
+            width = len(context) + len(cont)
+        batches[-1].append(k)
+    totals: dict[int, Any] = {}
+    for batch in batches:
+        if batch:
+            provider._isolated(batch, lambda ks: _label_logprobs(model, [rows[k][2:] for k in ks], pad, device), totals)
+    scores: dict[int, dict[str, float]] = {}
+    for k, (i, label, _, _) in enumerate(rows):
+        if isinstance(totals[k], Exception):
+            prepared[i] = totals[k]
+        scores.setdefault(i, {})[label] = totals[k]
+    responses = []
+    for i in range(len(requests)):
+        if isinstance(prepared[i], Exception):
+            responses.append(Response(error=first_line(prepared[i])))
             continue
-        best = max(scores, key=scores.__getitem__)
-        responses.append(Response(output=best, scores=scores, tokens_in=len(context), tokens_out=len(conts[best])))
+        context, conts = prepared[i]
+        if i not in scores:
+            responses.append(Response(error="label scoring needs at least one label"))
+            continue
+        best = max(scores[i], key=scores[i].__getitem__)
+        responses.append(Response(output=best, scores=scores[i], tokens_in=len(context), tokens_out=len(conts[best])))
     return responses
+
+
+def _length(prepared: Any) -> int:
+    return 0 if isinstance(prepared, Exception) else len(prepared[0]) + max(map(len, prepared[1].values()), default=0)
 
 
 def generate(provider: Any, requests: Sequence[Request]) -> list[Response]:
