@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import html
+import http.client
 import json
 import re
 import urllib.error
@@ -114,6 +116,83 @@ def test_reviews_export_preferences_and_labels(two_runs, tmp_path: Path) -> None
     done = run_cli("--project", str(project), "view", "export-preferences", "-o", str(out))
     assert done.returncode == 0 and "2 preferences record(s)" in done.stderr
     assert [json.loads(line)["chosen"] for line in out.read_text().splitlines()] == [r["chosen"] for r in records]
+
+
+def _post_review(base: str, token: str, **fields: str) -> tuple[int, str]:
+    """(status, redirect location) of one review form posted with the start-up token, the redirect not followed."""
+    connection = http.client.HTTPConnection(urllib.parse.urlsplit(base).netloc, timeout=30)
+    try:
+        connection.request("POST", "/review?token=" + token, urllib.parse.urlencode({"token": token, **fields}),
+                           {"Content-Type": "application/x-www-form-urlencoded"})
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("Location") or ""
+    finally:
+        connection.close()
+
+
+def test_pair_review_is_blind_and_stores_the_run_behind_the_chosen_side(project: Path) -> None:
+    from promptkit.runs import RunStore
+    from promptkit.view.reviews import ReviewStore, pair_sides
+
+    # A subprocess eval: the in-process one leaves store connections for the garbage collector, and the view
+    # process closing the WAL under them makes this process's next read of runs.db fail as malformed.
+    done = run_cli("--project", str(project), "eval", "sentiment@v1", "sentiment@v2", "-m", "fake:x")
+    assert done.returncode == 0, done.stderr
+    store = RunStore(project / ".promptkit" / "runs.db")
+    v1, v2 = [r.id for r in reversed(store.runs())]
+    outputs = {"a": {r.id: r.output for r in store.results(v1)}, "b": {r.id: r.output for r in store.results(v2)}}
+    store.close()
+    differ = [i for i in outputs["a"] if outputs["a"][i] != outputs["b"][i]]
+    process, url = start_view(project)
+    base, token = url.split("?")[0].rstrip("/"), urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["token"][0]
+
+    def review(*extra: str) -> tuple[str, str, str, list[str]]:
+        """(example id, left output, right output, side headers) of the review page of v1 against v2."""
+        query = "&".join((f"a={v1}", f"b={v2}", f"token={token}", *extra))
+        page = urllib.request.urlopen(f"{base}/review?{query}").read().decode()
+        example = re.search(r'data-example="([^"]+)"', page)
+        assert example, page
+        left, right = (html.unescape(re.search(rf'<pre id="output-{s}">(.*?)</pre>', page, re.S).group(1))  # type: ignore[union-attr]
+                       for s in ("left", "right"))
+        if "blind=0" not in extra:
+            assert "sentiment@" not in page and "fake:x" not in page and 'id="review-tally"' not in page
+            assert "rendered prompt" not in page  # run A's: it would hint which side is A
+        return example.group(1), left, right, re.findall(r'<div class="side"><h3>(.*?)</h3>', page)
+
+    expected: dict[str, str] = {}
+    try:
+        orders: set[tuple[str, str]] = set()
+        while len(orders) < 2 or "tie" not in expected.values():  # both orders shown, a left pick on each, a tie
+            example, left, right, headers = review()
+            order = pair_sides(example, v1, v2)
+            assert headers == ["Output 1", "Output 2"]
+            assert (left, right) == (outputs[order[0]][example], outputs[order[1]][example])
+            side = "left" if order not in orders else "tie"
+            orders.add(order)
+            assert _post_review(base, token, example=example, a=v1, b=v2, choice=side) == (
+                303, f"/review?a={v1}&b={v2}")
+            expected[example] = order[0] if side == "left" else "tie"
+        assert {expected[e] for e in expected if expected[e] != "tie"} == {"a", "b"}
+        for bad in ("a", "b", "maybe", ""):
+            assert _post_review(base, token, example=differ[0], a=v1, b=v2, choice=bad)[0] == 400
+
+        # blind=0: the names, run A on the left whatever the hash says, and blind=0 kept on the way back.
+        example, left, right, headers = review("blind=0")
+        assert headers == ["A · sentiment@v1 · fake:x", "B · sentiment@v2 · fake:x"]
+        assert (left, right) == (outputs["a"][example], outputs["b"][example])
+        assert "rendered prompt" in urllib.request.urlopen(f"{base}/review?a={v1}&b={v2}&blind=0").read().decode()
+        swapped = next(e for e in differ if e not in expected and pair_sides(e, v1, v2) == ("b", "a"))
+        assert _post_review(base, token, example=swapped, a=v1, b=v2, choice="left", blind="0") == (
+            303, f"/review?a={v1}&b={v2}&blind=0")
+        expected[swapped] = "a"
+        page = urllib.request.urlopen(f"{base}/review?a={v1}&b={v2}&blind=0").read().decode()
+        assert 'id="review-tally"' in page and 'name="blind" value="0"' in page
+    finally:
+        stop(process)
+    reviews = ReviewStore(project / ".promptkit" / "runs.db")
+    assert reviews.done("pair", v1, v2) == expected
+    reviews.close()
 
 
 def test_safe_defaults_over_http(project: Path) -> None:

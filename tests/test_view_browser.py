@@ -1,5 +1,5 @@
 """`promptkit view` in a real headless Chromium (Playwright driving Debian's /usr/bin/chromium):
-runs list, filter, run page, compare two versions, a pairwise review exported as a preference
+runs list, filter, run page, compare two versions, a blind pairwise review exported as a preference
 file, the prompt page's chart, and hostile HTML shown as text. Screenshots land in the test's tmp folder."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from promptkit.view.reviews import pair_sides
 from tests.helpers.cli import run_cli
 from tests.helpers.sample_runs import HOSTILE_INPUT, HOSTILE_OUTPUT, HOSTILE_PROMPT, hostile_run
 from tests.helpers.serving import start_view, stop
@@ -97,11 +98,16 @@ def test_browse_filter_compare_review_export(app, browser, project: Path, tmp_pa
     assert page.locator("details.diff").count() >= 1  # v1 -> v2 changed a slot
     shot(page, tmp_path, "compare")
 
-    # Review the pair: the keyboard picks B; the judgment lands in the exported preference file.
+    # Review the pair, blind: no names, the sides per example from a hash; the keyboard picks the right-hand
+    # output and the judgment lands in the exported preference file as that output's run.
     page.click("#review-link")
     example = page.locator("#review").get_attribute("data-example")
-    b_output = page.locator("#output-b").inner_text()
-    a_output = page.locator("#output-a").inner_text()
+    assert page.locator(".pair h3").all_inner_texts() == ["Output 1", "Output 2"]
+    assert "sentiment@" not in page.locator("#review").inner_text()
+    left_output = page.locator("#output-left").inner_text()
+    right_output = page.locator("#output-right").inner_text()
+    runs = {k: v[0] for k, v in urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query).items() if k in ("a", "b")}
+    right_run = runs[pair_sides(example, runs["a"], runs["b"])[1]]
     shot(page, tmp_path, "review")
     with page.expect_navigation():
         page.keyboard.press("2")
@@ -111,8 +117,13 @@ def test_browse_filter_compare_review_export(app, browser, project: Path, tmp_pa
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in exported.read_text().splitlines()]
     assert len(records) == 1 and records[0]["example_id"] == example
-    assert records[0]["chosen"] == b_output and records[0]["rejected"] == a_output
-    assert records[0]["chosen_prompt"] == "sentiment@v2" and "Review:" in records[0]["prompt"]
+    assert records[0]["chosen"] == right_output and records[0]["rejected"] == left_output
+    assert records[0]["chosen_run"] == right_run and "Review:" in records[0]["prompt"]
+    # Unblinded (blind=0): the names, run A (sentiment@v1) on the left.
+    page.click("#blind-link")
+    assert "blind=0" in page.url
+    assert [h.split(" · ")[:2] for h in page.locator(".pair h3").all_inner_texts()] == [["A", "sentiment@v1"],
+                                                                                        ["B", "sentiment@v2"]]
     download = page.request.get(base + "/export/preferences.jsonl").text()
     assert json.loads(download.splitlines()[0])["example_id"] == example
 

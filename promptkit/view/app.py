@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import itertools
 import secrets
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from promptkit.tune.plateau import plateau, primary_metric
 from promptkit.view import compare_view
 from promptkit.view.charts import ChartPoint, version_chart
 from promptkit.view.queries import FILTERS, Queries, RunFilter, main_metric
-from promptkit.view.reviews import ReviewStore, jsonl, label_records, preference_records
+from promptkit.view.reviews import ReviewStore, jsonl, label_records, pair_sides, preference_records
 
 COOKIE = "promptkit_view_token"
 INLINE_PROMPTS = 300  # runs up to this size show every rendered prompt inline
@@ -209,15 +210,31 @@ def create_app(config: ViewConfig) -> Starlette:
         done = reviews.done("pair" if rec_b else "label", rec_a.id, rec_b.id if rec_b else None) if reviews else {}
         if reviews:
             reviews.close()
-        only_diff = q.get("all") != "1"
+        only_diff, blind = q.get("all") != "1", q.get("blind") != "0"
         todo = [r for r in res_a if r.id not in done and (not rec_b or r.id in res_b)
                 and (not rec_b or not only_diff or res_b[r.id].output != r.output)]
         example = todo[0] if todo else None
+        sides = []
+        if example and rec_b:
+            # Blind by default: a reviewer who knows which output is the baseline judges it differently, and these
+            # judgments become preference training data. So no names, and about half the examples show B on the left.
+            shown = {"a": (rec_a, example), "b": (rec_b, res_b[example.id])}
+            order = pair_sides(example.id, rec_a.id, rec_b.id) if blind else ("a", "b")
+            for n, (name, run) in enumerate(zip(("left", "right"), order, strict=True), 1):
+                rec, result = shown[run]
+                sides.append({"name": name, "label": str(n) if blind else run.upper(), "output": result.output,
+                              "title": f"Output {n}" if blind else f"{run.upper()} · {_names(rec)}"})
+        ids = (rec_a.id, rec_b.id if rec_b else None)
+        links = {"all": review_url(*ids, everything=only_diff, blind=blind),
+                 "blind": review_url(*ids, everything=not only_diff, blind=not blind)}
+        # Run A's rendered prompt would hint which output is A's, unless both runs share the prompt version.
         render_a = prompt_renderer(project, rec_a.settings)
-        return page(request, "review.html", rec_a=rec_a, rec_b=rec_b, example=example,
-                    other=res_b.get(example.id) if example and rec_b else None,
+        if rec_b and blind and rec_a.settings.get("prompt") != rec_b.settings.get("prompt"):
+            render_a = None
+        return page(request, "review.html", rec_a=rec_a, rec_b=rec_b, example=example, sides=sides, blind=blind,
                     prompt=render_a(example) if example and render_a else None, left=len(todo), done=len(done),
-                    labels=rec_a.settings.get("labels") or [], title="Review", all=not only_diff)
+                    tally=Counter(done.values()), names={"a": _names(rec_a), "b": _names(rec_b) if rec_b else ""},
+                    links=links, labels=rec_a.settings.get("labels") or [], title="Review", all=not only_diff)
 
     async def review_submit(request: Request) -> Response:
         if config.read_only:
@@ -227,16 +244,21 @@ def create_app(config: ViewConfig) -> Starlette:
         if not _authorised(request, config) or not hmac.compare_digest(str(form.get("token", "")), config.token):
             raise HTTPException(403, "reviews need the token printed when `promptkit view` started (open its URL)")
         a, b = str(form.get("a", "")), str(form.get("b", "")) or None
+        example, choice, blind = str(form.get("example", "")), str(form.get("choice", "")), form.get("blind") != "0"
         kind = "pair" if b else "label"
+        if b:  # the page posts the side it showed; which run that was is worked out again here, never sent
+            if choice not in ("left", "right", "tie"):
+                raise HTTPException(400, f"a pair review picks left, right or tie, not {choice!r}")
+            order = pair_sides(example, a, b) if blind else ("a", "b")
+            choice = {"left": order[0], "right": order[1]}.get(choice, choice)
         reviews = ReviewStore(project.runs_path)
         try:
-            reviews.add(kind, str(form.get("example", "")), a, str(form.get("choice", "")), b, str(form.get("note", "")) or None)
+            reviews.add(kind, example, a, choice, b, str(form.get("note", "")) or None)
         except PromptkitError as e:
             raise HTTPException(400, str(e)) from None
         finally:
             reviews.close()
-        back = {"a": a, **({"b": b} if b else {}), **({"all": "1"} if form.get("all") == "1" else {})}
-        return RedirectResponse("/review?" + urlencode(back), status_code=303)
+        return RedirectResponse(review_url(a, b, everything=form.get("all") == "1", blind=blind), status_code=303)
 
     async def export(request: Request) -> Response:
         kind = request.path_params["kind"]
@@ -283,6 +305,16 @@ def version_points(runs: list[Any], suite: Any, model: str, metric: str) -> list
         m = metric_of(next(e for e in run.metrics if e["name"] == metric))
         points.append(ChartPoint(f"v{n}", m.value, m.low, m.high, f"/runs/{run.id}"))
     return points
+
+
+def review_url(a: str, b: str | None, everything: bool, blind: bool) -> str:
+    """/review of these runs, keeping `all=1` (identical outputs too) and `blind=0` (names shown)."""
+    extra = {**({"all": "1"} if everything else {}), **({"blind": "0"} if b and not blind else {})}
+    return "/review?" + urlencode({"a": a, **({"b": b} if b else {}), **extra})
+
+
+def _names(record: Any) -> str:
+    return f"{record.settings.get('prompt')} · {record.settings.get('model')}"
 
 
 def _authorised(request: Request, config: ViewConfig) -> bool:

@@ -7,6 +7,7 @@ Exports: a preference file (`prompt, chosen, rejected` JSONL) and corrected labe
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +35,16 @@ CREATE INDEX IF NOT EXISTS reviews_runs ON reviews(run_a, run_b, example_id);
 """
 
 PAIR_CHOICES = ("a", "b", "tie")
+
+
+def pair_sides(example_id: str, run_a: str, run_b: str) -> tuple[str, str]:
+    """The runs ("a", "b") a blind pair review shows on the left and on the right for this example.
+
+    Blind because a reviewer who knows which output is the baseline judges it differently, and these
+    judgments become preference training data. A hash rather than a coin toss: the same example always
+    shows the same way, about half are swapped, and the server recomputes it when the form comes back."""
+    digest = hashlib.sha256("\0".join((example_id, run_a, run_b)).encode()).digest()
+    return ("b", "a") if digest[0] & 1 else ("a", "b")
 
 
 @dataclass
