@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 CHUNK = 1 << 20
 
 
-class ResponseCache:
+class ResponseCache(dbfile.Closing):
     """Responses by key in `path` (default: the project's .promptkit/cache.db).
 
     The cache only saves work, so it is never fatal: a damaged file is set aside (renamed) and

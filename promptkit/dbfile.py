@@ -12,6 +12,7 @@ import sqlite3
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 from promptkit.errors import PromptkitError
 from promptkit.fileio import file_lock, lock_timeout
@@ -23,6 +24,19 @@ class DamagedDatabase(PromptkitError):
 
 class ForeignDatabase(PromptkitError):
     """An SQLite database, but not one promptkit wrote (other tables or columns)."""
+
+
+class Closing:
+    """`with store:` closes it; the CLI hands stores to click's context, which closes them at exit."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def lock_path(path: Path) -> Path:

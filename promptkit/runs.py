@@ -85,7 +85,7 @@ class RunRecord:
         return next((m["value"] for m in self.metrics if m["name"] == name), None)
 
 
-class RunStore:
+class RunStore(dbfile.Closing):
     """Runs in an SQLite file. Opening is serialised across processes and refuses a damaged or
     foreign file before writing anything; every later failure is a PromptkitError naming the file."""
 

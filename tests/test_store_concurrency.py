@@ -172,3 +172,37 @@ def test_a_fifo_in_place_of_the_run_store_is_refused_at_once(tmp_path: Path) -> 
     with pytest.raises(PromptkitError, match="not a regular file") as caught:
         RunStore(fifo)
     assert time.monotonic() - start < 5 and caught.value.where == str(fifo)
+
+
+def test_commands_run_in_one_process_close_their_stores(tmp_path: Path) -> None:
+    """A library user (or a test) running commands in-process keeps no descriptor of runs.db or
+    cache.db once each returns: the CLI hands its stores to click's context, which closes them."""
+    import gc
+    import os
+
+    from tests.helpers.cli import run_cli_in_process
+    from tests.helpers.projects import copy_project
+
+    project = copy_project(tmp_path / "project")
+
+    def open_stores() -> list[str]:
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(str(project)) and ".db" in target:
+                found.append(target)
+        return found
+
+    gc.collect()
+    gc.disable()  # so that only closing, not the garbage collector, releases them
+    try:
+        for args in (["eval", "sentiment@v1", "-m", "fake:x", "--limit", "3"], ["runs", "list"],
+                     ["eval", "sentiment@v1", "-m", "fake:x", "--limit", "3", "--estimate"]):
+            result = run_cli_in_process(project, *args)
+            assert result.exit_code == 0, result.output
+            assert open_stores() == [], args
+    finally:
+        gc.enable()

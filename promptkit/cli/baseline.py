@@ -24,7 +24,7 @@ def baseline() -> None:
 def bless_command(ctx: click.Context, ref: str, suite: str | None, repeat: int, limit: int | None, no_store: bool) -> None:
     """Evaluate prompt REF (default version: production, else newest) and write evals/baselines/<suite>.json."""
     project = project_of(ctx)
-    store = None if no_store else RunStore(project.runs_path)
+    store = None if no_store else ctx.with_resource(RunStore(project.runs_path))
     result, path = bless(project, ref, suite, repeat=repeat, store=store, limit=limit)
     parts = [f"{len(result.outcomes)} examples", *headline(result.metrics, extra=("tokens_per_example",))]
     console.print(f"blessed {result.prompt} ({result.prompt_hash}) on {result.model}: {', '.join(parts)}",

@@ -79,16 +79,10 @@ def check_command(ctx: click.Context, targets: tuple[str, ...], changed_since: s
     for option, path in (("--junit", junit), ("--markdown", markdown), ("--json", json_path)):
         if path is not None:  # before any model call: never a device, a FIFO or an unwritable folder
             check_writable(path, option)
-    store = None if no_store else RunStore(project.runs_path)
-    cache = None
-    if not no_cache:
-        cache = ResponseCache(project.state_dir / "cache.db")
-    try:
-        report = run_check(project, targets, changed_since=changed_since, alpha=alpha, repeat=repeat, store=store,
-                           limit=limit, cache=cache, on_suite=print_suite)
-    finally:
-        if cache is not None:
-            cache.close()
+    store = None if no_store else ctx.with_resource(RunStore(project.runs_path))
+    cache = None if no_cache else ctx.with_resource(ResponseCache(project.state_dir / "cache.db"))
+    report = run_check(project, targets, changed_since=changed_since, alpha=alpha, repeat=repeat, store=store,
+                       limit=limit, cache=cache, on_suite=print_suite)
     if not report.suites:
         err_console.print("no suite to check" + (f" (unchanged since {changed_since}: {', '.join(report.skipped)})"
                                                  if report.skipped else ""))

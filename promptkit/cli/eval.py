@@ -97,8 +97,8 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
         raise ConfigError("--resume needs the run store", hint="drop --no-store")
     cache = None
     if not no_cache:
-        cache = ResponseCache(project.state_dir / "cache.db")
-    store = None if no_store else RunStore(project.runs_path)
+        cache = ctx.with_resource(ResponseCache(project.state_dir / "cache.db"))
+    store = None if no_store else ctx.with_resource(RunStore(project.runs_path))
 
     if estimate:
         for plan in plans:

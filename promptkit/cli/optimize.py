@@ -167,16 +167,15 @@ def optimize_command(ctx: click.Context, ref: str, suite: str | None, train_data
     suite_obj = project.suite(suite) if suite else project.suite_for(version)
 
     plan = plan_eval(project, version, suite=suite_obj, model=model, data=eval_data)
+    cache = None if no_cache else ctx.with_resource(ResponseCache(project.state_dir / "cache.db"))
+    store = None if dry_run else ctx.with_resource(RunStore(project.runs_path))
     provider = open_provider(plan.model, project)
     proposer_provider = open_provider(proposer, project) if proposer else None
-    cache = None
-    if not no_cache:
-        cache = ResponseCache(project.state_dir / "cache.db")
     try:
         with Display(quiet) as display:
             result = optimize(project, version, suite_obj, provider, options, train_data=train_data,
                               eval_data=eval_data, model=model, cache=cache,
-                              store=None if dry_run else RunStore(project.runs_path), proposer=proposer_provider,
+                              store=store, proposer=proposer_provider,
                               resume=resume, dry_run=dry_run, label=label, event=display)
     finally:
         provider.close()

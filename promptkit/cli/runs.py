@@ -32,7 +32,7 @@ def runs() -> None:
 @click.pass_context
 def list_runs(ctx: click.Context, prompt: str | None, limit: int) -> None:
     """List recent runs."""
-    store = RunStore(project_of(ctx).runs_path)
+    store = ctx.with_resource(RunStore(project_of(ctx).runs_path))
     table = Table()
     table.add_column("id", no_wrap=True)
     table.add_column("status", no_wrap=True)
@@ -60,7 +60,7 @@ def show_run(ctx: click.Context, run_id: str, output: Path | None) -> None:
         raise PromptkitError(f"runs show writes an HTML report, not {output.suffix or '(no suffix)'!r}",
                              where=str(output), hint="name the file .html")
     project = project_of(ctx)
-    store = RunStore(project.runs_path)
+    store = ctx.with_resource(RunStore(project.runs_path))
     run = store.run(run_id)
     console.print(f"[bold]run {run.id}[/bold] · {_status(run)} · created {run.created} · finished {run.finished or '-'}")
     console.print(f"  results: {store.count_results(run.id)} of {run.settings.get('examples')}")
@@ -82,7 +82,7 @@ def compare_runs(ctx: click.Context, run_ids: tuple[str, ...], output: Path | No
 
     if len(run_ids) < 2:
         raise click.UsageError("give at least two run ids")
-    store = RunStore(project_of(ctx).runs_path)
+    store = ctx.with_resource(RunStore(project_of(ctx).runs_path))
     records = [store.run(run_id) for run_id in run_ids]
     comparison = compare([side_of_record(r, store.results(r.id), r.id) for r in records])
     print_comparison(comparison)

@@ -124,7 +124,9 @@ def history(project: Project, name: str, suite: Suite, metric: str | None = None
     suite's own data and split, made with MODEL (default: the suite's). OTHER_MODELS, when given,
     collects how many versions were scored on other models (to point the user at them)."""
     metric = metric or primary_metric(suite)
-    store = store or RunStore(project.runs_path)
+    if store is None:
+        with RunStore(project.runs_path) as own:
+            return history(project, name, suite, metric, own, model, other_models)
     registry = _ReadOnce(project.models.path)
     target = resolve_model(model or suite_model(suite), registry)
     data_hash = file_hash(suite.dataset_path()) if suite.dataset_path().is_file() else None
