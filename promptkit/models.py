@@ -11,6 +11,7 @@ from typing import Any
 
 from promptkit.config import atomic_write, dump_yaml, line_of, load_yaml
 from promptkit.errors import ConfigError, NotFoundError, did_you_mean
+from promptkit.fileio import file_lock
 from promptkit.providers import providers
 
 DEFAULT_MODEL = "smollm2"
@@ -75,12 +76,15 @@ class ModelRegistry:
         return data
 
     def add(self, name: str, provider: str, model: str, **info: Any) -> None:
-        entries = self.entries()
-        entries[name] = {"provider": provider, "model": model, **info}
-        try:
-            atomic_write(self.path, dump_yaml(entries))
-        except OSError as e:
-            raise ConfigError(f"cannot write the model registry: {e.strerror or e}", where=str(self.path)) from None
+        # read, change and write under a lock: two tune processes registering at once would each write
+        # back what they read, and the later write would drop the other's entry
+        with file_lock(self.path.with_name(self.path.name + ".lock"), "the model registry"):
+            entries = self.entries()
+            entries[name] = {"provider": provider, "model": model, **info}
+            try:
+                atomic_write(self.path, dump_yaml(entries))
+            except OSError as e:
+                raise ConfigError(f"cannot write the model registry: {e.strerror or e}", where=str(self.path)) from None
 
 
 def resolve_model(spec: str, registry: ModelRegistry | None = None) -> ModelRef:
