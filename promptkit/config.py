@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, TypeVar
@@ -261,3 +262,18 @@ def dump_yaml(data: Any) -> str:
 
     Dumper.add_representer(str, str_presenter)
     return yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def read_json_object(path: Path, hint: str, what: str = "a JSON object") -> dict[str, Any]:
+    """A JSON object from a file promptkit wrote but anyone may have edited or damaged: anything else
+    is one ConfigError naming the file (and line), never a traceback."""
+    try:
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"not JSON: {e.msg}", where=f"{path}:{e.lineno}", hint=hint) from None
+    except RecursionError:
+        raise ConfigError("not JSON: nested too deeply", where=str(path), hint=hint) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected {what}, got {type(data).__name__}", where=str(path), hint=hint)
+    return data
+

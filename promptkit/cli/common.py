@@ -75,7 +75,7 @@ def data_options(train: str, eval_: str, train_split: str | None = None, eval_sp
 
 def seed_threads_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--seed and --threads of the local training commands."""
-    command = click.option("--threads", type=int, help="CPU threads for training.")(command)
+    command = click.option("--threads", type=click.IntRange(min=1), help="CPU threads for training.")(command)
     return click.option("--seed", type=int, default=0, show_default=True)(command)
 
 

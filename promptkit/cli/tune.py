@@ -12,7 +12,7 @@ from rich.table import Table
 from promptkit.cli.common import FiniteFloat, console, data_options, err_console, project_of, seed_threads_options
 from promptkit.errors import ConfigError
 from promptkit.stats import ALPHA
-from promptkit.tune.base import TuneJob, tuners
+from promptkit.tune.base import TuneJob, check_model_name, tuners
 from promptkit.tune.compare import compare_methods
 from promptkit.tune.dpo import DpoTuner, load_pairs
 from promptkit.tune.export import export_model
@@ -20,6 +20,9 @@ from promptkit.tune.hosted import cancel_job, job_status, list_jobs
 from promptkit.tune.methods import method_of
 from promptkit.tune.plateau import plateau
 from promptkit.tune.trainset import TrainSet, build_trainset, check_prepared_overlap, eval_plan, load_trainset
+
+# nan and inf pass every range check of a plain float, and 0 or less means no budget, beta or interval at all
+POSITIVE = FiniteFloat(min=0, min_open=True)
 
 
 class TuneGroup(click.Group):
@@ -70,7 +73,7 @@ def comparison_table(comparison: Any) -> Table:
               help="lora: train locally on the suite's hf model (any --method); openai: hosted fine-tuning.")
 @click.option("--method", default="lora", show_default=True,
               help="lora, qlora, ia3, prompt-tuning, prefix-tuning, or dpo (preference pairs in --data; also hosted).")
-@click.option("--beta", type=float, help="DPO: how far the tuned model may move from the base (0.1).")
+@click.option("--beta", type=POSITIVE, help="DPO: how far the tuned model may move from the base (0.1).")
 @click.option("--virtual-tokens", type=int, help="Virtual tokens of prompt-tuning / prefix-tuning (20).")
 @click.option("--init-text", help="Text the prompt-tuning tokens start from ('' for random).")
 @click.option("--force", is_flag=True, help="Tune even if the prompt has not plateaued.")
@@ -95,16 +98,16 @@ def comparison_table(comparison: Any) -> Table:
 @click.option("--lr", type=FiniteFloat(), help="Learning rate (3e-4).")
 @click.option("--batch-size", type=int, help="Batch size (lora 8; openai auto).")
 @click.option("--epochs", type=int, help="Epochs (lora 1; openai auto).")
-@click.option("--patience", type=int, help="Epochs without lower validation loss before stopping (1).")
+@click.option("--patience", type=click.IntRange(min=1), help="Epochs without lower validation loss before stopping (1).")
 @click.option("--max-steps", type=int, help="Stop after N optimizer steps.")
-@click.option("--time-budget", type=float, help="Seconds of training (with --search: of the whole search).")
+@click.option("--time-budget", type=POSITIVE, help="Seconds of training (with --search: of the whole search).")
 @click.option("--search", is_flag=True, help="Successive halving over rank, lr, targets, epochs on the validation split.")
 @click.option("--search-trials", type=int, help="Settings tried in the first --search round (8).")
-@click.option("--checkpoint-every", type=int, help="Steps between resumable checkpoints (20).")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), help="Steps between resumable checkpoints (20).")
 @seed_threads_options
 @click.option("--suffix", help="Fine-tuned model suffix (openai).")
-@click.option("--lr-multiplier", type=FiniteFloat(), help="Learning rate multiplier (openai).")
-@click.option("--poll-interval", type=FiniteFloat(), help="Seconds between job polls (openai, 10).")
+@click.option("--lr-multiplier", type=POSITIVE, help="Learning rate multiplier (openai).")
+@click.option("--poll-interval", type=POSITIVE, help="Seconds between job polls (openai, 10).")
 @click.option("--window", type=click.IntRange(min=1), default=3, show_default=True, help="Plateau: versions judged.")
 @click.option("--margin", type=FiniteFloat(), default=0.01, show_default=True, help="Plateau: minimum gain (0.01 = 1 point).")
 @click.pass_context
@@ -157,6 +160,7 @@ def run_tune(ctx: click.Context, ref: str, backend: str, method: str, beta: floa
         raise ConfigError(f"--backend openai takes --method dpo or none, not {method!r}",
                           hint="local methods run with --backend lora")
     name = name or f"{version.name}-{method if backend == 'lora' else backend}"
+    check_model_name(project, name)
     options: dict[str, Any] = {
         "method": method if backend == "lora" or dpo else None, "virtual_tokens": virtual_tokens,
         "preferences": str(data) if dpo else None, "beta": beta,
@@ -311,7 +315,7 @@ def methods_table(comparison: Any) -> Table:
               eval_="Evaluate on this file.", eval_split="Split evaluated.", limits=True)
 @click.option("--name", help="Adapter name prefix (default: PROMPT-compare); each method is PREFIX-METHOD.")
 @click.option("--max-steps", type=int, help="Optimizer steps per method.")
-@click.option("--time-budget", type=float, help="Seconds of training per method.")
+@click.option("--time-budget", type=POSITIVE, help="Seconds of training per method.")
 @click.option("--epochs", type=int, help="Epochs per method (1).")
 @click.option("--batch-size", type=int, help="Batch size (8).")
 @seed_threads_options
@@ -334,6 +338,8 @@ def compare_command(ctx: click.Context, ref: str, methods: str, suite: str | Non
     the_suite = project.suite(suite) if suite else project.suite_for(version)
     trainset = build_trainset(project, version, the_suite, train_data, train_split, eval_data, eval_split, limit)
     prefix = name or f"{version.name}-compare"  # not PROMPT-METHOD: `tune run`'s adapters stay untouched
+    for method in chosen:
+        check_model_name(project, f"{prefix}-{method}")
     options = {k: v for k, v in {"max_steps": max_steps, "time_budget": time_budget, "epochs": epochs,
                                  "batch_size": batch_size, "seed": seed, "threads": threads}.items() if v is not None}
     job = TuneJob(project, version, the_suite, trainset, prefix, project.state_dir / "adapters" / prefix, options,

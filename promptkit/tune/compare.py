@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from promptkit.config import atomic_write
+from promptkit.config import atomic_write, read_json_object
+from promptkit.errors import ConfigError
 from promptkit.models import ModelRef, resolve_model
 from promptkit.providers.factory import open_provider
 from promptkit.stats import mcnemar, wilson
@@ -99,6 +102,48 @@ def score_rows(model_spec: str, project: Any, rows: Sequence[TrainRow], answers:
             for resp, r in zip(responses, rows, strict=True)]
 
 
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON value has a MethodResult field's type (numbers finite, booleans not numbers)."""
+    if get_origin(hint) in (Union, UnionType):
+        return any(_fits(value, h) for h in get_args(hint))
+    if hint is type(None):
+        return value is None
+    if get_origin(hint) is tuple:
+        return isinstance(value, list) and len(value) == len(get_args(hint)) and all(
+            _fits(v, h) for v, h in zip(value, get_args(hint), strict=True))
+    if hint in (int, float):
+        return (isinstance(value, int) or (hint is float and isinstance(value, float) and math.isfinite(value))) \
+            and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def stored_result(path: Path, key: str) -> MethodResult | None:
+    """The result a previous `tune compare` left in PATH when it was made with KEY, else None (retrain).
+    The file sits in the adapter folder where anyone can edit or damage it: a file that is not a result
+    is one error naming it and the key at fault, not a traceback half-way through the table."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    hint = "delete it, and that method is trained again"
+    data = read_json_object(path, hint)
+    if data.get("key") != key:
+        return None  # another split, seed or settings: retrained
+    hints = get_type_hints(MethodResult)
+    for name in hints:
+        if name == "reused":  # set below, whatever the file says
+            continue
+        if name not in data:
+            raise ConfigError(f"key {name!r} is missing", where=str(path), hint=hint)
+        if not _fits(data[name], hints[name]):
+            raise ConfigError(f"key {name!r} is {json.dumps(data[name])[:40]}, not "
+                              f"{getattr(hints[name], '__name__', hints[name])}",
+                              where=str(path), hint=hint)
+    data = {name: data[name] for name in hints if name != "reused"}  # unknown keys are ignored
+    data["reused"] = True
+    for field in ("val_interval", "test_interval"):
+        data[field] = tuple(data[field]) if data[field] else None
+    return MethodResult(**data)
+
+
 def compare_key(job: TuneJob, method: str) -> str:
     settings = {k: v for k, v in job.options.items() if k not in ("overwrite", "threads")}
     revision = method_of(method).revision  # left out at 1, so that keys written before revisions still match
@@ -135,15 +180,11 @@ def compare_methods(job: TuneJob, methods: Sequence[str], notify: Callable[[str]
         out = job.out_dir.parent / name
         key = compare_key(job, method)
         saved = out / RESULT_FILE
-        if saved.is_file() and (out / "manifest.json").is_file():
-            data = json.loads(saved.read_text())
-            if data.get("key") == key:
-                notify(f"{method}: reusing {out} (same split, seed and settings)")
-                data["reused"] = True
-                for field in ("val_interval", "test_interval"):
-                    data[field] = tuple(data[field]) if data[field] else None
-                results.append(MethodResult(**data))
-                continue
+        stored = stored_result(saved, key) if (out / "manifest.json").is_file() else None
+        if stored is not None:
+            notify(f"{method}: reusing {out} (same split, seed and settings)")
+            results.append(stored)
+            continue
         notify(f"{method}: training into {out}")
         method_job = replace(job, name=name, out_dir=out, evaluate=False, resume=False,
                              options={**job.options, "method": method, "overwrite": True})

@@ -22,10 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promptkit.config import atomic_write
+from promptkit.config import atomic_write, decode_text
+from promptkit.data import max_dataset_bytes
 from promptkit.errors import ConfigError
+from promptkit.fileio import read_regular
 from promptkit.providers.factory import open_provider
-from promptkit.tune.base import Estimate, TuneResult
+from promptkit.strict_json import loads_strict
+from promptkit.tune.base import Estimate, TuneResult, check_out_dir
 from promptkit.tune.lora import (
     PeakMemory,
     TrainEvent,
@@ -50,23 +53,51 @@ class Pair:
     rejected: str
 
 
+class _PairError(ValueError):
+    """A preference line that parses but cannot be taken as written."""
+
+
 def load_pairs(path: Path) -> list[Pair]:
-    """The preference file, every line checked: one error naming the file and line."""
-    if not path.is_file():
-        raise ConfigError("preference file not found", where=str(path), hint="write one with promptkit view export-preferences")
+    """The preference file, every line checked: one error naming the file and line. Read as datasets are
+    read: a FIFO or device is refused before anything is read, the size is capped, a BOM is tolerated,
+    and a key written twice or a NaN is an error rather than a silent pick."""
+    try:
+        raw = read_regular(path, max_dataset_bytes(), "preference file")
+    except ConfigError as e:
+        raise ConfigError(e.message, where=e.where,
+                          hint=e.hint or "write one with promptkit view export-preferences") from None
+    text = decode_text(raw, path, "utf-8-sig")
     pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    # split on newlines only: str.splitlines would also cut at U+2028 and the like inside a JSON string
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
+        where = f"{path}:{number}"
         try:
-            record = json.loads(line)
+            record = loads_strict(line, _PairError, "the key {key!r} is written twice (which value is meant?)",
+                                  "{name} is not a number JSON allows")
+        except _PairError as e:
+            raise ConfigError(str(e), where=where, hint="fix that line") from None
         except json.JSONDecodeError as e:
-            raise ConfigError(f"not JSON: {e.msg}", where=f"{path}:{number}", hint="one JSON object per line") from None
-        if not isinstance(record, dict) or any(not isinstance(record.get(k), str) or not record[k].strip() for k in KEYS):
-            raise ConfigError("each line needs non-empty text 'prompt', 'chosen' and 'rejected'", where=f"{path}:{number}")
+            raise ConfigError(f"not JSON: {e.msg} at column {e.colno}", where=where,
+                              hint="one JSON object per line") from None
+        except RecursionError:
+            raise ConfigError("not JSON: nested too deeply", where=where, hint="one JSON object per line") from None
+        if not isinstance(record, dict):
+            raise ConfigError(f"expected a JSON object with {', '.join(map(repr, KEYS))}, got {type(record).__name__}",
+                              where=where)
+        missing = [k for k in KEYS if k not in record]
+        if missing:  # the keys found, quoted, show look-alikes such as 'Prompt' or 'chosen '
+            raise ConfigError(f"each line needs non-empty text 'prompt', 'chosen' and 'rejected'; {missing[0]!r} is "
+                              "missing", where=where,
+                              hint=f"keys in this line: {', '.join(repr(k) for k in record)[:200] or 'none'}")
+        for key in KEYS:
+            if not isinstance(record[key], str) or not record[key].strip():
+                raise ConfigError(f"each line needs non-empty text 'prompt', 'chosen' and 'rejected'; {key!r} is "
+                                  f"{json.dumps(record[key])[:40]}", where=where)
         if record["chosen"] == record["rejected"]:
             raise ConfigError("'chosen' and 'rejected' are the same text: no preference to learn",
-                              where=f"{path}:{number}", hint="drop the line")
+                              where=where, hint="drop the line")
         pairs.append(Pair(record["prompt"], record["chosen"], record["rejected"]))
     if not pairs:
         raise ConfigError("the preference file is empty", where=str(path))
@@ -143,7 +174,7 @@ def train_dpo(provider: Any, pairs: Sequence[Pair], held_out: Sequence[Pair], ou
 
     quiet_libraries()
 
-    if not beta > 0:
+    if not (math.isfinite(beta) and beta > 0):
         raise ConfigError(f"the DPO beta must be > 0, got {beta!r}", hint="e.g. --beta 0.1")
     torch.set_num_threads(int(settings.threads or os.cpu_count() or 1))
     torch.manual_seed(settings.seed)
@@ -238,6 +269,11 @@ class DpoTuner:
         validate(settings)
         pairs = self._pairs(job)
         out = job.out_dir
+        check_out_dir(out)
+        beta = job.options.get("beta")
+        beta = 0.1 if beta is None else float(beta)  # not `or 0.1`: a beta of 0 is refused, not replaced
+        if not (math.isfinite(beta) and beta > 0):  # checked before the model loads, not after
+            raise ConfigError(f"the DPO beta must be a finite number > 0, got {beta!r}", hint="e.g. --beta 0.1")
         if (out / "manifest.json").is_file() and not job.options.get("overwrite"):
             raise ConfigError(f"an adapter already exists in {out}", hint="choose another --name, or pass --overwrite")
         # a fifth of the pairs held out: the measure of whether the preference moved needs more than a handful
@@ -247,7 +283,7 @@ class DpoTuner:
             job.notify(str(adapter_version(job.version)[1]))
         provider: Any = open_provider(ref, job.project)
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        metrics = train_dpo(provider, train, held, out, settings, beta=float(job.options.get("beta") or 0.1),
+        metrics = train_dpo(provider, train, held, out, settings, beta=beta,
                             progress=job.progress)
         if metrics["held_out_margin_before"] is not None:
             job.notify(f"held-out pairs: mean log-ratio chosen vs rejected {metrics['held_out_margin_before']:.3f} -> "

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from promptkit.config import read_text
 from promptkit.errors import ConfigError
 from promptkit.models import resolve_model
 from promptkit.providers.factory import open_provider
@@ -36,12 +37,26 @@ def adapter_of(project: Any, name: str) -> tuple[Any, Path, dict[str, Any]]:
     if not config_path.is_file():
         raise ConfigError("the adapter folder has no adapter_config.json", where=str(folder),
                           hint="train it again with `promptkit tune`")
-    return ref, folder, json.loads(config_path.read_text())
+    try:
+        config = json.loads(read_text(config_path))
+    except (json.JSONDecodeError, RecursionError):
+        config = None
+    if not isinstance(config, dict):
+        raise ConfigError("adapter_config.json is not a JSON object (a damaged adapter)", where=str(config_path),
+                          hint="train it again with `promptkit tune ... --overwrite`")
+    return ref, folder, config
 
 
-def _check_target(out: Path, force: bool) -> None:
+def _check_target(out: Path, folder: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
-        raise ConfigError("the export target is a file", where=str(out), hint="choose a folder with --out")
+        raise ConfigError("the export target exists and is not a folder", where=str(out),
+                          hint="choose a folder with --out")
+    # the export replaces OUT whole (with --force): OUT must not be, hold or sit inside the adapter it reads
+    source, real = folder.resolve(), out.resolve()
+    if real == source or source in real.parents or real in source.parents:
+        how = "is" if real == source else "is inside" if source in real.parents else "holds"
+        raise ConfigError(f"the export folder {how} the adapter folder it exports", where=str(out),
+                          hint=f"choose an --out outside {source}")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise ConfigError("the export folder is not empty", where=str(out), hint="choose another --out, or pass --force")
 
@@ -64,7 +79,8 @@ def export_model(project: Any, name: str, out: Path, merge: bool = False, force:
     if merge and peft_type in ("PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING"):
         raise ConfigError(f"{name!r} is a {peft_type.lower().replace('_', '-')} adapter: its virtual tokens have no "
                           "weights to merge", hint=f"export it without --merge, or serve it with --model {name}")
-    _check_target(out, force)
+    out = Path(os.path.abspath(out))  # '.' or 'x/..' have no name to write next to
+    _check_target(out, folder, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     info = {"name": name, "base_model": ref.model, "adapter": str(folder), "peft_type": peft_type, "merged": merge}

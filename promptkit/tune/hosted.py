@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promptkit.config import atomic_write
+from promptkit.config import atomic_write, read_json_object
 from promptkit.errors import ConfigError, PromptkitError
+from promptkit.fileio import file_lock
 from promptkit.project import Project
 from promptkit.providers import providers
-from promptkit.tune.base import Estimate, TuneJob, Tuner, TuneResult
+from promptkit.tune.base import Estimate, TuneJob, Tuner, TuneResult, check_out_dir
 from promptkit.tune.dpo import load_pairs
 from promptkit.tune.openai_rules import (
     DEFAULT_BASE,
@@ -85,13 +86,22 @@ def jobs_file(project: Project) -> Path:
 
 def _jobs(project: Project) -> dict[str, dict[str, Any]]:
     path = jobs_file(project)
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.exists() and not path.is_symlink():
+        return {}
+    hint = "fix the file, or move it aside (re-running then starts new jobs instead of following the old ones)"
+    jobs = read_json_object(path, hint, "an object of jobs")
+    for key, entry in jobs.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("job_id"), str):
+            raise ConfigError(f"job {key!r} needs a 'job_id' string", where=str(path), hint=hint)
+    return jobs
 
 
 def _save_job(project: Project, key: str, entry: dict[str, Any]) -> None:
-    jobs = _jobs(project)
-    jobs[key] = {**jobs.get(key, {}), **entry}
-    atomic_write(jobs_file(project), json.dumps(jobs, indent=2) + "\n")
+    path = jobs_file(project)
+    with file_lock(path.with_name(path.name + ".lock"), "the hosted jobs file"):  # other tune processes write it too
+        jobs = _jobs(project)
+        jobs[key] = {**jobs.get(key, {}), **entry}
+        atomic_write(path, json.dumps(jobs, indent=2) + "\n")
 
 
 def _hyperparameters(options: dict[str, Any]) -> dict[str, Any]:
@@ -168,6 +178,7 @@ class OpenAITuner(Tuner):
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
     def run(self, job: TuneJob) -> TuneResult:
+        check_out_dir(job.out_dir)
         self.estimate(job)  # refuses text prompts
         records = _records(job)
         problems = validate_preferences(records) if _dpo(job.options) else validate(records)

@@ -24,7 +24,7 @@ from promptkit.device import select_precision
 from promptkit.errors import ConfigError
 from promptkit.models import DEFAULT_MODEL, resolve_model
 from promptkit.providers.factory import open_provider
-from promptkit.tune.base import Estimate, TuneResult
+from promptkit.tune.base import Estimate, TuneResult, check_out_dir
 from promptkit.tune.methods import load_base, method_of, validate
 from promptkit.tune.run import adapter_version, before_after, measured_speed, record_speed
 from promptkit.tune.search import successive_halving
@@ -473,6 +473,7 @@ class LoraTuner:
         if not job.trainset.rows:
             raise ConfigError("the training set is empty")
         out = job.out_dir
+        check_out_dir(out)
         if (out / "manifest.json").is_file() and not job.resume and not job.options.get("overwrite"):
             raise ConfigError(f"an adapter already exists in {out}", hint="choose another --name, or pass --overwrite")
         if job.resume and not has_checkpoint(out):

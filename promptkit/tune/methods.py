@@ -8,6 +8,7 @@ in front of the input and cannot."""
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -150,6 +151,10 @@ def validate(settings: Any) -> Method:
     _positive("the number of epochs", settings.epochs, "--epochs")
     if settings.max_steps is not None:
         _positive("--max-steps", settings.max_steps, "--max-steps")
+    budget = settings.time_budget
+    if budget is not None and not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget > 0):
+        raise ConfigError(f"the time budget must be a finite number of seconds > 0, got {budget!r}",
+                          hint="e.g. --time-budget 600")
     if not 0.0 <= float(settings.warmup) < 1.0:
         raise ConfigError(f"the warm-up fraction must be in [0, 1), got {settings.warmup!r}", hint="e.g. 0.05")
     if not 0.0 <= float(settings.val_fraction) < 1.0:

@@ -4,6 +4,7 @@ with the paired McNemar test, and remember the machine's measured training speed
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,8 +119,11 @@ def measured_speed(project: Project) -> tuple[float, str]:
     if path.is_file():
         try:
             data = json.loads(path.read_text())
-            return float(data["tokens_per_s"]), f"measured {data.get('when', '')}".strip()
-        except (ValueError, KeyError, TypeError):
+            speed = float(data["tokens_per_s"])
+            # the estimate divides by it: a damaged file (0, negative, NaN) falls back to the reference
+            if math.isfinite(speed) and speed > 0:
+                return speed, f"measured {data.get('when', '')}".strip()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             pass
     return REFERENCE_TOKENS_PER_S, "reference run"
 

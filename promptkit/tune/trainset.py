@@ -167,11 +167,22 @@ def load_trainset(path: Path, label_prefix: str = "") -> TrainSet:
                 if not isinstance(m, dict) or not isinstance(m.get("content"), str) or m.get("role") not in (
                         "system", "user", "assistant"):
                     raise ConfigError("each message needs a role (system/user/assistant) and text content", where=where)
+            # the chat template needs a turn to answer; an empty answer teaches nothing
+            if not any(m["role"] == "user" for m in messages[:-1]):
+                raise ConfigError("no user message before the assistant's answer", where=where,
+                                  hint="put the prompt in a {\"role\": \"user\"} message")
+            if not messages[-1]["content"].strip():
+                raise ConfigError("the assistant's answer is empty", where=where, hint="give every row its answer")
             request = Request(id=str(line), messages=[dict(m) for m in messages[:-1]], label_prefix=label_prefix)
             rows.append(TrainRow(str(line), request, str(messages[-1]["content"])))
         elif "prompt" in record and "completion" in record:
-            request = Request(id=str(line), text=str(record["prompt"]))
-            rows.append(TrainRow(str(line), request, str(record["completion"])))
+            # a number or list would silently train on its Python text ("['a']")
+            for key in ("prompt", "completion"):
+                if not isinstance(record[key], str) or not record[key].strip():
+                    raise ConfigError(f"{key!r} must be non-empty text, got {json.dumps(record[key])[:40]}",
+                                      where=where)
+            request = Request(id=str(line), text=record["prompt"])
+            rows.append(TrainRow(str(line), request, record["completion"]))
         else:
             raise ConfigError("expected {\"messages\": [...]} or {\"prompt\": ..., \"completion\": ...}", where=where)
     return TrainSet(rows, {"dataset": str(path), "dataset_hash": file_hash(path), "split": None, "rows": len(rows),
