@@ -87,6 +87,62 @@ def _serve_adapter(root: Path, name: str) -> None:
         assert answer["model"] == name and answer["choices"][0]["message"]["role"] == "assistant"
 
 
+def test_a_damaged_or_planted_checkpoint_is_one_error_before_any_step(tmp_path: Path) -> None:
+    """--resume loads tensors and plain data only: a truncated file, a pickle that would run code
+    and a state.json with NaN are each one error naming the checkpoint, and nothing runs."""
+    import pickle
+    import shutil
+
+    import torch
+
+    from promptkit.errors import ConfigError
+    from promptkit.tune.base import tuners
+    from promptkit.tune.lora import CHECKPOINT
+
+    root = tune_project(tmp_path)
+
+    def crash_after_first_step(event: object) -> None:
+        if getattr(event, "step", 0) == 1 and getattr(event, "phase", "") == "train":
+            raise Crash
+
+    options = {"batch_size": 2, "max_steps": 2, "checkpoint_every": 1, "r": 2, "alpha": 4, "threads": 2}
+    job = tune_job(root, options, eval_limit=2, progress=crash_after_first_step)
+    job.trainset.rows = job.trainset.rows[:4]
+    tuner = tuners.get("lora")()
+    with pytest.raises(Crash):
+        tuner.run(job)
+    checkpoint = job.out_dir / CHECKPOINT
+    good = tmp_path / "good-checkpoint"
+    shutil.copytree(checkpoint, good)
+    planted = tmp_path / "planted"
+
+    class Payload:
+        def __reduce__(self) -> tuple:
+            return (Path.touch, (planted,))
+
+    def truncate() -> None:
+        data = (checkpoint / "state.pt").read_bytes()
+        (checkpoint / "state.pt").write_bytes(data[: len(data) // 2])
+
+    def plant() -> None:
+        torch.save({"adapter": {}, "optimizer": Payload(), "scheduler": {}, "rng": torch.get_rng_state()},
+                   checkpoint / "state.pt", pickle_protocol=pickle.HIGHEST_PROTOCOL)
+
+    def nan_step() -> None:
+        state = json.loads((checkpoint / "state.json").read_text())
+        (checkpoint / "state.json").write_text(json.dumps({**state, "step": float("nan")}))
+
+    job.progress, job.resume = None, True
+    for damage in (truncate, plant, nan_step):
+        shutil.rmtree(checkpoint)
+        shutil.copytree(good, checkpoint)
+        damage()
+        with pytest.raises(ConfigError, match="checkpoint cannot be resumed") as caught:
+            tuner.run(job)
+        assert caught.value.where == str(checkpoint), damage.__name__
+    assert not planted.exists()
+
+
 def test_sigkilled_tune_resumes_from_checkpoint(tmp_path: Path) -> None:
     import signal
     import subprocess

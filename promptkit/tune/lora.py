@@ -207,6 +207,31 @@ def _save_checkpoint(out: Path, model: Any, optimizer: Any, scheduler: Any, stat
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _resume(folder: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+    """Load a checkpoint into the model, optimizer and scheduler; its state (step, epoch, seconds ...).
+    Tensors and plain data only (weights_only: a planted pickle runs nothing); a damaged or foreign
+    checkpoint is one error naming it, before any step."""
+    import torch
+    from peft import set_peft_model_state_dict
+
+    try:
+        saved = torch.load(folder / "state.pt", weights_only=True)
+        set_peft_model_state_dict(model, saved["adapter"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"])
+        state = json.loads((folder / "state.json").read_text())
+        for key in ("step", "epoch", "seconds", "tokens"):
+            if not isinstance(state[key], (int, float)) or isinstance(state[key], bool) or not math.isfinite(state[key]):
+                raise ValueError(f"{key} is {state[key]!r}")
+    except Exception as e:  # noqa: BLE001 - pickle, torch, json and key errors alike: the file is not ours
+        raise ConfigError(f"the checkpoint cannot be resumed ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
+                          where=str(folder), hint="delete the checkpoint folder to train from the start, "
+                          "or drop --resume") from None
+    state["resumed_from"] = state["step"]
+    return state
+
+
 def has_checkpoint(out: Path) -> bool:
     return (out / CHECKPOINT / "state.json").is_file()
 
@@ -271,7 +296,7 @@ def train_lora(
     save it to OUT (save_pretrained). With RESUME and a checkpoint in OUT, training continues from it.
     Returns metrics."""
     import torch
-    from peft import get_peft_model, set_peft_model_state_dict
+    from peft import get_peft_model
 
     method = validate(settings)
     memory = PeakMemory()
@@ -312,13 +337,7 @@ def train_lora(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     out.mkdir(parents=True, exist_ok=True)
     if resume and has_checkpoint(out):
-        saved = torch.load(out / CHECKPOINT / "state.pt", weights_only=False)
-        set_peft_model_state_dict(model, saved["adapter"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["rng"])
-        state = json.loads((out / CHECKPOINT / "state.json").read_text())
-        state["resumed_from"] = state["step"]
+        state = _resume(out / CHECKPOINT, model, optimizer, scheduler)
     start_time = time.perf_counter() - float(state["seconds"])
     step = int(state["step"])
     stopped_early = False
