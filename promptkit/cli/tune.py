@@ -328,7 +328,7 @@ def compare_command(ctx: click.Context, ref: str, methods: str, suite: str | Non
     """Train several local methods on one split with one seed and budget, and compare them in one table."""
     import json
 
-    chosen = [m.strip() for m in methods.split(",") if m.strip()]
+    chosen = list(dict.fromkeys(m.strip() for m in methods.split(",") if m.strip()))  # each method once, in order
     if not chosen:
         raise ConfigError("--methods names no method", hint="e.g. --methods lora,ia3")
     for method in chosen:
