@@ -67,6 +67,14 @@ class _Loader(yaml.SafeLoader):
     def _timestamp_as_text(self, node: yaml.Node) -> Any:
         return self.construct_scalar(node)  # type: ignore[arg-type]
 
+    def _bounded_int(self, node: yaml.Node) -> Any:
+        try:
+            return self.construct_yaml_int(node)  # type: ignore[arg-type]
+        except ValueError:  # more digits than Python converts (4300): a ValueError, not a YAMLError
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of {len(str(node.value))} characters is too large a number", node.start_mark
+            ) from None
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, Any] = {}
         for key_node, _ in node.value:
@@ -88,6 +96,7 @@ class _Loader(yaml.SafeLoader):
 for _tag in ("binary", "set", "omap", "pairs"):
     _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _Loader._refuse_tag)
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader._timestamp_as_text)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader._bounded_int)
 
 
 def _check_size(node: yaml.Node, path: Path) -> None:
@@ -257,7 +266,8 @@ def dump_yaml(data: Any) -> str:
         pass
 
     def str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-        style = "|" if "\n" in value else None
+        # NEL (U+0085) is a line break to YAML readers: outside double quotes it comes back as '\n' or a space
+        style = '"' if "\x85" in value else "|" if "\n" in value else None
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
     Dumper.add_representer(str, str_presenter)

@@ -13,11 +13,12 @@ import click
 from rich.table import Table
 
 from promptkit.cache import ResponseCache
-from promptkit.cli.common import console, data_options, err_console, project_of
+from promptkit.cli.common import FiniteFloat, console, data_options, err_console, project_of
 from promptkit.config import atomic_write, check_writable, read_text
 from promptkit.errors import ConfigError
 from promptkit.evaluate import plan_eval
-from promptkit.library.store import NAME_RE, VERSION_RE, WORKING
+from promptkit.library.spec import MAX_FEWSHOT_K
+from promptkit.library.store import check_label
 from promptkit.optimize import OptimizeOptions, optimize
 from promptkit.providers.factory import open_provider
 from promptkit.runs import RunStore
@@ -42,7 +43,7 @@ def read_instructions(path: Path) -> list[str]:
     if not found:
         raise ConfigError("no instructions in the file", where=str(path), hint="write one instruction per paragraph")
     for i, block in enumerate(found, start=1):
-        if "{{" in block or "{%" in block:
+        if "{{" in block or "{%" in block or "{#" in block:
             raise ConfigError(f"instruction {i} contains template syntax", where=str(path),
                               hint="instructions are plain text; the task slot reads the variables")
     return found
@@ -125,7 +126,7 @@ def print_estimate(est: dict[str, Any]) -> None:
 @click.option("--model", help="Model to optimize for (default: the suite's).")
 @click.option("--rounds", type=click.IntRange(min=0), default=5, show_default=True, help="Proposer rounds.")
 @click.option("--max-evals", type=click.IntRange(min=1), help="Stop the search after N model calls (cached are free).")
-@click.option("--max-cost", type=click.FloatRange(min=0), help="Dollars for the whole run (the final test reserved).")
+@click.option("--max-cost", type=FiniteFloat(min=0), help="Dollars for the whole run (the final test reserved).")
 @click.option("--time-budget", help="Stop the search after this long, e.g. 10m.")
 @click.option("--proposer", help="Model spec that proposes instruction rewrites, e.g. openai:gpt-4o-mini.")
 @click.option("--instructions", type=click.Path(dir_okay=False, path_type=Path),
@@ -153,12 +154,14 @@ def optimize_command(ctx: click.Context, ref: str, suite: str | None, train_data
     if output is not None:
         check_writable(output)
     if label is not None:
-        if not NAME_RE.match(label) or VERSION_RE.match(label) or label == WORKING:
-            raise ConfigError(f"invalid --label {label!r}", hint="use letters, digits, '-', '_', not 'vN' or 'working'")
+        check_label(label)  # before the search, not after it has published
     try:
-        ks = tuple(int(k) for k in fewshot_k.split(",") if k.strip() and int(k) > 0)
+        ks = tuple(int(k) for k in fewshot_k.split(",") if k.strip() and int(k) != 0)
     except ValueError:
         raise ConfigError(f"--fewshot-k {fewshot_k!r} is not a list of numbers", hint="e.g. --fewshot-k 4,8") from None
+    if any(not 0 < k <= MAX_FEWSHOT_K for k in ks):
+        raise ConfigError(f"--fewshot-k {fewshot_k!r}: each size must be 0 to {MAX_FEWSHOT_K}",
+                          hint="e.g. --fewshot-k 4,8; 0 tries no few-shot examples")
     options = OptimizeOptions(rounds=rounds, max_evals=max_evals, max_cost=max_cost,
                               time_budget=parse_duration(time_budget) if time_budget else None, proposer=proposer,
                               instructions=read_instructions(instructions) if instructions else [],

@@ -28,7 +28,12 @@ def list_prompts(ctx: click.Context) -> None:
         table.add_column(column)
     problems: list[str] = []
     for name in library.names():
-        folder, _ = library.folder(name)
+        try:
+            folder, _ = library.folder(name)
+        except PromptkitError as e:  # a folder named with a space or a look-alike letter
+            problems.append(str(e))
+            table.add_row(name, "BROKEN", "", "")
+            continue
         # One broken file (a hand-edited version, a bad label file) marks that entry, not the whole listing.
         versions, cells = [], []
         for number in folder.version_numbers():

@@ -120,7 +120,12 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "+", "%", "//", "<<"})
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        tree = _Guards().visit(super()._parse(source, name, filename))
+        parsed = super()._parse(source, name, filename)
+        for node in parsed.find_all((nodes.Name, nodes.Macro)):  # `{% set __promptkit_loop__ = range %}` ...
+            bound = getattr(node, "name", None)
+            if bound in (_GUARD, _CONCAT):  # ... would swap the guards out: loops and '~' unbudgeted
+                raise jinja2.TemplateSyntaxError(f"the name {bound!r} is reserved", node.lineno, name, filename)
+        tree = _Guards().visit(parsed)
         assert isinstance(tree, nodes.Template)
         return tree
 

@@ -12,6 +12,7 @@ from promptkit.config import Strict
 
 SLOT_ORDER = ("context", "instruction", "format", "task")
 OUTPUT_KEY = "output"  # the key of a few-shot example that holds its answer
+MAX_FEWSHOT_K = 32  # examples a few-shot rule may show per input
 
 
 class Slots(Strict):
@@ -32,12 +33,25 @@ class Settings(Strict):
     stop: list[str] = Field(default_factory=list)
 
 
+def _check_text_keys(value: Any, what: str) -> None:
+    """Refuse a mapping inside an example keyed by a number, boolean or null (`{1: a}`): the content
+    hash writes keys as JSON text, so `{1: a}` and `{'1': a}` would share a hash and render differently."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{what} has the key {key!r} ({type(key).__name__}); keys must be text, e.g. '{key}'")
+            _check_text_keys(inner, what)
+    elif isinstance(value, list):
+        for inner in value:
+            _check_text_keys(inner, what)
+
+
 class FewShotRule(Strict):
     """Few-shot examples chosen per example: the k pool examples most similar to its input
     (MiniLM embeddings of the task slot's text), rendered before the fixed `examples`."""
 
     select: Literal["similar"] = Field("similar", description="how to choose: 'similar' (embedding similarity)")
-    k: int = Field(4, ge=1, le=32, description="examples shown per input")
+    k: int = Field(4, ge=1, le=MAX_FEWSHOT_K, description="examples shown per input")
     pool: list[dict[str, Any]] = Field(description="candidate examples, each with the task's variables and 'output'")
 
     @field_validator("pool")
@@ -48,6 +62,7 @@ class FewShotRule(Strict):
         for i, ex in enumerate(pool):
             if OUTPUT_KEY not in ex:
                 raise ValueError(f"few-shot pool example {i} has no '{OUTPUT_KEY}' key (its answer)")
+            _check_text_keys(ex, f"few-shot pool example {i}")
         return pool
 
 
@@ -112,6 +127,7 @@ class PromptSpec(Strict):
         for i, ex in enumerate(examples):
             if OUTPUT_KEY not in ex:
                 raise ValueError(f"few-shot example {i} has no '{OUTPUT_KEY}' key (its answer)")
+            _check_text_keys(ex, f"few-shot example {i}")
         return examples
 
     @property

@@ -10,12 +10,14 @@ Layout of one prompt folder::
 
 from __future__ import annotations
 
+import os
 import re
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from promptkit.config import atomic_write, dump_yaml, line_of, load_yaml, validate
 from promptkit.errors import ConfigError, NotFoundError, did_you_mean
@@ -29,6 +31,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # ASCII only: no look
 VERSION_RE = re.compile(r"v(\d{1,9})")  # fullmatch; more digits than that is no version anyone published
 HASH_RE = re.compile(r"[0-9a-f]{4,12}")
 LABEL_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+HEADER = "# Published prompt version: immutable. Edit prompt.yaml and run 'promptkit prompt new-version'.\n"
 LOOKS_LIKE_REF = re.compile(r"(?i)v\d+|working|[0-9a-f]{4,64}")  # a version name, 'working' or a hash prefix
 
 
@@ -111,14 +114,16 @@ class PromptFolder:
         numbers = []
         for path in self.versions_dir.glob("v*.yaml"):
             match = VERSION_RE.fullmatch(path.stem)
-            if match:
+            if match and path.stem == f"v{int(match.group(1))}":  # not v01.yaml: version 1 is read from v1.yaml
                 numbers.append(int(match.group(1)))
         return sorted(numbers)
 
     def version(self, number: int) -> PromptVersion:
         path = self.versions_dir / f"v{number}.yaml"
-        if path.exists() and not path.is_file():
-            raise ConfigError("a folder where a published version file should be", where=str(path),
+        if os.path.lexists(path) and not path.is_file():
+            kind = "a folder" if path.is_dir() else "a special file (FIFO, device or socket)" if path.exists() \
+                else "a symlink to nothing"
+            raise ConfigError(f"{kind} where a published version file should be", where=str(path),
                               hint="remove it; versions are files written by 'promptkit prompt new-version'")
         if not path.is_file():
             known = [f"v{n}" for n in self.version_numbers()]
@@ -127,6 +132,11 @@ class PromptFolder:
         data, text = load_yaml(path)
         if not isinstance(data, dict) or "prompt" not in data or "hash" not in data:
             raise ConfigError("not a published version (needs 'hash' and 'prompt' keys)", where=str(path))
+        if data.get("version", number) != number:  # a copied or renamed file: its hash still matches its content
+            line = line_of(text, ("version",))
+            raise ConfigError(f"the file of v{number} holds version {data['version']!r}",
+                              where=f"{path}:{line}" if line else str(path),
+                              hint="published versions are immutable: restore the file (git checkout)")
         spec = validate(PromptSpec, data["prompt"], path, text)
         actual = spec.content_hash()
         if actual != data["hash"]:
@@ -143,7 +153,7 @@ class PromptFolder:
     def versions(self) -> list[PromptVersion]:
         return [self.version(n) for n in self.version_numbers()]
 
-    def _raw_labels(self) -> dict[str, str]:
+    def _raw_labels(self, text_keys: bool = True) -> dict[str, str]:
         if not self.labels_file.exists() and not self.labels_file.is_symlink():
             return {}
         data, _ = load_yaml(self.labels_file)
@@ -151,6 +161,10 @@ class PromptFolder:
             return {}
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise ConfigError("expected 'label: vN' lines", where=str(self.labels_file), hint="e.g. 'production: v2'")
+        odd = [k for k in data if not isinstance(k, str)]
+        if text_keys and odd:  # `yes:` reads as True, `1.10:` as 1.1, `017:` as 15: not the label written
+            raise ConfigError(f"YAML reads a label name as {odd[0]!r}, not as the text written",
+                              where=str(self.labels_file), hint="quote label names in labels.yaml, e.g. 'yes': v2")
         return {str(k): v for k, v in data.items()}
 
     def labels(self) -> dict[str, str]:
@@ -218,24 +232,34 @@ class PromptFolder:
         publishing at once are serialised: each gets its own number, none overwrites another."""
         self.working()  # refuse a broken working copy before taking the lock
         with self.lock():
-            return self._publish(message)
+            return self._publish(self.working().spec, {"message": message})
 
-    def _publish(self, message: str) -> tuple[PromptVersion, bool]:
-        working = self.working()
+    def publish_spec(self, spec: PromptSpec, record: dict[str, Any], header: str) -> tuple[PromptVersion, bool]:
+        """Publish `spec` (not the working copy) as the next version, under the same lock as publish();
+        `record` holds the version file's other keys (message, ...), `header` its first comment line."""
+        with self.lock():
+            return self._publish(spec, record, header)
+
+    def _publish(self, spec: PromptSpec, extra: dict[str, Any], header: str = HEADER) -> tuple[PromptVersion, bool]:
+        digest = spec.content_hash()
         for version in self.versions():
-            if version.hash == working.hash:
+            if version.hash == digest:
                 return version, False
         numbers = self.version_numbers()
         number = (numbers[-1] + 1) if numbers else 1
         path = self.versions_dir / f"v{number}.yaml"
+        if not VERSION_RE.fullmatch(path.stem) or os.path.lexists(path):
+            # a number past v999999999 is never listed again, so the next publish would overwrite it
+            raise ConfigError(f"cannot publish as v{number}: that name is taken or too large for a version",
+                              where=str(path), hint="remove the stray version file that has the largest number")
         record = {
             "version": number,
-            "hash": working.hash,
+            "hash": digest,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "message": message,
-            "prompt": working.spec.model_dump(exclude_defaults=True),
+            "message": extra.get("message", ""),
+            "prompt": spec.model_dump(exclude_defaults=True),
+            **{k: v for k, v in extra.items() if k != "message"},
         }
-        header = "# Published prompt version: immutable. Edit prompt.yaml and run 'promptkit prompt new-version'.\n"
         _write(path, header + dump_yaml(record))
         return self.version(number), True
 
@@ -252,7 +276,7 @@ class PromptFolder:
     def remove_label(self, label: str) -> str:
         """Remove a label; returns the version it pointed at."""
         with self.lock():
-            labels = self._raw_labels()  # a label refused today can still be removed
+            labels = self._raw_labels(text_keys=False)  # a label refused today can still be removed
             if label not in labels:
                 raise NotFoundError(f"prompt {self.name!r} has no label {label!r}", where=str(self.labels_file),
                                     hint=did_you_mean(label, list(labels)))
@@ -322,6 +346,9 @@ class Library:
                     hint=f"a prompt folder holds {PROMPT_FILE}; prompts here: {', '.join(self.names()) or 'none'}",
                 )
             return PromptFolder(candidate), selector or None
+        if not NAME_RE.fullmatch(base) and base in self.names():  # listed, but not a name a ref can use
+            raise ConfigError(f"prompt folder {base[:80]!r} does not have a valid prompt name", where=str(self.root / base),
+                              hint="rename the folder: ASCII letters, digits, '_', '.' or '-', starting with a letter or digit")
         if not NAME_RE.fullmatch(base) or not PromptFolder(self.root / base).exists():
             raise NotFoundError(f"unknown prompt {base[:80]!r}", where=str(self.root), hint=did_you_mean(base, self.names()))
         return PromptFolder(self.root / base), selector or None

@@ -4,6 +4,7 @@ Every candidate is an ordinary PromptSpec, so it renders and scores exactly as a
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,12 +54,39 @@ class Candidate:
                 "dropped_at": self.dropped_at}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Candidate:
+    def from_dict(cls, data: Any) -> Candidate:
+        """A candidate as to_dict wrote it. A damaged or edited one raises ValueError saying what is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError("a candidate is not a JSON object")
         spec = PromptSpec.model_validate(data["spec"])
-        return cls(data["key"], spec, data["origin"], data.get("parent"),
-                   {int(k): (v[0], v[1]) for k, v in data.get("scores", {}).items()},
-                   {int(k): (v[0], v[1]) for k, v in data.get("calibrated", {}).items()},
-                   data.get("bias"), data.get("dropped_at"))
+        key, origin, parent, dropped, bias = (data["key"], data["origin"], data.get("parent"), data.get("dropped_at"),
+                                              data.get("bias"))
+        if key != spec.content_hash():
+            raise ValueError(f"candidate {key!r} is not the hash of its prompt")
+        if not isinstance(origin, str) or not isinstance(parent, str | None) or not isinstance(dropped, int | None):
+            raise ValueError(f"candidate {key!r} has a damaged origin, parent or dropped_at")
+        if bias is not None and not (isinstance(bias, dict) and all(
+                k in (spec.labels or []) and _finite(v) for k, v in bias.items())):
+            raise ValueError(f"candidate {key!r} has a damaged bias {bias!r:.80}")
+        return cls(key, spec, origin, parent, _counts(data.get("scores", {})), _counts(data.get("calibrated", {})),
+                   bias, dropped)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _counts(data: Any) -> dict[int, tuple[int, int]]:
+    """rows -> (correct, n) as to_dict writes them: whole numbers, 0 <= correct <= n."""
+    if not isinstance(data, dict):
+        raise ValueError(f"scores {data!r} are not a JSON object")
+    out = {}
+    for rows, value in data.items():
+        if not (isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)
+                and 0 <= value[0] <= value[1]):
+            raise ValueError(f"score {value!r} is not [correct, rows]")
+        out[int(rows)] = (value[0], value[1])
+    return out
 
 
 def _with(spec: PromptSpec, **changes: Any) -> PromptSpec:

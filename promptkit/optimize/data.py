@@ -63,6 +63,11 @@ def carve(project: Project, version: PromptVersion, suite: Suite, train_data: Pa
     if len(labelled) < 8:
         raise ConfigError(f"only {len(labelled)} labelled training row(s); the search needs at least 8",
                           where=str(train_plan.data_path), hint="give --train-data with more rows")
+    seen = sorted({str(e.target) for e in labelled})
+    if len(seen) < 2:
+        # a fitted bias would win by always answering that label, and be published as an improvement
+        raise ConfigError(f"every training row has the label {seen[0]!r}; the search needs rows of at least two labels",
+                          where=str(train_plan.data_path), hint="give --train-data with rows of every label")
     order = list(labelled)
     random.Random(seed).shuffle(order)
     n_val = min(validation_size, max(4, len(order) * 2 // 3))

@@ -16,7 +16,7 @@ import promptkit.optimize.candidates as cands
 from promptkit.cache import provider_identity, request_key
 from promptkit.errors import ConfigError
 from promptkit.estimate import estimate_run
-from promptkit.evaluate import build_request, run_eval
+from promptkit.evaluate import RunFailed, build_request, run_eval
 from promptkit.library import PromptVersion
 from promptkit.library.spec import PromptSpec
 from promptkit.library.store import PromptFolder
@@ -154,6 +154,10 @@ class Search:
         spent = [r for r in run.results if not r.cached]
         self.state.evals += len(spent)
         self.state.cost += sum(r.cost for r in spent)
+        if run.status == "failed":  # a bad key, a dead endpoint, or every row an error: no score to race on
+            self.save()
+            raise RunFailed(f"scoring '{cand.origin}' on {plan.model.spec} failed: {run.extra.get('stopped')}",
+                            hint="fix the model or provider, then rerun with --resume")
         if run.status != "finished" or len(run.results) < rows:
             self.save()
             raise BudgetStop(f"max-cost ${self.options.max_cost:g}" if run.status != "finished"
@@ -418,7 +422,10 @@ def optimize(project: Project, base: PromptVersion, suite: Suite, provider: Prov
     # the winner must have been scored on every validation row, as the current version was
     finalists = [c for c in scored if full in c.scores] or scored
     winner = max(finalists, key=lambda c: (Search.accuracy(c), c.key == search.base_key))
-    base_cand = state.candidates[search.base_key]
+    base_cand = state.candidates.get(search.base_key)
+    if base_cand is None or not base_cand.scores:  # the search scores it first: only a damaged state lacks it
+        raise ConfigError(f"the optimize state holds no score of {base.ref}", where=str(state.path),
+                          hint="run without --resume to start again")
     result.winner = winner
     winner_spec = final_spec(winner)
     # the current version as it is scored today: its raw accuracy (its fitted bias is a candidate of its own)
@@ -438,6 +445,10 @@ def optimize(project: Project, base: PromptVersion, suite: Suite, provider: Prov
                              progress=lambda done, total: event("rows", {"done": done, "total": total})))
     for run in runs:
         state.cost += sum(r.cost for r in run.results if not r.cached)
+        if run.status == "failed":
+            state.save()
+            raise RunFailed(f"the final test on {data.test_plan.model.spec} failed: {run.extra.get('stopped')}",
+                            hint="fix the model or provider, then rerun with --resume")
     stat = mcnemar(runs[0].results, runs[1].results)
     acc = [sum(bool(r.correct) for r in run.results) / max(1, len(run.results)) for run in runs]
     result.test = TestOutcome(stat.n, acc[0], acc[1], stat.a_only, stat.b_only, stat.p_value)
