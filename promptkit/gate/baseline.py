@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,6 +31,7 @@ from promptkit.strict_json import loads_strict
 FORMAT = 1  # format 1 files without per-example "scores" (older baselines) still load; they compare accuracy/F1 only
 BASELINES_DIR = "baselines"
 SCORE_DIGITS = 4
+MAX_SCORE = 1e15  # a per-example value beyond this is a broken metric or a hand edit: sums of them would overflow
 
 
 def paired_scores(values: Sequence[MetricValue]) -> list[str]:
@@ -105,9 +107,21 @@ def example_scores(runs: list[EvalRun]) -> dict[str, list[float | None]]:
         values: list[float | None] = []
         for i in range(len(runs[0].results)):
             known = [v for s in series if s is not None and (v := s[i]) is not None]
+            for v in known:
+                _finite(runs[0], name, v, runs[0].results[i].id)
             values.append(score(sum(known) / len(known)) if known else None)
         out[name] = values
     return out
+
+
+def _finite(run: EvalRun, name: str, value: float, example_id: str | None = None) -> None:
+    """Refuse a metric value that no baseline can hold and no paired test can compare (NaN, inf, 1e308):
+    it would be written as a baseline that cannot be read, or compare as "not worse" and pass."""
+    if not (math.isfinite(value) and abs(value) <= MAX_SCORE):
+        of = f" for example {example_id}" if example_id else ""
+        raise ConfigError(f"metric {name!r} gave {value}{of}: the gate needs finite numbers up to {MAX_SCORE:g}",
+                          where=str(run.plan.suite.path),
+                          hint="fix the metric (a custom metric's scores must be finite numbers, or None to skip one)")
 
 
 def outcomes_of(runs: list[EvalRun]) -> dict[str, dict[str, Any]]:
@@ -142,6 +156,8 @@ def mean_metrics(runs: list[EvalRun]) -> dict[str, float]:
     out = {}
     for name in names:
         values = [v for v in (run.metric(name) for run in runs) if v is not None]
+        for v in values:
+            _finite(runs[0], name, v)
         if values:
             out[name] = float(f"{sum(values) / len(values):.6g}")
     return out
@@ -200,6 +216,9 @@ def load_baseline(path: Path) -> Baseline | None:
     except json.JSONDecodeError as e:
         raise ConfigError(f"baseline is not valid JSON: {e.msg}", where=f"{path}:{e.lineno}",
                           hint="re-bless it with 'promptkit baseline bless'") from None
+    except ValueError as e:  # an integer of more digits than Python converts (4300)
+        raise ConfigError(f"baseline: {str(e).split(';')[0]}", where=str(path),
+                          hint="re-bless it with 'promptkit baseline bless'") from None
     except RecursionError:
         raise ConfigError("baseline JSON nested too deeply", where=str(path)) from None
     try:
@@ -227,15 +246,20 @@ def _text(data: dict[str, Any], key: str, optional: bool = False) -> Any:
 
 def _number(value: Any, where: str, low: float | None = None, high: float | None = None,
             optional: bool = False) -> float | None:
-    import math
-
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite_number(value):
         raise _BadValue(f"{where} must be a number, got {json.dumps(value)[:40]}")
     if (low is not None and value < low) or (high is not None and value > high):
         raise _BadValue(f"{where} is {value}, outside {low} to {high}")
     return float(value)
+
+
+def _finite_number(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float (10**400)
+        return False
 
 
 def _baseline_of(data: Any) -> Baseline:
@@ -267,7 +291,7 @@ def _baseline_of(data: Any) -> Baseline:
         if not isinstance(scores, dict):
             raise _BadValue(f"{where}.scores must be an object")
         for name, value in scores.items():
-            _number(value, f"{where}.scores.{name}", optional=True)
+            _number(value, f"{where}.scores.{name}", -MAX_SCORE, MAX_SCORE, optional=True)
         checked[example_id] = dict(outcome)
     return Baseline(
         suite=_text(data, "suite"), prompt=_text(data, "prompt"), prompt_hash=_text(data, "prompt_hash"),
@@ -291,6 +315,10 @@ def _runtime(value: Any) -> dict[str, Any]:
 def stale_reasons(project: Project, baseline: Baseline, plan: RunPlan) -> list[str]:
     """Why a baseline no longer applies to a suite run; empty when it does."""
     reasons = []
+    prompt_name = baseline.prompt.partition("@")[0]
+    if baseline.suite != plan.suite.name or prompt_name != plan.version.name:
+        reasons.append(f"the baseline is of suite {baseline.suite!r} (prompt {prompt_name!r}), not of suite "
+                       f"{plan.suite.name!r} (prompt {plan.version.name!r}): a copied or renamed file")
     if baseline.model != plan.model.spec:
         reasons.append(f"model changed: baseline {baseline.model}, now {plan.model.spec}")
     if baseline.dataset_hash != plan.data_hash:
@@ -299,6 +327,10 @@ def stale_reasons(project: Project, baseline: Baseline, plan: RunPlan) -> list[s
         reasons.append(f"split changed: baseline {baseline.split}, now {plan.split}")
     if baseline.suite_hash != suite_fingerprint(plan.suite, plan.model.provider):
         reasons.append("suite settings changed (task, scoring, split or dataset mapping)")
+    missing = sum(e.id not in baseline.outcomes for e in plan.examples)
+    if missing:  # compared on the rest only, a regression in these would pass unseen
+        reasons.append(f"the baseline has no outcome for {missing} of the {len(plan.examples)} examples checked "
+                       "(blessed with --limit, or edited)")
     reasons += _newer_version(project, baseline, plan)
     return reasons
 

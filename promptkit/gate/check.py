@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from promptkit.errors import ConfigError, PromptkitError
+from promptkit.config import line_of, read_text
+from promptkit.errors import ConfigError, PromptkitError, did_you_mean
 from promptkit.gate.baseline import (
     Baseline,
     baseline_path,
@@ -41,6 +42,7 @@ def compare(project: Project, runs: list[EvalRun], baseline: Baseline | None, th
     """Fill `check` with the absolute threshold checks and, with a baseline, the paired comparisons."""
     metrics = mean_metrics(runs)
     check.metrics = metrics
+    _check_drop_names(runs[0], thresholds)
     outcomes = outcomes_of(runs)
     # direction and kind come from the metric classes, carried on the run's values
     directions = {m.name: m.higher_is_better is not False for m in runs[0].metrics}
@@ -82,8 +84,28 @@ def compare(project: Project, runs: list[EvalRun], baseline: Baseline | None, th
         raise ConfigError(f"the baseline shares no example with this run ({len(baseline.outcomes)} in the baseline, "
                           f"{len(outcomes)} now): it cannot be compared", where=str(baseline_path(project, plan.suite)),
                           hint="re-bless it with 'promptkit baseline bless' if the dataset changed on purpose")
+    judged = [k for k, v in outcomes.items() if v["correct"] is not None and k in baseline.outcomes]
+    if "accuracy" in metrics and judged and all(baseline.outcomes[k].get("correct") is None for k in judged):
+        # outcomes nulled in the file: nothing would be compared, and the check would pass
+        raise ConfigError(f"the baseline has no outcome ('correct') for any of the {len(judged)} examples judged now: "
+                          "it cannot be compared", where=str(baseline_path(project, plan.suite)),
+                          hint="re-bless it with 'promptkit baseline bless'")
     check.checks += decide(comparisons, thresholds, alpha)
     check.notes += notes
+
+
+def _check_drop_names(run: EvalRun, thresholds: Thresholds) -> None:
+    """A per-metric `max_drop` must name a value the suite computes: a look-alike name ('f1' for
+    'f1_macro', 'acuracy') would otherwise be ignored and its metric held to no drop at all."""
+    if not isinstance(thresholds.max_drop, dict):
+        return
+    known = [m.name for m in run.metrics]
+    for name in thresholds.max_drop:
+        if name not in known:
+            path = run.plan.suite.path
+            line = line_of(read_text(path), ("thresholds", "max_drop", name))
+            raise ConfigError(f"thresholds.max_drop names {name!r}, which this suite does not compute",
+                              where=f"{path}:{line}" if line else str(path), hint=did_you_mean(name, known))
 
 
 def _flipped_row(run: EvalRun, baseline: Baseline, outcomes: dict[str, dict[str, Any]], example_id: str,

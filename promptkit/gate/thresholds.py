@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from promptkit.config import Strict
 from promptkit.stats import ALPHA
@@ -24,6 +24,9 @@ class Thresholds(Strict):
     """Absolute limits fail whatever the statistics say; a drop from the baseline fails only when it
     is larger than `max_drop` and significant at `alpha` on the paired per-example outcomes, the
     p-values of the suite's metrics Holm-adjusted together."""
+
+    # strict: `max_drop: {accuracy: yes}` or `min_accuracy: "0.9"` is an error, not 1.0 and 0.9
+    model_config = ConfigDict(**Strict.model_config, strict=True)
 
     min_accuracy: float | None = Field(None, ge=0, le=1)
     min_f1: float | None = Field(None, ge=0, le=1, description="minimum macro F1")
