@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ class Example:
     vars: dict[str, Any]
     target: str | None
     split: str | None = None
+    line: int | None = None  # line in the file (for messages)
 
 
 def file_hash(path: Path) -> str:
@@ -52,9 +54,11 @@ def input_hash(variables: dict[str, Any]) -> str:
 def max_dataset_bytes() -> int:
     """Datasets are read whole; refuse files above PROMPTKIT_MAX_DATASET_MB (default 50)."""
     try:
-        return int(float(os.environ.get("PROMPTKIT_MAX_DATASET_MB", "50")) * 1e6)
+        value = float(os.environ.get("PROMPTKIT_MAX_DATASET_MB", "50"))
     except ValueError:
         return 50_000_000
+    # NaN, infinity (int() of it raises OverflowError) or a size of none: the default
+    return int(value * 1e6) if 0 < value < 1e9 else 50_000_000
 
 
 def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -77,6 +81,8 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     text = decode_text(raw, path, "utf-8-sig")  # -sig: tolerate a byte-order mark
     rows: list[tuple[int, dict[str, Any]]] = []
     if suffix in (".csv", ".tsv"):
+        # the whole file is already bounded by `limit`: a long document in one cell is data, not a quoting error
+        csv.field_size_limit(max(csv.field_size_limit(), limit))
         reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",", strict=True)
         try:
             for row in reader:
@@ -163,7 +169,7 @@ def load_examples(
         seen[key] = seen.get(key, 0) + 1
         example_id = key if seen[key] == 1 else f"{key}-{seen[key]}"
         split = str(row[split_field]) if split_field and row.get(split_field) is not None else None
-        examples.append(Example(example_id, index, variables, expected, split))
+        examples.append(Example(example_id, index, variables, expected, split, line))
     return examples
 
 
@@ -171,7 +177,19 @@ def select_split(examples: list[Example], split: str | None, where: str) -> list
     if split is None:
         return examples
     chosen = [e for e in examples if e.split == split]
+    # a row whose split differs only by case, spacing or a look-alike letter was meant for it: leaving it
+    # out would score the split on fewer rows than the file holds, silently
+    odd = next((e for e in examples if e.split is not None and e.split != split and _looks_alike(e.split, split)), None)
+    if odd is not None:
+        raise ConfigError(f"split value {odd.split!r} looks like the split {split!r} but is not it", where=f"{where}:{odd.line}"
+                          if odd.line else where, hint=f"write the split as {split!r} in every row meant for it")
     if not chosen:
         known = sorted({e.split for e in examples if e.split})
         raise NotFoundError(f"no examples in split {split!r}", where=where, hint=f"splits: {', '.join(known) or 'none'}")
     return chosen
+
+
+def _looks_alike(a: str, b: str) -> bool:
+    """Two names that differ only by case, spacing, Unicode compatibility form or a non-ASCII look-alike letter."""
+    a, b = (unicodedata.normalize("NFKC", x).casefold().strip() for x in (a, b))
+    return a == b or (len(a) == len(b) and all(x == y or not (x.isascii() and y.isascii()) for x, y in zip(a, b, strict=True)))

@@ -22,7 +22,9 @@ from promptkit.metrics.classification import confusion
 from promptkit.models import DEFAULT_MODEL, ModelRef, resolve_model
 from promptkit.pricing import Price, expected_cost, load_prices, price_for
 from promptkit.project import Project, Suite
-from promptkit.providers import Provider, providers
+from promptkit.providers import Provider, options_of, providers
+from promptkit.providers.base import parse_options
+from promptkit.providers.factory import foreign_options
 from promptkit.results import EvalRun, ExampleResult, MetricValue, Request, Response, RunPlan
 
 
@@ -113,9 +115,14 @@ def plan_eval(
     task = cfg.task or ("classification" if spec.labels else "generation")
     if task == "classification" and not spec.labels:
         raise ConfigError("classification needs a label set", where=str(version.source), hint="add 'labels: [...]'")
+    if task == "classification" and cfg.dataset.target is None:
+        # with no expected labels every prediction would count as wrong: a 0% accuracy that measures nothing
+        raise ConfigError("a classification suite needs the dataset's target column", where=suite.place("dataset", "target"),
+                          hint="set dataset.target to the column holding each row's label")
     if model is not None and not model.strip():
         raise NotFoundError("empty model name", hint="give a model spec such as --model smollm2")
     model_ref = resolve_model(model or cfg.model or spec.settings.model or DEFAULT_MODEL, project.models)
+    check_suite_options(suite, model_ref)
     model_ref = ModelRef(model_ref.spec, model_ref.provider, model_ref.model, {**cfg.provider_options, **model_ref.options})
 
     variables = version.template.variables()
@@ -152,6 +159,19 @@ def plan_eval(
     checks = build_checks(project, suite, examples, data_path, judge)
     return EvalPlan(version, suite, model_ref, task, examples, data_path, file_hash(data_path), split, decoding,
                     scoring, names, load_prices(project.root), checks=checks, custom_metrics=custom)
+
+
+def check_suite_options(suite: Suite, model_ref: ModelRef) -> None:
+    """Refuse a bad entry of the suite's provider_options at its line, before the provider (which
+    knows no file) refuses it. Options another provider declares are left out, as open_provider does;
+    those the registered model sets itself override the suite's."""
+    options = suite.config.provider_options
+    schema = options_of(model_ref.provider)
+    for name in sorted(set(options) - set(model_ref.options) - foreign_options(model_ref.provider, set(options))):
+        try:
+            parse_options(model_ref.provider, schema, {name: options[name]})
+        except ConfigError as e:
+            raise ConfigError(e.message, where=suite.place("provider_options", name), hint=e.hint) from None
 
 
 def build_request(plan: RunPlan, example: Example) -> Request:

@@ -21,6 +21,7 @@ from jinja2 import nodes
 from promptkit.config import line_of, read_text
 from promptkit.data import read_rows
 from promptkit.errors import NotFoundError, PromptkitError
+from promptkit.evaluate import check_suite_options
 from promptkit.library import PromptFolder, PromptVersion
 from promptkit.library.render import environment
 from promptkit.library.spec import OUTPUT_KEY, SLOT_ORDER
@@ -213,6 +214,10 @@ def lint_suite(project: Project, suite: Suite) -> list[Finding]:
     if task == "classification" and not version.spec.labels:
         findings.append(Finding(_at(suite.path, text, "task"), "schema", "classification suite but the prompt has no labels",
                                 f"add labels to {version.source}"))
+    if task == "classification" and cfg.dataset.target is None:
+        findings.append(Finding(_at(suite.path, text, "dataset", "target"), "schema",
+                                "classification suite without a target column: every prediction would count as wrong",
+                                "set dataset.target to the column holding each row's label"))
     for name in cfg.metrics or []:
         if isinstance(name, str) and name not in metrics:  # custom {name, class} entries load at eval time
             findings.append(Finding(_at(suite.path, text, "metrics"), "unknown-metric", f"unknown metric {name!r}",
@@ -222,6 +227,11 @@ def lint_suite(project: Project, suite: Suite) -> list[Finding]:
         model = resolve_model(cfg.model or version.spec.settings.model or DEFAULT_MODEL, project.models)
     except PromptkitError as e:
         findings.append(Finding(_at(suite.path, text, "model"), "unknown-model", e.message, e.hint))
+    if model is not None:
+        try:
+            check_suite_options(suite, model)
+        except PromptkitError as e:
+            findings.append(_from_error(e))
 
     # template variables against the suite's field mapping
     variables = version.template.variables()

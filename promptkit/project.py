@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator
 
 from promptkit.assertions.base import AssertionSpec
-from promptkit.config import Strict, load_yaml, validate
+from promptkit.config import Strict, line_of, load_yaml, read_text, validate
 from promptkit.errors import ConfigError, NotFoundError, did_you_mean
 from promptkit.gate.thresholds import Thresholds
 from promptkit.library import Library, PromptVersion
@@ -81,6 +81,14 @@ class Suite:
 
     def dataset_path(self) -> Path:
         return (self.path.parent / self.config.dataset.path).resolve()
+
+    def place(self, *loc: str | int) -> str:
+        """file:line of a key path in the suite file (the file alone when the key is not written there)."""
+        try:
+            line = line_of(read_text(self.path), loc)
+        except ConfigError:
+            line = None
+        return f"{self.path}:{line}" if line else str(self.path)
 
 
 class Project:

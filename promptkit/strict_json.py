@@ -1,14 +1,18 @@
-"""JSON read strictly: a key written twice in one object, or NaN/Infinity, is an error, not a silent pick."""
+"""JSON read strictly: a key written twice in one object, NaN/Infinity, or a number too large to hold
+(an integer over Python's 4300-digit conversion limit, a float that overflows to infinity) is an error,
+not a silent pick or a ValueError that is no JSONDecodeError."""
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 
 def loads_strict(text: str, error: type[Exception], duplicate: str, constant: str) -> Any:
     """`json.loads`, raising `error` with `duplicate` (formatted with {key!r}) for a repeated key and
-    `constant` (formatted with {name}) for NaN/Infinity; each caller words these for its own file."""
+    `constant` (formatted with {name}) for NaN/Infinity; each caller words these for its own file. A number
+    too large to hold raises `error` too."""
 
     def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -21,4 +25,17 @@ def loads_strict(text: str, error: type[Exception], duplicate: str, constant: st
     def no_constant(name: str) -> Any:
         raise error(constant.format(name=name))
 
-    return json.loads(text, object_pairs_hook=unique_keys, parse_constant=no_constant)
+    def bounded_int(digits: str) -> int:
+        try:
+            return int(digits)
+        except ValueError:  # over sys.get_int_max_str_digits(): a plain ValueError, not a JSONDecodeError
+            raise error(f"an integer of {len(digits)} digits is too large a number") from None
+
+    def finite_float(digits: str) -> float:
+        value = float(digits)
+        if value in (math.inf, -math.inf):
+            raise error(f"the number {digits[:20]}{'...' if len(digits) > 20 else ''} is too large (it overflows to infinity)")
+        return value
+
+    return json.loads(text, object_pairs_hook=unique_keys, parse_constant=no_constant, parse_int=bounded_int,
+                      parse_float=finite_float)

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from promptkit.project import Project
 
 
-def _foreign(provider: str, names: set[str]) -> set[str]:
+def foreign_options(provider: str, names: set[str]) -> set[str]:
     """Options another provider declares: a suite's provider_options are written for its model and
     a run may pick another (`-m`), so those are left out rather than refused; a name no provider
     knows stays, and is refused as a typo."""
@@ -30,7 +30,7 @@ def open_provider(spec_or_ref: str | ModelRef, project: Project | None = None, *
     else:
         ref = resolve_model(spec_or_ref, project.models if project is not None else None)
     options = {**ref.options, **{k: v for k, v in overrides.items() if v is not None}}
-    for name in _foreign(ref.provider, set(options)):
+    for name in foreign_options(ref.provider, set(options)):
         del options[name]
     root = project.root if project is not None else None
     return providers.get(ref.provider)(ref.model, project_root=root, **options)
