@@ -72,7 +72,8 @@ def comparison_table(comparison: Any) -> Table:
 @click.option("--backend", type=click.Choice(["lora", "openai"]), default="lora", show_default=True,
               help="lora: train locally on the suite's hf model (any --method); openai: hosted fine-tuning.")
 @click.option("--method", default="lora", show_default=True,
-              help="lora, qlora, ia3, prompt-tuning, prefix-tuning, or dpo (preference pairs in --data; also hosted).")
+              help="lora, qlora, ia3, prompt-tuning, prefix-tuning, full (every weight: a model folder), or dpo "
+                   "(preference pairs in --data; also hosted).")
 @click.option("--beta", type=POSITIVE, help="DPO: how far the tuned model may move from the base (0.1).")
 @click.option("--virtual-tokens", type=int, help="Virtual tokens of prompt-tuning / prefix-tuning (20).")
 @click.option("--init-text", help="Text the prompt-tuning tokens start from ('' for random).")
@@ -288,6 +289,10 @@ def _interval(value: float | None, interval: Any) -> str:
     return f"{value:.1%}" + (f" [{interval[0]:.0%}, {interval[1]:.0%}]" if interval else "")
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**20:.0f} MB" if n >= 10 * 2**20 else f"{n / 1024:.0f} KB"
+
+
 def methods_table(comparison: Any) -> Table:
     base = comparison.baseline
     table = Table(title=f"{comparison.prompt}: methods on one split ({base.test_n} test, {base.val_n} validation)",
@@ -301,7 +306,7 @@ def methods_table(comparison: Any) -> Table:
         table.add_row(r.method + (" (reused)" if r.reused else ""),
                       f"{r.val_accuracy:.1%}" if r.val_accuracy is not None else "-",
                       _interval(r.test_accuracy, r.test_interval), versus, f"{r.seconds:.0f}", f"{r.tokens_per_s:.0f}",
-                      f"{r.adapter_bytes / 1024:.0f} KB", f"{r.peak_rss_mb:.0f}")
+                      _size(r.adapter_bytes), f"{r.peak_rss_mb:.0f}")
     table.caption = "vs prompt: examples fixed/broken against the prompt alone, two-sided McNemar"
     return table
 
@@ -309,7 +314,7 @@ def methods_table(comparison: Any) -> Table:
 @tune.command("compare")
 @click.argument("ref")
 @click.option("--methods", default="lora,ia3,prompt-tuning,prefix-tuning", show_default=True,
-              help="Comma-separated local methods (lora, qlora, ia3, prompt-tuning, prefix-tuning).")
+              help="Comma-separated local methods (lora, qlora, ia3, prompt-tuning, prefix-tuning, full).")
 @click.option("--suite", help="Eval suite name or YAML file.")
 @data_options(train="Labelled training data.", train_split="Split of the training data.",
               eval_="Evaluate on this file.", eval_split="Split evaluated.", limits=True)

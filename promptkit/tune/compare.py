@@ -22,7 +22,7 @@ from promptkit.models import ModelRef, resolve_model
 from promptkit.providers.factory import open_provider
 from promptkit.stats import mcnemar, wilson
 from promptkit.tune.base import TuneJob
-from promptkit.tune.lora import LoraTuner, base_model_of, settings_of
+from promptkit.tune.lora import LoraTuner, base_model_of, settings_of, tuned_location
 from promptkit.tune.methods import method_of, validate
 from promptkit.tune.run import adapter_version, evaluate_model
 from promptkit.tune.trainset import TrainRow
@@ -192,7 +192,7 @@ def compare_methods(job: TuneJob, methods: Sequence[str], notify: Callable[[str]
         metrics = tuned.manifest["metrics"]
         tuned_version, dropped = adapter_version(job.version)
         run = evaluate_model(job.project, tuned_version, job.suite, name, job.eval_data, job.eval_split, job.eval_limit,
-                             {"base_model": spec, "adapter": str(out.resolve()), "method": method,
+                             {"base_model": spec, **tuned_location(method_of(method), out), "method": method,
                               **({"calibration": "dropped"} if dropped else {})})
         test_correct = [bool(r.correct) for r in run.results]
         val_correct = score_rows(name, job.project, val_rows, answers, options)

@@ -4,7 +4,8 @@ With --merge, the adapter is folded into the base weights (peft merge_and_unload
 transformers folder (config, safetensors, tokenizer) that AutoModelForCausalLM, `promptkit serve --model
 hf:DIR` and OpenAI-compatible engines that read transformers folders load. Without it, DIR holds the
 peft adapter files. Soft-prompt adapters (prompt/prefix tuning) add virtual tokens and have no weights
-to merge. The folder is written next to DIR and renamed into place, so DIR is never half written."""
+to merge. A full fine-tune (`--method full`) is already a plain transformers folder: it is copied, with or
+without --merge. The folder is written next to DIR and renamed into place, so DIR is never half written."""
 
 from __future__ import annotations
 
@@ -47,6 +48,19 @@ def adapter_of(project: Any, name: str) -> tuple[Any, Path, dict[str, Any]]:
     return ref, folder, config
 
 
+def full_model_of(project: Any, name: str) -> Path | None:
+    """The model folder of NAME when `tune --method full` registered it (no adapter: every weight trained)."""
+    entry = project.models.entries().get(name)
+    if not (isinstance(entry, dict) and entry.get("method") == "full" and entry.get("provider") == "hf"
+            and not entry.get("adapter")):
+        return None
+    folder = Path(str(entry.get("model")))
+    if not (folder / "config.json").is_file():
+        raise ConfigError("the tuned model's folder has no config.json", where=str(folder),
+                          hint="train it again with `promptkit tune ... --method full --overwrite`")
+    return folder
+
+
 def _check_target(out: Path, folder: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError("the export target exists and is not a folder", where=str(out),
@@ -74,8 +88,12 @@ def _swap_in(tmp: Path, out: Path) -> None:
 def export_model(project: Any, name: str, out: Path, merge: bool = False, force: bool = False) -> dict[str, Any]:
     """Write NAME's adapter (or the merged model with MERGE) to OUT; returns what was written."""
 
-    ref, folder, config = adapter_of(project, name)
-    peft_type = str(config.get("peft_type", ""))
+    full = full_model_of(project, name)
+    if full is not None:
+        base_model, folder, peft_type = project.models.entries()[name].get("base_model"), full, "FULL"
+    else:
+        ref, folder, config = adapter_of(project, name)
+        base_model, peft_type = ref.model, str(config.get("peft_type", ""))
     if merge and peft_type in ("PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING"):
         raise ConfigError(f"{name!r} is a {peft_type.lower().replace('_', '-')} adapter: its virtual tokens have no "
                           "weights to merge", hint=f"export it without --merge, or serve it with --model {name}")
@@ -83,9 +101,14 @@ def export_model(project: Any, name: str, out: Path, merge: bool = False, force:
     _check_target(out, folder, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    info = {"name": name, "base_model": ref.model, "adapter": str(folder), "peft_type": peft_type, "merged": merge}
+    info = {"name": name, "base_model": base_model, "adapter": str(folder), "peft_type": peft_type,
+            "merged": merge or full is not None}
     try:
-        if merge:
+        if full is not None:  # already a plain model: its files, not its training data or checkpoint
+            for path in folder.iterdir():
+                if path.is_file():
+                    shutil.copy2(path, tmp / path.name)
+        elif merge:
             import torch
 
             quiet_libraries()

@@ -189,15 +189,37 @@ def answer_loss(model: Any, items: Sequence[tuple[list[int], int]], pad: int, sh
     return F.cross_entropy(logits, torch.tensor(targets, device=logits.device))
 
 
+def _trained_weights(model: Any) -> dict[str, Any]:
+    """The weights training changes: the adapter's, or every weight for `full`."""
+    if not getattr(model, "peft_config", None):
+        return dict(model.state_dict())
+    from peft import get_peft_model_state_dict
+
+    return dict(get_peft_model_state_dict(model))
+
+
+def _load_trained_weights(model: Any, weights: dict[str, Any]) -> None:
+    if not getattr(model, "peft_config", None):
+        model.load_state_dict(weights)
+        return
+    from peft import set_peft_model_state_dict
+
+    set_peft_model_state_dict(model, weights)
+
+
+def saved_model(out: Path) -> bool:
+    """Whether OUT holds a trained result: a peft adapter, or a full model folder (`--method full`)."""
+    return (out / "adapter_config.json").is_file() or (out / "config.json").is_file()
+
+
 def _save_checkpoint(out: Path, model: Any, optimizer: Any, scheduler: Any, state: dict[str, Any]) -> None:
     """Write the checkpoint next to the old one, then swap, so a kill never leaves a torn one."""
     import torch
-    from peft import get_peft_model_state_dict
 
     tmp, final, old = out / f".{CHECKPOINT}.tmp", out / CHECKPOINT, out / f".{CHECKPOINT}.old"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    torch.save({"adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
+    torch.save({"adapter": _trained_weights(model), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state()}, tmp / "state.pt")
     (tmp / "state.json").write_text(json.dumps(state))
     shutil.rmtree(old, ignore_errors=True)
@@ -212,11 +234,10 @@ def _resume(folder: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[st
     Tensors and plain data only (weights_only: a planted pickle runs nothing); a damaged or foreign
     checkpoint is one error naming it, before any step."""
     import torch
-    from peft import set_peft_model_state_dict
 
     try:
         saved = torch.load(folder / "state.pt", weights_only=True)
-        set_peft_model_state_dict(model, saved["adapter"])
+        _load_trained_weights(model, saved["adapter"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         torch.set_rng_state(saved["rng"])
@@ -311,8 +332,11 @@ def train_lora(
     shared = shared_prefix(train)
     # qlora's 4-bit base computes in fp32 (bitsandbytes' CPU kernels); the others follow settings.dtype
     base_dtype, autocast = _precision("float32" if method.quantized else settings.dtype, threads)
+    if method.full:  # every weight is a master weight: stored in fp32, bf16 only through autocast
+        base_dtype = torch.float32
     model = load_base(str(provider.model_source()), method, base_dtype)
-    model = get_peft_model(model, method.build(settings, provider))
+    if not method.full:
+        model = get_peft_model(model, method.build(settings, provider))
     if method.init is not None:
         method.init(model, settings, provider)
     for p in model.parameters():
@@ -377,7 +401,7 @@ def train_lora(
         if val_loss is None or state["best_val"] is None or val_loss < state["best_val"] - 1e-4:
             state["best_val"] = val_loss
             state["bad_epochs"] = 0
-            model.save_pretrained(str(out))  # the best adapter so far
+            _save(model, provider, out)  # the best adapter so far
         else:
             state["bad_epochs"] += 1
             if state["bad_epochs"] >= settings.patience:
@@ -385,8 +409,8 @@ def train_lora(
                 break
         if state["epoch"] < settings.epochs and step < total:
             _save_checkpoint(out, model, optimizer, scheduler, state)
-    if not (out / "adapter_config.json").is_file():
-        model.save_pretrained(str(out))
+    if not saved_model(out):
+        _save(model, provider, out)
     seconds = time.perf_counter() - start_time
     shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
     metrics = {
@@ -416,9 +440,17 @@ def train_lora(
     return metrics
 
 
+def _save(model: Any, provider: Any, out: Path) -> None:
+    """save_pretrained; a full model's folder also gets the tokenizer, so it loads on its own as hf:OUT."""
+    model.save_pretrained(str(out))
+    if not getattr(model, "peft_config", None):
+        provider.tokenizer.save_pretrained(str(out))
+
+
 def adapter_size(out: Path) -> int:
-    """Bytes of the saved adapter weights."""
-    return sum(p.stat().st_size for p in out.glob("adapter_model.*") if p.is_file())
+    """Bytes of the saved weights: the adapter's, or a full model's."""
+    return sum(p.stat().st_size for pattern in ("adapter_model.*", "model*.safetensors") for p in out.glob(pattern)
+               if p.is_file())
 
 
 class PeakMemory:
@@ -497,6 +529,10 @@ class LoraTuner:
             raise ConfigError(f"an adapter already exists in {out}", hint="choose another --name, or pass --overwrite")
         if job.resume and not has_checkpoint(out):
             job.notify(f"no checkpoint in {out}; starting from the beginning")
+        if (out / "manifest.json").is_file() and not (job.resume and has_checkpoint(out)):
+            for old in out.iterdir():  # --overwrite: a different method's files must not linger (weights, configs)
+                if old.is_symlink() or old.is_file():
+                    old.unlink()
         job.trainset.write(out / "data")
         calibration_note = adapter_version(job.version)[1]
         if calibration_note:
@@ -547,20 +583,27 @@ class LoraTuner:
             "started": started,
         }
         atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-        job.project.models.add(job.name, "hf", ref.model, adapter=str(out.resolve()), base_model=spec,
+        # a full fine-tune is a model folder of its own; an adapter is loaded over the base model
+        model, where = (str(out.resolve()), {}) if method.full else (ref.model, {"adapter": str(out.resolve())})
+        job.project.models.add(job.name, "hf", model, **where, base_model=spec,
                                prompt=job.version.ref, prompt_hash=job.version.hash,
                                dataset_hash=manifest["dataset_hash"], backend="lora",
                                method=method.name)
-        job.notify(f"adapter saved to {out} and registered as model {job.name!r}")
+        job.notify(f"{'model' if method.full else 'adapter'} saved to {out} and registered as model {job.name!r}")
         comparison = None
         if job.evaluate:
-            tuned = {"base_model": spec, "adapter": str(out.resolve()), "train_dataset_hash": manifest["dataset_hash"],
+            tuned = {"base_model": spec, **tuned_location(method, out), "train_dataset_hash": manifest["dataset_hash"],
                      "trainset_hash": manifest["trainset_hash"], "tuned_prompt_hash": job.version.hash}
             comparison = before_after(job.project, job.version, job.suite, spec, job.name, tuned,
                                       job.eval_data, job.eval_split, job.eval_limit)
             manifest["comparison"] = comparison.to_dict()
             atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
         return TuneResult("lora", job.name, job.name, manifest, comparison)
+
+
+def tuned_location(method: Any, out: Path) -> dict[str, str]:
+    """How an eval run of a tuned model records where it came from: its adapter, or its model folder."""
+    return {"model_folder" if method.full else "adapter": str(out.resolve())}
 
 
 def _final(search: Any, out: Path, winner: LoraSettings, winner_metrics: dict[str, Any], own: LoraSettings,

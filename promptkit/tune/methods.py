@@ -1,9 +1,10 @@
 """The local tuning methods (`--method`): each turns the trainer's settings into a validated peft config.
 
-All of them save a peft adapter folder (adapter_config.json + weights) that `PeftModel.from_pretrained`
+The peft methods save an adapter folder (adapter_config.json + weights) that `PeftModel.from_pretrained`
 loads, so the hf provider evaluates and serves every one the same way. LoRA and IA3 change the model's
 weights and can be merged into a plain transformers folder; prompt and prefix tuning add virtual tokens
-in front of the input and cannot."""
+in front of the input and cannot. `full` trains every weight of the base model (what hosted fine-tuning
+does) and saves a plain transformers folder: no peft at all, affordable on a small model."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class Method:
     summary: str = ""
     init: Callable[[Any, Any, Any], None] | None = None  # (peft model, settings, provider): starting weights
     revision: int = 1  # raised when the method trains differently: `tune compare` then retrains, not reuses
+    full: bool = False  # every weight is trained; the result is a model folder, not an adapter
 
 
 def _positive(name: str, value: Any, flag: str) -> None:
@@ -118,6 +120,10 @@ def _init_prefix(model: Any, settings: Any, provider: Any) -> None:
         model.prompt_encoder[model.active_adapter].embedding.weight.copy_(weight)
 
 
+def _no_peft(settings: Any, provider: Any) -> None:
+    return None
+
+
 METHODS: dict[str, Method] = {
     "lora": Method("lora", 3e-4, True, False, _lora, _check_lora, summary="low-rank updates of q/v"),
     "qlora": Method("qlora", 3e-4, True, False, _lora, _check_lora, quantized=True,
@@ -128,6 +134,8 @@ METHODS: dict[str, Method] = {
                             summary="trained virtual tokens before the input"),
     "prefix-tuning": Method("prefix-tuning", 1e-2, False, True, _prefix_tuning, _check_soft,
                             summary="trained keys/values per layer", init=_init_prefix, revision=2),
+    "full": Method("full", 2e-5, True, False, _no_peft, lambda s: None, full=True,
+                   summary="every weight trained: a full model folder"),
 }
 
 

@@ -26,7 +26,7 @@ from promptkit.stats import ALPHA, McNemar, mcnemar
 WINDOW = 3
 MARGIN = 0.01  # absolute, in metric units (0.01 = one accuracy point)
 # Settings only tuned-model eval runs carry (lora and hosted backends, promptkit.tune.run).
-TUNED_MARKERS = ("adapter", "fine_tuned_model", "tuned_prompt_hash", "trainset_hash")
+TUNED_MARKERS = ("adapter", "model_folder", "fine_tuned_model", "tuned_prompt_hash", "trainset_hash")
 _VERSION = re.compile(r"@v(\d+)$")
 
 
