@@ -105,23 +105,12 @@ class RunStore(dbfile.Closing):
             raise PromptkitError(f"cannot open the run store: {e.strerror or e}", where=str(path)) from None
 
     def _error(self, e: Exception) -> PromptkitError:
-        if isinstance(e, sqlite3.Error) and dbfile.is_locked(e):
-            return PromptkitError(f"the run store stayed locked by another process for {lock_timeout():.0f} s",
-                                  where=str(self.path), hint="answers already paid for are in the cache: resume the run "
-                                  "with 'promptkit eval ... --resume' (or raise PROMPTKIT_LOCK_TIMEOUT)")
-        if isinstance(e, (ValueError, TypeError, KeyError)):
-            return PromptkitError(f"the run store holds a damaged record ({type(e).__name__}: {e})",
-                                  where=str(self.path), hint=RECOVER.format(self.path))
-        return PromptkitError(f"the run store is damaged: {e}", where=str(self.path), hint=RECOVER.format(self.path))
+        return store_error(self.path, e)
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
-        try:
+        with reading(self.path):
             yield
-        except PromptkitError:
-            raise
-        except (sqlite3.Error, ValueError, TypeError, KeyError) as e:
-            raise self._error(e) from None
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -332,6 +321,29 @@ def _new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
+def store_error(path: Path, e: Exception) -> PromptkitError:
+    """A failed read or write of the run store file as one PromptkitError naming it: locked, a damaged record, damaged."""
+    if isinstance(e, sqlite3.Error) and dbfile.is_locked(e):
+        return PromptkitError(f"the run store stayed locked by another process for {lock_timeout():.0f} s",
+                              where=str(path), hint="answers already paid for are in the cache: resume the run "
+                              "with 'promptkit eval ... --resume' (or raise PROMPTKIT_LOCK_TIMEOUT)")
+    if isinstance(e, (ValueError, TypeError, KeyError)):
+        return PromptkitError(f"the run store holds a damaged record ({type(e).__name__}: {e})",
+                              where=str(path), hint=RECOVER.format(path))
+    return PromptkitError(f"the run store is damaged: {e}", where=str(path), hint=RECOVER.format(path))
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Reads of the run store file (by RunStore or another connection, such as the viewer's): failures as store_error."""
+    try:
+        yield
+    except PromptkitError:
+        raise
+    except (sqlite3.Error, ValueError, TypeError, KeyError) as e:
+        raise store_error(path, e) from None
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -343,11 +355,17 @@ def _record(row: tuple[Any, ...]) -> RunRecord:
     run_id, created, finished, status, settings, metrics, extra, plan_hash, pid, host, heartbeat = row
     settings, metrics, extra = json.loads(settings), json.loads(metrics or "[]"), json.loads(extra or "{}")
     if not isinstance(settings, dict) or not isinstance(metrics, list) or not isinstance(extra, dict) \
-            or not all(isinstance(m, dict) and "name" in m for m in metrics):
+            or not all(isinstance(m, dict) and "name" in m and all(_number(m.get(k)) for k in ("value", "low", "high"))
+                       for m in metrics):
         raise ValueError(f"run {run_id} has settings, metrics or extra of the wrong shape")
     return RunRecord(str(run_id), str(created), finished, str(status), settings, metrics, extra, plan_hash,
                      pid if isinstance(pid, int) else None, host,
                      float(heartbeat) if isinstance(heartbeat, (int, float)) else None)
+
+
+def _number(value: object) -> bool:
+    """A stored metric value, bound or nothing: the pages and reports format it as a number."""
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
 def process_alive(record: RunRecord) -> bool:

@@ -9,6 +9,7 @@ import click
 from promptkit.cli.common import err_console, project_of
 from promptkit.config import atomic_write
 from promptkit.errors import PromptkitError
+from promptkit.serve import MAX_CONNECTIONS, READ_TIMEOUT, guarded_protocol
 from promptkit.view.reviews import jsonl, label_records, preference_records
 
 
@@ -17,19 +18,24 @@ from promptkit.view.reviews import jsonl, label_records, preference_records
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; the default is this machine only.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the app in the default browser.")
 @click.option("--read-only", is_flag=True, help="Turn reviews off: nothing is written.")
+@click.option("--read-timeout", type=click.FloatRange(min=0.1, max=3600), default=READ_TIMEOUT, show_default=True,
+              help="Seconds a request's headers and body have to arrive; slower clients are cut off.")
+@click.option("--max-connections", type=click.IntRange(min=1), default=MAX_CONNECTIONS, show_default=True,
+              help="Open connections at most; at the cap, the oldest one still sending its request is closed.")
 @click.pass_context
-def view(ctx: click.Context, port: int, host: str, open_browser: bool, read_only: bool) -> None:
+def view(ctx: click.Context, port: int, host: str, open_browser: bool, read_only: bool, read_timeout: float,
+         max_connections: int) -> None:
     """Browse runs, compare versions, review outputs in a local web app."""
     if ctx.invoked_subcommand is not None:
         return
     import uvicorn
 
-    from promptkit.view.app import ViewConfig, create_app, new_token  # start-up: starlette loads only for `view`
+    from promptkit.view.app import ViewConfig, allowed_hosts, create_app, new_token  # start-up: starlette loads only for `view`
 
     _check_free(host, port)
     project = project_of(ctx)
     token = new_token()
-    app = create_app(ViewConfig(project, token, read_only))
+    app = create_app(ViewConfig(project, token, read_only, allowed_hosts(host)))
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
     link = url if read_only else f"{url}?token={token}"
     note = "  (read-only)" if read_only else "  (the token lets this browser save reviews)"
@@ -41,7 +47,10 @@ def view(ctx: click.Context, port: int, host: str, open_browser: bool, read_only
         import webbrowser
 
         threading.Timer(0.8, webbrowser.open, (link,)).start()
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # Slow or greedy clients: each request must arrive whole within read_timeout, connections are capped.
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=5,
+                http=guarded_protocol(read_timeout, max_connections), limit_concurrency=max_connections + 8,
+                h11_max_incomplete_event_size=64 * 1024)
 
 
 def _check_free(host: str, port: int) -> None:

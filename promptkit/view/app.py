@@ -14,11 +14,14 @@ from urllib.parse import parse_qs, urlencode
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from promptkit.errors import PromptkitError
 from promptkit.library.diff import diff_versions
@@ -37,6 +40,8 @@ from promptkit.view.reviews import ReviewStore, jsonl, label_records, pair_sides
 
 COOKIE = "promptkit_view_token"
 INLINE_PROMPTS = 300  # runs up to this size show every rendered prompt inline
+MAX_FORM = 64 * 1024  # bytes of a posted review form
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 STATIC = Path(__file__).parent / "static"
 CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -47,6 +52,38 @@ class ViewConfig:
     project: Project
     token: str
     read_only: bool = False
+    # Host header names answered; None: any (bound to every interface). Checked so that a web page whose
+    # name is re-pointed at 127.0.0.1 (DNS rebinding) cannot read the runs as a page of its own origin.
+    hosts: frozenset[str] | None = LOOPBACK_NAMES
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port: 'LocalHost:8080' -> 'localhost', '[::1]:8080' -> '::1'."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]")[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def allowed_hosts(bind: str) -> frozenset[str] | None:
+    """The Host header names answered when bound to `bind`: this machine's and its own; any for every interface."""
+    name = host_name(bind)
+    return None if name in ("0.0.0.0", "::", "") else LOOPBACK_NAMES | {name}
+
+
+class HostCheck:
+    """Answers 400 to a request whose Host header names none of `hosts`."""
+
+    def __init__(self, app: ASGIApp, hosts: frozenset[str] | None):
+        self.app, self.hosts = app, hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.hosts is not None \
+                and host_name(Headers(scope=scope).get("host", "")) not in self.hosts:
+            response = PlainTextResponse("unknown Host header: open the URL `promptkit view` printed", 400)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def new_token() -> str:
@@ -239,10 +276,13 @@ def create_app(config: ViewConfig) -> Starlette:
     async def review_submit(request: Request) -> Response:
         if config.read_only:
             raise HTTPException(403, "the view runs --read-only: reviews are off")
+        refused = HTTPException(403, "reviews need the token printed when `promptkit view` started (open its URL)")
+        if not _authorised(request, config):  # before reading the body: a stranger's upload is never buffered
+            raise refused
         # Forms post urlencoded; parsed here so starlette's form support (python-multipart) is not needed.
-        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
-        if not _authorised(request, config) or not hmac.compare_digest(str(form.get("token", "")), config.token):
-            raise HTTPException(403, "reviews need the token printed when `promptkit view` started (open its URL)")
+        form = {k: v[0] for k, v in parse_qs((await _form_body(request)).decode("utf-8", "replace")).items()}
+        if not hmac.compare_digest(str(form.get("token", "")), config.token):
+            raise refused
         a, b = str(form.get("a", "")), str(form.get("b", "")) or None
         example, choice, blind = str(form.get("example", "")), str(form.get("choice", "")), form.get("blind") != "0"
         kind = "pair" if b else "label"
@@ -251,6 +291,7 @@ def create_app(config: ViewConfig) -> Starlette:
                 raise HTTPException(400, f"a pair review picks left, right or tie, not {choice!r}")
             order = pair_sides(example, a, b) if blind else ("a", "b")
             choice = {"left": order[0], "right": order[1]}.get(choice, choice)
+        check_review(a, b, example, choice)
         reviews = ReviewStore(project.runs_path)
         try:
             reviews.add(kind, example, a, choice, b, str(form.get("note", "")) or None)
@@ -259,6 +300,27 @@ def create_app(config: ViewConfig) -> Starlette:
         finally:
             reviews.close()
         return RedirectResponse(review_url(a, b, everything=form.get("all") == "1", blind=blind), status_code=303)
+
+    def check_review(a: str, b: str | None, example: str, choice: str) -> None:
+        """A judgment names stored runs by their full ids, an example both have and, if any, one of run A's labels."""
+        if b is not None and a == b:
+            raise HTTPException(400, "a pair review compares two different runs")
+        s = store()
+        try:
+            ids = [a] if b is None else [a, b]
+            records = [s.run(run_id) for run_id in ids]
+            for run_id, record in zip(ids, records, strict=True):
+                if record.id != run_id:  # s.run also finds a run by part of its id
+                    raise HTTPException(400, f"no run {run_id[:80]!r}: a review names its runs by their full ids")
+            if not all(any(r.id == example for r in s.results(record.id)) for record in records):
+                raise HTTPException(400, f"no example {example[:80]!r} in the reviewed run(s)")
+        except PromptkitError as e:
+            raise HTTPException(400, str(e)) from None
+        finally:
+            s.close()
+        labels = records[0].settings.get("labels")
+        if choice.startswith("label:") and isinstance(labels, list) and choice[6:] not in map(str, labels):
+            raise HTTPException(400, f"{choice[6:80]!r} is not one of run {a}'s labels")
 
     async def export(request: Request) -> Response:
         kind = request.path_params["kind"]
@@ -286,7 +348,21 @@ def create_app(config: ViewConfig) -> Starlette:
         Route("/review", review_page), Route("/review", review_submit, methods=["POST"]),
         Route("/export/{kind}", export), Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: not_found, PromptkitError: promptkit_error})
+    return Starlette(routes=routes, exception_handlers={HTTPException: not_found, PromptkitError: promptkit_error},
+                     middleware=[Middleware(HostCheck, hosts=config.hosts)])
+
+
+async def _form_body(request: Request) -> bytes:
+    """The posted form, refused (413) past MAX_FORM bytes whatever Content-Length claims."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_FORM):
+        raise HTTPException(413, f"a review form is at most {MAX_FORM} bytes")
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_FORM:
+            raise HTTPException(413, f"a review form is at most {MAX_FORM} bytes")
+    return bytes(data)
 
 
 def version_points(runs: list[Any], suite: Any, model: str, metric: str) -> list[ChartPoint]:
@@ -328,4 +404,4 @@ def _status(run: Any) -> str:
     return str(run.status)
 
 
-__all__ = ["ViewConfig", "create_app", "esc", "new_token"]
+__all__ = ["ViewConfig", "allowed_hosts", "create_app", "esc", "new_token"]

@@ -18,7 +18,7 @@ from typing import Any
 from promptkit.dbfile import open_checked
 from promptkit.errors import PromptkitError
 from promptkit.report.run_view import prompt_renderer
-from promptkit.runs import RunStore
+from promptkit.runs import RunStore, reading
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS reviews (
@@ -75,24 +75,28 @@ class ReviewStore:
         if kind not in ("pair", "label"):
             raise PromptkitError(f"unknown review kind {kind!r}")
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        # One judgment per example and pair of runs: a new one replaces the old.
-        self._db.execute("DELETE FROM reviews WHERE kind = ? AND example_id = ? AND run_a = ? AND run_b IS ?",
-                         (kind, example_id, run_a, run_b))
-        cursor = self._db.execute(
-            "INSERT INTO reviews (created, kind, example_id, run_a, run_b, choice, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (created, kind, example_id, run_a, run_b, choice, note))
-        return int(cursor.lastrowid or 0)
+        # One judgment per example and pair of runs: a new one replaces the old, in one transaction (two viewers).
+        with reading(self.path), self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM reviews WHERE kind = ? AND example_id = ? AND run_a = ? AND run_b IS ?",
+                             (kind, example_id, run_a, run_b))
+            cursor = self._db.execute(
+                "INSERT INTO reviews (created, kind, example_id, run_a, run_b, choice, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (created, kind, example_id, run_a, run_b, choice, note))
+            return int(cursor.lastrowid or 0)
 
     def all(self, kind: str | None = None) -> list[Review]:
         query = "SELECT id, created, kind, example_id, run_a, run_b, choice, note FROM reviews"
-        rows = self._db.execute(query + (" WHERE kind = ?" if kind else "") + " ORDER BY id", (kind,) if kind else ())
-        return [Review(*row) for row in rows]
+        with reading(self.path):
+            rows = self._db.execute(query + (" WHERE kind = ?" if kind else "") + " ORDER BY id", (kind,) if kind else ())
+            return [Review(*row) for row in rows]
 
     def done(self, kind: str, run_a: str, run_b: str | None) -> dict[str, str]:
         """example id -> choice, for the reviews already made on these runs."""
-        rows = self._db.execute("SELECT example_id, choice FROM reviews WHERE kind = ? AND run_a = ? AND run_b IS ?",
-                                (kind, run_a, run_b))
-        return dict(rows)
+        with reading(self.path):
+            rows = self._db.execute("SELECT example_id, choice FROM reviews WHERE kind = ? AND run_a = ? AND run_b IS ?",
+                                    (kind, run_a, run_b))
+            return dict(rows)
 
     def close(self) -> None:
         self._db.close()
