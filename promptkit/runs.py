@@ -227,19 +227,25 @@ class RunStore(dbfile.Closing):
         query = f"SELECT {COLUMNS} FROM runs"
         args: tuple[Any, ...] = ()
         if prompt:
-            query += " WHERE prompt LIKE ?"
-            args = (f"{prompt}@%",)
+            # exact and case-sensitive: LIKE would take 'sent_a' for 'sentXa' and 'SENT_A'
+            query += " WHERE substr(prompt, 1, ?) = ?"
+            args = (len(prompt) + 1, f"{prompt}@")
         with self._reading():
             rows = self._db.execute(query + " ORDER BY created DESC, rowid DESC LIMIT ?", (*args, limit)).fetchall()
             return [_record(row) for row in rows]
 
     def run(self, run_id: str) -> RunRecord:
         with self._reading():
-            rows = list(self._db.execute(
-                f"SELECT {COLUMNS} FROM runs WHERE id = ? OR id LIKE ?"
-                " ORDER BY id = ? DESC, created DESC", (run_id, f"%{run_id}%", run_id)))
+            # the full id, or a part of exactly one id (instr: no LIKE wildcards, '%' and '_' are characters)
+            rows = list(self._db.execute(f"SELECT {COLUMNS} FROM runs WHERE id = ?", (run_id,))) or list(
+                self._db.execute(f"SELECT {COLUMNS} FROM runs WHERE instr(id, ?) > 0 ORDER BY created DESC LIMIT 4",
+                                 (run_id,)) if run_id else ())
             if not rows:
                 raise NotFoundError(f"no run {run_id[:80]!r}", where=str(self.path), hint="see 'promptkit runs list'")
+            if len(rows) > 1:
+                shown = ", ".join(str(r[0]) for r in rows[:3])
+                raise NotFoundError(f"{run_id[:80]!r} is part of several run ids ({shown}{', ...' if len(rows) > 3 else ''})",
+                                    where=str(self.path), hint="give more of the id, or the full id")
             return _record(rows[0])
 
     def close(self) -> None:

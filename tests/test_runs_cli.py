@@ -60,3 +60,22 @@ def test_older_store_gains_new_columns(tmp_path: Path) -> None:
     assert old.id == "old" and old.extra == {} and old.plan_hash is None
     store.create_run({"prompt": "p@v1"}, "plan")
     assert len(store.runs()) == 2
+
+
+def test_run_ids_and_prompt_names_match_exactly_not_as_patterns(tmp_path: Path) -> None:
+    """A part of a run id finds one run, never several (ambiguous: an error listing them), and '%' or '_'
+    are characters, not LIKE wildcards; runs of prompt 'sent_a' are not those of 'sentXa' or 'SENT_A'."""
+    import pytest
+
+    from promptkit.errors import NotFoundError
+
+    store = RunStore(tmp_path / "runs.db")
+    ids = {name: store.create_run({"prompt": f"{name}@v1"}) for name in ("sent_a", "sentXa", "SENT_A")}
+    with pytest.raises(NotFoundError, match="several run ids"):
+        store.run(ids["sent_a"][:9])  # the date part every run of today shares
+    for pattern in ("%", "_", "2%"):
+        with pytest.raises(NotFoundError, match="no run"):
+            store.run(pattern)
+    assert store.run(ids["sentXa"][-6:]).id == ids["sentXa"]
+    assert [r.id for r in store.runs(prompt="sent_a")] == [ids["sent_a"]]
+    store.close()
