@@ -116,3 +116,14 @@ def test_full_fine_tune_step_on_the_embedded_model(tmp_path: Path) -> None:
     comparison = result.comparison
     assert comparison is not None and all(r.error is None for r in comparison.after.results)
     assert [r.scores for r in comparison.before.results] != [r.scores for r in comparison.after.results]
+
+
+def test_estimate_scales_lora_speed_by_the_methods_measured_ratio(tmp_path: Path) -> None:
+    from promptkit.tune.base import tuners
+
+    _, job = _tiny_job(tmp_path)
+    full = tuners.get("lora")().estimate(job)
+    job.options = {**job.options, "method": "lora"}
+    lora = tuners.get("lora")().estimate(job)
+    assert full.tokens == lora.tokens and full.seconds == pytest.approx(2 * lora.seconds)
+    assert "x0.5 for full" in full.note

@@ -507,10 +507,12 @@ class LoraTuner:
     def estimate(self, job: Any) -> Any:
         spec, ref = base_model_of(job)
         settings = settings_of(job.options)
-        validate(settings)
+        method = validate(settings)
         provider = open_provider(ref, job.project)
         tokens = sum(len(ids) for ids, _ in encode_rows(provider, job.trainset.rows))
-        speed, source = measured_speed(job.project)
+        speed, source = measured_speed(job.project)  # LoRA's
+        if method.relative_speed != 1.0:
+            speed, source = speed * method.relative_speed, f"{source}, x{method.relative_speed:g} for {method.name}"
         return Estimate(settings.method, len(job.trainset.rows), tokens, settings.epochs,
                         seconds=tokens * settings.epochs / speed, cost=0.0, model=spec, note=f"{speed:.0f} tokens/s ({source})")
 

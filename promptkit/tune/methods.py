@@ -30,6 +30,9 @@ class Method:
     init: Callable[[Any, Any, Any], None] | None = None  # (peft model, settings, provider): starting weights
     revision: int = 1  # raised when the method trains differently: `tune compare` then retrains, not reuses
     full: bool = False  # every weight is trained; the result is a model folder, not an adapter
+    # training tokens/s relative to LoRA's, whose speed a project measures (the estimate scales it): measured
+    # side by side in `tune compare` (README, Methods), full fine-tuning in the defaults study
+    relative_speed: float = 1.0
 
 
 def _positive(name: str, value: Any, flag: str) -> None:
@@ -126,15 +129,15 @@ def _no_peft(settings: Any, provider: Any) -> None:
 
 METHODS: dict[str, Method] = {
     "lora": Method("lora", 3e-4, True, False, _lora, _check_lora, summary="low-rank updates of q/v"),
-    "qlora": Method("qlora", 3e-4, True, False, _lora, _check_lora, quantized=True,
+    "qlora": Method("qlora", 3e-4, True, False, _lora, _check_lora, quantized=True, relative_speed=0.9,
                     summary="LoRA on a 4-bit base (bitsandbytes)"),
-    "ia3": Method("ia3", 3e-3, True, False, _ia3, lambda s: _check_targets(s.target_modules),
+    "ia3": Method("ia3", 3e-3, True, False, _ia3, lambda s: _check_targets(s.target_modules), relative_speed=1.15,
                   summary="learned scaling of k/v/down"),
-    "prompt-tuning": Method("prompt-tuning", 3e-2, False, True, _prompt_tuning, _check_soft,
+    "prompt-tuning": Method("prompt-tuning", 3e-2, False, True, _prompt_tuning, _check_soft, relative_speed=0.6,
                             summary="trained virtual tokens before the input"),
-    "prefix-tuning": Method("prefix-tuning", 1e-2, False, True, _prefix_tuning, _check_soft,
+    "prefix-tuning": Method("prefix-tuning", 1e-2, False, True, _prefix_tuning, _check_soft, relative_speed=0.9,
                             summary="trained keys/values per layer", init=_init_prefix, revision=2),
-    "full": Method("full", 2e-5, True, False, _no_peft, lambda s: None, full=True,
+    "full": Method("full", 2e-5, True, False, _no_peft, lambda s: None, full=True, relative_speed=0.5,
                    summary="every weight trained: a full model folder"),
 }
 
