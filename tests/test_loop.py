@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.helpers.cli import run_cli
 from tests.helpers.projects import ROOT
@@ -163,6 +164,29 @@ def test_loop_with_fake_model(tmp_path: Path) -> None:
     out = cli(root, "eval", "review@v1", "review@v2", "review@v3", "review@v4")
     assert "review@v4" in out
     tune_and_check(root, "Classify the sentiment of the review.", "hinted", ["--base-model", str(tiny)])
+
+
+def test_loop_full_fine_tune_to_an_exported_model(tmp_path: Path) -> None:
+    """Plateau -> `tune --method full` (no --force) -> the tuned model scored by name -> exported -> the
+    exported folder scored as hf:DIR with the same numbers; the prompt's history is untouched."""
+    root = write_project(tmp_path / "project", "hinted")
+    (root / ".promptkit").mkdir()
+    (root / ".promptkit" / "models.yaml").write_text("hinted: {provider: fake, model: hinted, options: {hints: true}}\n")
+    tiny = make_tiny_model(tmp_path / "tiny", [r["text"] for r in _rows()])
+    publish_versions(root, {n: _hinted(n) for n in HINTS}, "hinted")
+    cli(root, "eval", "review@v1", "review@v2", "review@v3", "review@v4")
+    before = assert_status_plateaued(root, "hinted")
+    out = cli(root, "tune", "review", "--method", "full", "--max-steps", "2", "--batch-size", "4", "--limit", "8",
+              "--eval-limit", "8", "--threads", "1", "--base-model", str(tiny))
+    assert "has plateaued" in out and "registered as 'review-full'" in out and "Warning" not in out, out
+    entry = yaml.safe_load((root / ".promptkit" / "models.yaml").read_text())["review-full"]
+    assert entry["method"] == "full" and "adapter" not in entry and Path(entry["model"], "config.json").is_file()
+    by_name = cli(root, "eval", "review", "--model", "review-full", "--limit", "8")
+    cli(root, "tune", "export", "review-full", "--out", str(tmp_path / "exported"))
+    exported = cli(root, "eval", "review", "--model", f"hf:{tmp_path / 'exported'}", "--limit", "8")
+    accuracy = [re.search(r"accuracy\s*│\s*(\d+\.\d%)", text) for text in (by_name, exported)]
+    assert accuracy[0] and accuracy[1] and accuracy[0].group(1) == accuracy[1].group(1), (by_name, exported)
+    assert assert_status_plateaued(root, "hinted") == before
 
 
 # Four plain completion prompts for the embedded model: all close to each other on these reviews.
