@@ -127,3 +127,23 @@ def test_estimate_scales_lora_speed_by_the_methods_measured_ratio(tmp_path: Path
     lora = tuners.get("lora")().estimate(job)
     assert full.tokens == lora.tokens and full.seconds == pytest.approx(2 * lora.seconds)
     assert "x0.5 for full" in full.note
+
+
+def test_a_tuned_models_identity_ignores_tunes_bookkeeping_files(tmp_path: Path) -> None:
+    """tune rewrites manifest.json after its own eval: the same weights must keep their cache identity,
+    while changed weights or configs must not."""
+    from promptkit.providers.hf_convert import files_identity
+
+    folder = tmp_path / "tuned"
+    folder.mkdir()
+    for name, text in (("config.json", "{}"), ("model.safetensors", "w"), ("adapter_config.json", "{}"),
+                       ("adapter_model.safetensors", "a"), ("manifest.json", "{}")):
+        (folder / name).write_text(text)
+    before = (files_identity(str(folder), None), files_identity(str(tmp_path / "base.gguf"), folder))
+    (folder / "manifest.json").write_text('{"comparison": {}}')
+    (folder / "training.json").write_text("{}")
+    assert (files_identity(str(folder), None), files_identity(str(tmp_path / "base.gguf"), folder)) == before
+    (folder / "adapter_config.json").write_text('{"r": 8}')
+    (folder / "config.json").write_text('{"x": 1}')
+    after = (files_identity(str(folder), None), files_identity(str(tmp_path / "base.gguf"), folder))
+    assert after[0]["config"] != before[0]["config"] and after[1]["adapter"] != before[1]["adapter"]

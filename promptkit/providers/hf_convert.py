@@ -79,6 +79,16 @@ def weights_signature(paths: Sequence[Path]) -> list[list[Any]]:
     return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
 
 
+# what `promptkit tune` writes beside a tuned model's files about its training: rewritten after the
+# tune's own eval, it is not the model, and counting it would miss the cache for the same weights
+BOOKKEEPING = frozenset({"manifest.json", "training.json", "compare.json", "promptkit-export.json"})
+
+
+def _model_files(folder: Path, suffix: str | None = None) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name not in BOOKKEEPING
+                  and (suffix is None or p.suffix == suffix))
+
+
 def files_identity(model: str, adapter: Any) -> dict[str, Any]:
     """The model's weights and config and the adapter's files, as fingerprints (raises OSError)."""
     ident: dict[str, Any] = {}
@@ -89,12 +99,11 @@ def files_identity(model: str, adapter: Any) -> dict[str, Any]:
         if path.is_file():
             ident["weights"] = weights_signature([path])
         elif path.is_dir():
-            small = sorted(p for p in path.iterdir() if p.suffix == ".json" and p.is_file())
-            ident["config"] = digest(small)
+            ident["config"] = digest(_model_files(path, ".json"))
             ident["weights"] = weights_signature(sorted(p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES))
     if adapter:
         folder = Path(str(adapter)).expanduser()
-        files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        files = _model_files(folder) if folder.is_dir() else []
         ident["adapter"] = {"path": str(folder), "hash": digest(files) if files else None}
     return ident
 
