@@ -188,3 +188,13 @@ def test_runs_of_a_prompt_are_not_those_of_look_alike_names(tmp_path: Path) -> N
         assert queries.list_runs(RunFilter(prompt="%")).total == 0
     finally:
         queries.close()
+
+
+def test_a_compare_of_too_many_runs_is_refused_not_rendered(view: View, runs: tuple[Path, str, str]) -> None:
+    """Each compared run is read and rendered while other requests wait: the page takes a bounded number."""
+    from promptkit.view.app import MAX_COMPARE
+
+    _, a, b = runs
+    status, body = view.request("GET", "/compare?" + urllib.parse.urlencode([("run", a), ("run", b)] * MAX_COMPARE))
+    assert status == 400 and f"at most {MAX_COMPARE} runs" in body
+    assert view.request("GET", f"/compare?run={a}&run={b}")[0] == 200

@@ -41,6 +41,7 @@ from promptkit.view.reviews import ReviewStore, jsonl, label_records, pair_sides
 COOKIE = "promptkit_view_token"
 INLINE_PROMPTS = 300  # runs up to this size show every rendered prompt inline
 MAX_FORM = 64 * 1024  # bytes of a posted review form
+MAX_COMPARE = 12  # runs on one compare page
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 STATIC = Path(__file__).parent / "static"
 CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -188,6 +189,9 @@ def create_app(config: ViewConfig) -> Starlette:
         if len(run_ids) < 2:
             return page(request, "message.html", 400, title="Compare", message="pick two or more runs to compare "
                         "(tick them on the runs page)")
+        if len(run_ids) > MAX_COMPARE:  # each run's results are read and rendered while other requests wait
+            return page(request, "message.html", 400, title="Compare",
+                        message=f"pick at most {MAX_COMPARE} runs to compare, not {len(run_ids)}")
         s = store()
         try:
             view = compare_view.build(project, s, run_ids)
