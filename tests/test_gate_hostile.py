@@ -149,3 +149,13 @@ def test_thresholds_of_the_wrong_type_are_exit_2(tmp_path: Path, thresholds: dic
     result = _check(tmp_path)
     assert result.exit_code == 2, result.output
     assert "toy.yaml:" in result.stderr and "valid number" in result.stderr
+
+
+def test_a_baselines_folder_that_is_a_file_is_exit_2_not_no_baseline(tmp_path: Path) -> None:
+    # used to read as "no baseline": the paired comparison was skipped and a regression passed
+    path = _blessed(tmp_path)
+    shutil.rmtree(path.parent)
+    path.parent.write_text("not a folder\n")
+    write_toy_prompt(tmp_path, FLIP_ALL)
+    result = _check(tmp_path)
+    assert result.exit_code == 2 and "baselines folder is not a folder" in result.stdout, result.output

@@ -205,6 +205,10 @@ def load_baseline(path: Path) -> Baseline | None:
     """The baseline at `path`, or None when there is none. A damaged file, or one whose values
     have the wrong types (a hand edit, a merge gone wrong), is a ConfigError naming the key."""
 
+    folder = path.parent
+    if (folder.exists() or folder.is_symlink()) and not folder.is_dir():  # not "no baseline": the gate would pass
+        raise ConfigError("the baselines folder is not a folder", where=str(folder),
+                          hint="move the file away; 'promptkit baseline bless' writes one baseline per suite in it")
     if not path.exists() and not path.is_symlink():
         return None
     text = decode_text(read_regular(path, MAX_BASELINE_BYTES, "baseline"), path)
