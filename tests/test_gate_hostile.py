@@ -159,3 +159,13 @@ def test_a_baselines_folder_that_is_a_file_is_exit_2_not_no_baseline(tmp_path: P
     write_toy_prompt(tmp_path, FLIP_ALL)
     result = _check(tmp_path)
     assert result.exit_code == 2 and "baselines folder is not a folder" in result.stdout, result.output
+
+
+def test_baseline_show_lists_every_suite_past_a_damaged_baseline(tmp_path: Path) -> None:
+    path = _blessed(tmp_path)
+    shutil.copy(tmp_path / "evals" / "toy.yaml", tmp_path / "evals" / "toy2.yaml")
+    assert run_cli_in_process(tmp_path, "baseline", "bless", "toy", "--suite", "toy2", "--no-store").exit_code == 0
+    path.write_text("{ damaged")
+    result = run_cli_in_process(tmp_path, "baseline", "show")
+    assert result.exit_code == 2, result.output
+    assert "toy: BROKEN" in result.stdout and "toy2: toy@" in result.stdout and "toy.json" in result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from promptkit.cli.common import console, err_console, project_of
+from promptkit.errors import PromptkitError
 from promptkit.gate.baseline import baseline_path, bless, load_baseline
 from promptkit.runs import RunStore
 
@@ -46,8 +47,14 @@ def headline(metrics: dict[str, float], extra: tuple[str, ...] = ()) -> list[str
 def show_command(ctx: click.Context) -> None:
     """List each suite's baseline: prompt, model, metrics (no model is run)."""
     project = project_of(ctx)
+    problems: list[str] = []
     for suite in project.suites():
-        found = load_baseline(baseline_path(project, suite))
+        try:
+            found = load_baseline(baseline_path(project, suite))
+        except PromptkitError as e:  # one damaged baseline marks its suite, the others are still listed
+            problems.append(str(e))
+            console.print(f"{suite.name}: BROKEN", markup=False, soft_wrap=True)
+            continue
         if found is None:
             console.print(f"{suite.name}: no baseline", markup=False, soft_wrap=True)
             continue
@@ -56,3 +63,7 @@ def show_command(ctx: click.Context) -> None:
             parts.append(f"blessed {found.blessed}")
         console.print(f"{suite.name}: {found.prompt} ({found.prompt_hash}) on {found.model}, {', '.join(parts)}",
                       markup=False, soft_wrap=True)
+    for problem in problems:  # each damaged file is one error line, and the exit code says so (2)
+        err_console.print(f"error: {problem}", markup=False, soft_wrap=True, highlight=False)
+    if problems:
+        ctx.exit(2)
