@@ -181,3 +181,16 @@ def test_published_version_reads_back_text_with_a_next_line_character(tmp_path: 
     version = publish(base, spec, {"winner": text})
     assert version.spec.examples[0]["text"] == text
     assert Project(project.root).library.resolve(version.ref).hash == spec.content_hash()
+
+
+def test_a_second_optimize_with_the_same_settings_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    """Both would write one state file (the last writer's), and a fresh run would wipe the other's."""
+    from promptkit.fileio import file_lock
+
+    root = split_project(tmp_path)
+    assert _cli(root, "--fewshot-k", "0", "--dry-run").exit_code == 0
+    (lock,) = (root / ".promptkit" / "optimize").glob("*.lock")
+    with file_lock(lock, "the test's hold"):  # another process's run, as far as flock is concerned
+        refused = _cli(root, "--fewshot-k", "0", "--dry-run")
+    assert refused.exit_code == 2 and "another `promptkit optimize` with these settings is running" in refused.stderr
+    assert _cli(root, "--fewshot-k", "0", "--dry-run").exit_code == 0

@@ -8,15 +8,17 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import promptkit.optimize.candidates as cands
 from promptkit.cache import provider_identity, request_key
-from promptkit.errors import ConfigError
+from promptkit.errors import ConfigError, PromptkitError
 from promptkit.estimate import estimate_run
 from promptkit.evaluate import RunFailed, build_request, run_eval
+from promptkit.fileio import file_lock
 from promptkit.library import PromptVersion
 from promptkit.library.spec import PromptSpec
 from promptkit.library.store import PromptFolder
@@ -386,6 +388,22 @@ def optimize(project: Project, base: PromptVersion, suite: Suite, provider: Prov
     data = carve(project, base, suite, train_data, eval_data, options.validation_size, options.seed, model)
     key = settings_key(base, data, options)
     path = project.state_dir / "optimize" / f"{base.name}-{key}.json"
+    with ExitStack() as held:
+        try:  # two runs with these settings would write one state file, the last writer's
+            held.enter_context(file_lock(path.with_name(path.name + ".lock"), "the optimize state", timeout=0))
+        except PromptkitError as e:
+            if "locked by another process" not in e.message:
+                raise
+            raise ConfigError("another `promptkit optimize` with these settings is running", where=str(path),
+                              hint="wait for it to finish (then --resume continues from its state), or change --seed") from None
+        return _optimize(project, base, suite, provider, options, data, key, path, cache, store, proposer, resume,
+                         dry_run, label, event)
+
+
+def _optimize(project: Project, base: PromptVersion, suite: Suite, provider: Provider, options: OptimizeOptions,
+              data: OptimizeData, key: str, path: Path, cache: Any | None, store: Any | None, proposer: Provider | None,
+              resume: bool, dry_run: bool, label: str | None, event: Event) -> OptimizeResult:
+    """optimize(), holding the lock on its state file."""
     if resume:
         state = SearchState.load(path, key)
     else:
