@@ -85,6 +85,10 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
         csv.field_size_limit(max(csv.field_size_limit(), limit))
         reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",", strict=True)
         try:
+            if reader.fieldnames is not None and not any(name.strip() for name in reader.fieldnames):
+                # a blank first line would make every row "longer than the header"
+                raise ConfigError("the first line is the header but names no column", where=f"{path}:1",
+                                  hint="put the column names (e.g. text,label) on the first line")
             for row in reader:
                 if None in row:
                     raise ConfigError(f"row has {len(row) - 1 + len(row[None])} values but the header names {len(row) - 1}",
@@ -164,7 +168,8 @@ def load_examples(
             if row[target] is None or isinstance(row[target], (dict, list)):
                 raise ConfigError(f"target field {target!r} is {json.dumps(row[target])[:40]}, not a label or text",
                                   where=f"{path}:{line}", hint="give each row a target value")
-            expected = str(row[target])
+            # JSON's own spelling: a `true` target is the label "true", not Python's "True"
+            expected = row[target] if isinstance(row[target], str) else json.dumps(row[target])
         key = input_hash(variables)
         seen[key] = seen.get(key, 0) + 1
         example_id = key if seen[key] == 1 else f"{key}-{seen[key]}"

@@ -129,3 +129,23 @@ def test_a_nonsense_dataset_size_limit_falls_back_to_the_default(project: Path, 
     proc = cli(project, "eval", "sentiment@v1", "-m", "fake:x", "--no-store", "--limit", "2",
                PROMPTKIT_MAX_DATASET_MB=value)
     assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------- spelling and headers
+
+def test_a_json_boolean_target_keeps_json_spelling(project: Path, tmp_path: Path) -> None:
+    """A `true` target was the label "True" (Python's spelling): a prompt labelled true/false was
+    refused with "targets 'False', 'True' are not in the labels ['false', 'true']"."""
+    from promptkit.data import load_examples
+
+    data = tmp_path / "flags.jsonl"
+    data.write_text('{"text": "a", "ok": true}\n{"text": "b", "ok": false}\n{"text": "c", "ok": 2.5}\n', encoding="utf-8")
+    assert [e.target for e in load_examples(data, {"text": "text"}, "ok")] == ["true", "false", "2.5"]
+
+
+def test_a_csv_whose_first_line_is_blank_says_the_header_is_missing(project: Path, tmp_path: Path) -> None:
+    """A blank first line was taken as an empty header: every row then "has 2 values but the header names 0"."""
+    data = tmp_path / "blank.csv"
+    data.write_text("\ntext,label\nfine,positive\n", encoding="utf-8")
+    line = refused(cli(project, "eval", "sentiment@v1", "-m", "fake:x", "--no-store", "--data", str(data)), f"{data}:1")
+    assert "header" in line and "names no column" in line
