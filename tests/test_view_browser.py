@@ -54,6 +54,8 @@ def test_browse_filter_compare_review_export(app, browser, project: Path, tmp_pa
     page = browser.new_page(viewport={"width": 1300, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    # a script the Content-Security-Policy blocks (an inline handler, an inline <script>) is a console error
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
 
     # Runs: all three, then filtered to one prompt version.
     page.goto(url)

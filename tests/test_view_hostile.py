@@ -20,6 +20,7 @@ from promptkit.results import ExampleResult, MetricValue
 from promptkit.runs import RunStore
 from promptkit.view.queries import Queries, RunFilter
 from promptkit.view.reviews import ReviewStore
+from tests.helpers.cli import run_cli
 from tests.helpers.serving import start_view, stop
 
 
@@ -198,3 +199,28 @@ def test_a_compare_of_too_many_runs_is_refused_not_rendered(view: View, runs: tu
     status, body = view.request("GET", "/compare?" + urllib.parse.urlencode([("run", a), ("run", b)] * MAX_COMPARE))
     assert status == 400 and f"at most {MAX_COMPARE} runs" in body
     assert view.request("GET", f"/compare?run={a}&run={b}")[0] == 200
+
+
+def test_pages_allow_no_inline_script(project: Path) -> None:
+    """The CSP allowed 'unsafe-inline' scripts, so any markup that escaped escaping could run script.
+    The run page's filter script is now a file of its own and menus submit through view.js."""
+    from starlette.testclient import TestClient
+
+    from promptkit.project import Project
+    from promptkit.view.app import ViewConfig, create_app
+
+    done = run_cli("--project", str(project), "eval", "sentiment@v1", "-m", "fake:x", "--limit", "5")
+    assert done.returncode == 0, done.stderr
+    client = TestClient(create_app(ViewConfig(Project(project), token="t")), base_url="http://127.0.0.1")
+    home = client.get("/")
+    csp = home.headers["Content-Security-Policy"]
+    script_src = next(part for part in csp.split(";") if part.strip().startswith("script-src"))
+    assert "unsafe-inline" not in script_src
+    run_id = home.text.split('href="/runs/')[1].split('"')[0]
+    pages = [home.text, client.get(f"/runs/{run_id}").text, client.get("/prompts/sentiment").text]
+    for html in pages:
+        assert " onchange=" not in html and " onclick=" not in html
+        assert "<script>" not in html  # every script has a src
+    script = client.get("/static/report.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert "addEventListener" in script.text

@@ -44,7 +44,7 @@ MAX_FORM = 64 * 1024  # bytes of a posted review form
 MAX_COMPARE = 12  # runs on one compare page
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 STATIC = Path(__file__).parent / "static"
-CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' data:; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
@@ -95,7 +95,7 @@ def _env() -> Environment:
     env = Environment(loader=PackageLoader("promptkit.view", "templates"), autoescape=True, trim_blocks=True,
                       lstrip_blocks=True)
     env.filters["fmt"] = lambda value, name="", unit="": fmt(name, value, unit)
-    env.globals.update(fmt_interval=fmt_interval, report_css=Markup(REPORT_CSS), report_js=Markup(REPORT_JS))
+    env.globals.update(fmt_interval=fmt_interval, report_css=Markup(REPORT_CSS))
     return env
 
 
@@ -337,6 +337,10 @@ def create_app(config: ViewConfig) -> Starlette:
         return PlainTextResponse(text, media_type="application/x-ndjson",
                                  headers={"Content-Disposition": f'attachment; filename="{kind}"'})
 
+    async def report_script(request: Request) -> Response:
+        # the static report's filter script, served as a file so that the pages allow no inline script
+        return Response(REPORT_JS, media_type="text/javascript", headers={"X-Content-Type-Options": "nosniff"})
+
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         detail = exc.detail if isinstance(exc, HTTPException) else str(exc)
@@ -350,7 +354,8 @@ def create_app(config: ViewConfig) -> Starlette:
         Route("/runs/{run_id}/examples/{number:int}", example_page), Route("/compare", compare_page),
         Route("/prompts", prompts_page), Route("/prompts/{name}", prompt_page),
         Route("/review", review_page), Route("/review", review_submit, methods=["POST"]),
-        Route("/export/{kind}", export), Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        Route("/export/{kind}", export), Route("/static/report.js", report_script),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: not_found, PromptkitError: promptkit_error},
                      middleware=[Middleware(HostCheck, hosts=config.hosts)])

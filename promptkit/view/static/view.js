@@ -15,3 +15,11 @@
     }
   });
 })();
+
+// Filter menus submit their form on change (no inline handlers: the pages' CSP allows no inline script).
+(function () {
+  var menus = document.querySelectorAll('select[data-autosubmit]');
+  for (var i = 0; i < menus.length; i++) {
+    menus[i].addEventListener('change', function () { this.form.submit(); });
+  }
+})();
