@@ -21,7 +21,7 @@ from promptkit import dbfile
 from promptkit.errors import PromptkitError
 from promptkit.models import embedded_model_path
 from promptkit.providers.base import Provider
-from promptkit.results import Request, Response
+from promptkit.results import Request, Response, from_stored
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -155,12 +155,13 @@ def _check_schema(db: sqlite3.Connection) -> None:
 
 
 def _decode(data: Any) -> Response | None:
+    """A stored response, or None (a miss) for a row that is not one promptkit wrote: damaged JSON,
+    wrong types, NaN, a score of null, or an error (failures are never cached)."""
     try:
-        fields = json.loads(data)
-        response = Response(**fields)
+        response = from_stored(Response, json.loads(data))
     except (ValueError, TypeError, RecursionError):
         return None
-    if not isinstance(response.output, (str, type(None))):
+    if response.error is not None or any(v is None for v in (response.scores or {}).values()):
         return None
     response.cached = True
     return response

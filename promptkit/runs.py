@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from promptkit import dbfile
-from promptkit.errors import NotFoundError, PromptkitError
+from promptkit.errors import ConfigError, NotFoundError, PromptkitError
 from promptkit.fileio import lock_timeout
-from promptkit.results import ExampleResult, MetricValue
+from promptkit.results import ExampleResult, MetricValue, from_stored
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -53,6 +53,7 @@ BASE_COLUMNS = {"runs": {"id", "created", "finished", "status", "settings", "met
                 "results": {"run_id", "example_id", "idx", "data"}}
 OTHER_TABLES = {"reviews"}  # added by promptkit view (promptkit/view/reviews.py)
 UNFINISHED = ("running", "interrupted")
+SQLITE_MAX_INT = 2**63 - 1
 RECOVER = ("move it aside (mv {0} {0}.bad) and start a new one; to save its runs: "
            "sqlite3 {0}.bad .recover | sqlite3 {0}")
 
@@ -64,7 +65,8 @@ def lease_seconds() -> float:
         value = float(os.environ.get("PROMPTKIT_RUN_LEASE", "120"))
     except ValueError:
         return 120.0
-    return value if math.isfinite(value) and value > 0 else 120.0
+    # a huge lease overflows the heartbeat thread's wait (OverflowError: a traceback on stderr): the default
+    return value if math.isfinite(value) and 0 < value <= 1e6 else 120.0
 
 
 @dataclass
@@ -155,9 +157,15 @@ class RunStore(dbfile.Closing):
         self._start_heartbeat(run_id)
         return run_id
 
-    def claim(self, run_id: str) -> None:
-        """Mark a run as running in this process (when it resumes)."""
+    def claim(self, run_id: str, force: bool = False) -> None:
+        """Mark a run as running in this process (when it resumes). Checked and marked in one write
+        transaction: of two processes resuming a run at once, the second is refused, whatever each saw
+        when it looked the run up (`force`: take over a run that still looks alive)."""
         with self._tx() as db:
+            row = db.execute(f"SELECT {COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no run {run_id[:80]!r}", where=str(self.path), hint="see 'promptkit runs list'")
+            check_resumable(_record(row), force)
             db.execute("UPDATE runs SET status = 'running', finished = NULL, pid = ?, host = ?, heartbeat = ? WHERE id = ?",
                        (os.getpid(), socket.gethostname(), time.time(), run_id))
         self._start_heartbeat(run_id)
@@ -217,8 +225,8 @@ class RunStore(dbfile.Closing):
             out = []
             for example_id, data in rows.fetchall():
                 try:
-                    out.append(ExampleResult(**json.loads(data)))
-                except (ValueError, TypeError) as e:
+                    out.append(from_stored(ExampleResult, json.loads(data)))
+                except (ValueError, TypeError, RecursionError) as e:
                     raise PromptkitError(f"run {run_id}: the result of example {example_id} is damaged ({e})",
                                          where=str(self.path), hint=RECOVER.format(self.path)) from None
             return out
@@ -231,6 +239,7 @@ class RunStore(dbfile.Closing):
             query += " WHERE substr(prompt, 1, ?) = ?"
             args = (len(prompt) + 1, f"{prompt}@")
         with self._reading():
+            limit = min(limit, SQLITE_MAX_INT)  # a larger Python int does not fit SQLite's 64-bit integer
             rows = self._db.execute(query + " ORDER BY created DESC, rowid DESC LIMIT ?", (*args, limit)).fetchall()
             return [_record(row) for row in rows]
 
@@ -306,7 +315,7 @@ class _Heartbeat(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        interval = lease_seconds() / 3
+        interval = max(0.05, lease_seconds() / 3)  # a lease of a microsecond must not make it spin
         while not self._stop_event.wait(interval):
             try:
                 db = dbfile.connect(self.path)
@@ -395,6 +404,16 @@ def process_alive(record: RunRecord) -> bool:
     except PermissionError:
         return True
     return _not_zombie(record.pid)
+
+
+def check_resumable(record: RunRecord, force: bool = False) -> None:
+    """Refuse to resume a finished run, or one still running in another process (unless `force`)."""
+    if record.status == "finished":
+        raise ConfigError(f"run {record.id} is already finished", hint="drop --resume to start a new run")
+    if process_alive(record) and not force:
+        raise ConfigError(f"run {record.id} is still running (process {record.pid} on {record.host})",
+                          hint="wait for it (its lease runs out when it stops beating), or take it over with "
+                               "--resume --force once you know it has stopped")
 
 
 def _not_zombie(pid: int) -> bool:

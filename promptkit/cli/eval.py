@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from promptkit.cache import ResponseCache
 from promptkit.cli.common import FiniteFloat, console, err_console, progress_bar, project_of
 from promptkit.cli.runs import print_comparison
 from promptkit.compare import compare, side_of_run
-from promptkit.config import atomic_write, check_writable
+from promptkit.config import check_writable
 from promptkit.errors import ConfigError, NotFoundError
 from promptkit.estimate import estimate_run
 from promptkit.evaluate import EvalPlan, RunFailed, plan_eval, resolve_scoring, run_eval
@@ -22,9 +22,10 @@ from promptkit.project import Project
 from promptkit.providers import Provider
 from promptkit.providers.factory import open_provider
 from promptkit.report import write_report
-from promptkit.report.terminal import confusion_table, metrics_table
+from promptkit.report.data import json_text, write_text
+from promptkit.report.terminal import confusion_table, metrics_table, safe_markup
 from promptkit.results import EvalRun
-from promptkit.runs import RunStore, process_alive
+from promptkit.runs import RunStore, check_resumable
 
 LATEST = "latest"
 REPORT_SUFFIXES = (".json", ".jsonl", ".csv", ".html", ".htm")
@@ -87,7 +88,7 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
     elif preferences is not None:
         raise ConfigError("--preferences is written by pairwise judging", hint="compare two prompts or models with --judge MODEL")
     if output is not None:  # before any model call: a bad path or format must not cost a run
-        _check_output(output, comparison=len(plans) > 1)
+        _check_output(output, plans)
     _notes(plans, temperature, concurrency)
     if resume is not None and len(plans) > 1:
         raise ConfigError("--resume continues one run", hint="resume each prompt/model separately")
@@ -115,15 +116,15 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
             provider.close()
             raise
         if plan.scoring_note:
-            err_console.print(f"[yellow]note: scoring {plan.scoring}, not {plan.scoring_asked}: {plan.scoring_note}"
-                              "[/yellow]", soft_wrap=True)
-        console.print(f"[dim]{plan.version.ref} ({plan.version.hash}) · suite {plan.suite.name} · "
-                          f"{len(plan.examples)} examples · {plan.model.spec} · {plan.task} ({plan.scoring})"
+            err_console.print(f"[yellow]note: scoring {plan.scoring}, not {plan.scoring_asked}: "
+                              f"{safe_markup(plan.scoring_note)}[/yellow]", soft_wrap=True)
+        console.print(f"[dim]{safe_markup(plan.version.ref)} ({plan.version.hash}) · suite {safe_markup(plan.suite.name)} · "
+                          f"{len(plan.examples)} examples · {safe_markup(plan.model.spec)} · {plan.task} ({plan.scoring})"
                           f"{' · resuming ' + run_id if run_id else ''}[/dim]")
         try:
-            with progress_bar(f"eval {plan.version.ref} · {plan.model.spec}") as progress:
+            with progress_bar(f"eval {safe_markup(plan.version.ref)} · {safe_markup(plan.model.spec)}") as progress:
                 run = run_eval(plan, provider, store=store, run_id=run_id, progress=progress, cache=cache,
-                               max_cost=max_cost)
+                               max_cost=max_cost, force=force)
         finally:
             provider.close()
             if plan.checks is not None:
@@ -141,22 +142,26 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
         if pairwise is not None:
             summary["pairwise"] = _judge_pairwise(runs, pairwise, cache, preferences, project)
         if output is not None:
-            atomic_write(output, json.dumps(summary, indent=2, ensure_ascii=False))
-            err_console.print(f"comparison: {output}")
+            write_text(output, json_text(summary, indent=2))
+            err_console.print(f"comparison: {output}", markup=False)
     elif output is not None:
         write_report(runs[0], output)
-        err_console.print(f"report: {output}")
+        err_console.print(f"report: {output}", markup=False)
 
 
-def _check_output(output: Path, comparison: bool) -> None:
+def _check_output(output: Path, plans: list[EvalPlan]) -> None:
     suffix = output.suffix.lower()
-    if comparison and suffix != ".json":
+    if len(plans) > 1 and suffix != ".json":
         raise ConfigError("a comparison of several runs is written as JSON", where=str(output),
                           hint="name the file .json, or write one report per run")
     if suffix not in REPORT_SUFFIXES:
         raise ConfigError(f"unknown report format {output.suffix or '(no suffix)'!r}", where=str(output),
                           hint="name the file .json, .jsonl, .csv or .html")
     check_writable(output)
+    for data in {plan.data_path for plan in plans}:  # `--data d.jsonl -o d.jsonl` would replace the dataset
+        if os.path.isfile(output) and os.path.isfile(data) and os.path.samefile(output, data):
+            raise ConfigError("--output names the dataset being scored", where=str(output),
+                              hint="write the report to another file")
 
 
 def _notes(plans: list[EvalPlan], temperature: float | None, concurrency: int | None) -> None:
@@ -182,20 +187,16 @@ def _resume_id(store: RunStore, plan: EvalPlan, resume: str, force: bool = False
     else:
         record = store.run(resume)
         if record.plan_hash != plan.hash:
-            raise ConfigError(f"run {record.id} was made with other settings (prompt, data, model or decoding)",
-                              where=str(store.path), hint=f"repeat its command: promptkit runs show {record.id}")
-        if record.status == "finished":
-            raise ConfigError(f"run {record.id} is already finished", hint="drop --resume to start a new run")
-    if process_alive(record) and not force:
-        raise ConfigError(f"run {record.id} is still running (process {record.pid} on {record.host})",
-                          hint="wait for it (its lease runs out when it stops beating), or take it over with "
-                               "--resume --force once you know it has stopped")
+            raise ConfigError(f"run {record.id} was made with other settings (prompt, data, model, its options "
+                              "or decoding)", where=str(store.path),
+                              hint=f"repeat its command: promptkit runs show {record.id}")
+    check_resumable(record, force)  # checked again, atomically, when run_eval claims the run
     return record.id
 
 
 def _print_estimate(plan: EvalPlan, provider: Provider, cache: Any, store: RunStore | None) -> None:
     est = estimate_run(plan, provider, cache=cache, store=store)
-    console.print(f"[bold]{plan.version.ref} on {plan.model.spec}[/bold]: {est.examples} examples"
+    console.print(f"[bold]{safe_markup(plan.version.ref)} on {safe_markup(plan.model.spec)}[/bold]: {est.examples} examples"
                   f" ({est.cached} cached)")
     console.print(f"  tokens in:  {est.tokens_in:,}")
     console.print(f"  tokens out: {est.tokens_out:,} (from {est.out_basis.replace('_', ' ')})")
@@ -220,7 +221,7 @@ def _print_run(run: EvalRun, project: Project, show: bool) -> None:
     failed = sum(r.error is not None for r in run.results)
     if failed:
         first = next(r for r in run.results if r.error is not None)
-        err_console.print(f"[yellow]{failed} example(s) failed; first: {first.error}[/yellow]")
+        err_console.print(f"[yellow]{failed} example(s) failed; first: {safe_markup(first.error)}[/yellow]")
     hits = run.extra.get("cache_hits", 0)
     err_console.print(f"[dim]{hits} of {len(run.results)} from the cache · ${run.extra.get('spent', 0):.6f} spent[/dim]")
     if run.status == "interrupted":
@@ -228,13 +229,13 @@ def _print_run(run: EvalRun, project: Project, show: bool) -> None:
                           f"{len(run.results)} of {len(run.plan.examples)} examples done; "
                           f"continue with --resume {run.run_id or ''}[/yellow]")
     if run.run_id:
-        err_console.print(f"[dim]run {run.run_id} recorded in {project.runs_path}[/dim]")
+        err_console.print(f"[dim]run {run.run_id} recorded in {safe_markup(project.runs_path)}[/dim]")
 
 
 def _judge_pairwise(runs: list[EvalRun], judge: Any, cache: Any, preferences: Path | None, project: Project) -> dict[str, Any]:
     a, b = runs
     try:
-        with progress_bar(f"pairwise judging · {judge.ref.spec}") as progress:
+        with progress_bar(f"pairwise judging · {safe_markup(judge.ref.spec)}") as progress:
             progress(0, len(a.results))
             result = judge_pairs(a, b, judge, cache)
             progress(len(a.results), len(a.results))
@@ -243,9 +244,10 @@ def _judge_pairwise(runs: list[EvalRun], judge: Any, cache: Any, preferences: Pa
     safe = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in f"{_side_name(a, runs)}-vs-{_side_name(b, runs)}")
     path = preferences or project.state_dir / "preferences" / f"{safe}.jsonl"
     written = write_preferences(result, path)
-    console.print(f"[bold]pairwise[/bold] judged by {judge.ref.spec} (both orders): {result.a} wins {result.count('a')}, "
-                  f"{result.b} wins {result.count('b')}, ties {result.count('tie')}, judge errors {result.count('error')}"
+    console.print(f"[bold]pairwise[/bold] judged by {safe_markup(judge.ref.spec)} (both orders): {safe_markup(result.a)} wins "
+                  f"{result.count('a')}, {safe_markup(result.b)} wins {result.count('b')}, ties {result.count('tie')}, "
+                  f"judge errors {result.count('error')}"
                   f"{', skipped ' + str(result.count('skipped')) if result.count('skipped') else ''}; "
                   f"sign test p={result.p_value:.3g}")
-    err_console.print(f"[dim]{written} preference pairs: {path} · judge spent ${judge.spent:.6f}[/dim]")
+    err_console.print(f"[dim]{written} preference pairs: {safe_markup(path)} · judge spent ${judge.spent:.6f}[/dim]")
     return result.to_dict()

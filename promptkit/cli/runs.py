@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -10,12 +9,13 @@ from rich.table import Table
 
 from promptkit.cli.common import console, err_console, project_of
 from promptkit.compare import Comparison, compare, side_of_record
-from promptkit.config import atomic_write
+from promptkit.config import check_writable
 from promptkit.errors import PromptkitError
-from promptkit.report.data import _write
+from promptkit.report.data import json_text, write_text
+from promptkit.report.format import printable
 from promptkit.report.html import html_report, plain
 from promptkit.report.run_view import prompt_renderer, view_of_record
-from promptkit.report.terminal import changed_table, comparison_table, stored_metrics_table
+from promptkit.report.terminal import cell, changed_table, comparison_table, safe_markup, stored_metrics_table
 from promptkit.runs import RunRecord, RunStore, process_alive
 
 SHOW_CHANGED = 20
@@ -28,7 +28,7 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("--prompt", help="Only runs of this prompt name.")
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="Show at most N runs.")
 @click.pass_context
 def list_runs(ctx: click.Context, prompt: str | None, limit: int) -> None:
     """List recent runs."""
@@ -42,8 +42,8 @@ def list_runs(ctx: click.Context, prompt: str | None, limit: int) -> None:
         accuracy = run.metric("accuracy")
         done = store.count_results(run.id)
         total = run.settings.get("examples")
-        table.add_row(run.id, _status(run), run.created.replace("T", " ")[:16], str(run.settings.get("prompt")),
-                      str(run.settings.get("model")), str(total) if done == total else f"{done}/{total}",
+        table.add_row(cell(run.id), _status(run), cell(run.created.replace("T", " ")[:16]), cell(run.settings.get("prompt")),
+                      cell(run.settings.get("model")), str(total) if done == total else f"{done}/{total}",
                       f"{accuracy:.1%}" if accuracy is not None else "-", str(run.extra.get("cache_hits", "-")))
     console.print(table)
 
@@ -56,21 +56,24 @@ def list_runs(ctx: click.Context, prompt: str | None, limit: int) -> None:
 def show_run(ctx: click.Context, run_id: str, output: Path | None) -> None:
     """Show one run's settings and metrics (with 95% intervals)."""
 
-    if output is not None and output.suffix.lower() not in (".html", ".htm"):
-        raise PromptkitError(f"runs show writes an HTML report, not {output.suffix or '(no suffix)'!r}",
-                             where=str(output), hint="name the file .html")
+    if output is not None:
+        if output.suffix.lower() not in (".html", ".htm"):
+            raise PromptkitError(f"runs show writes an HTML report, not {output.suffix or '(no suffix)'!r}",
+                                 where=str(output), hint="name the file .html")
+        check_writable(output)
     project = project_of(ctx)
     store = ctx.with_resource(RunStore(project.runs_path))
     run = store.run(run_id)
-    console.print(f"[bold]run {run.id}[/bold] · {_status(run)} · created {run.created} · finished {run.finished or '-'}")
-    console.print(f"  results: {store.count_results(run.id)} of {run.settings.get('examples')}")
+    console.print(f"[bold]run {safe_markup(run.id)}[/bold] · {_status(run)} · created {safe_markup(run.created)} · "
+                  f"finished {safe_markup(run.finished or '-')}")
+    console.print(f"  results: {store.count_results(run.id)} of {safe_markup(run.settings.get('examples'))}")
     for key, value in [*run.settings.items(), *run.extra.items()]:
-        console.print(f"  {key}: {plain(value)}", markup=False)
+        console.print(printable(f"  {key}: {plain(value)}"), markup=False)
     console.print(stored_metrics_table(run.metrics))
     if output is not None:
 
-        _write(output, html_report(view_of_record(run, store.results(run.id), prompt_renderer(project, run.settings))))
-        err_console.print(f"report: {output}")
+        write_text(output, html_report(view_of_record(run, store.results(run.id), prompt_renderer(project, run.settings))))
+        err_console.print(f"report: {output}", markup=False)
 
 
 @runs.command("compare")
@@ -82,13 +85,18 @@ def compare_runs(ctx: click.Context, run_ids: tuple[str, ...], output: Path | No
 
     if len(run_ids) < 2:
         raise click.UsageError("give at least two run ids")
+    if output is not None:  # the same check as eval's: a comparison is JSON, whatever the name says
+        if output.suffix.lower() != ".json":
+            raise PromptkitError(f"runs compare writes JSON, not {output.suffix or '(no suffix)'!r}", where=str(output),
+                                 hint="name the file .json")
+        check_writable(output)
     store = ctx.with_resource(RunStore(project_of(ctx).runs_path))
     records = [store.run(run_id) for run_id in run_ids]
     comparison = compare([side_of_record(r, store.results(r.id), r.id) for r in records])
     print_comparison(comparison)
     if output is not None:
-        atomic_write(output, json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False))
-        err_console.print(f"comparison: {output}")
+        write_text(output, json_text(comparison.to_dict(), indent=2))
+        err_console.print(f"comparison: {output}", markup=False)
 
 
 def _status(run: RunRecord) -> str:
@@ -102,7 +110,7 @@ def print_comparison(comparison: Comparison) -> None:
     """One side-by-side metrics table with deltas, then the examples whose outcome changed."""
 
     for warning in comparison.warnings:
-        err_console.print(f"warning: {warning}", style="yellow", markup=False, soft_wrap=True)
+        err_console.print(f"warning: {printable(warning)}", style="yellow", markup=False, soft_wrap=True)
     console.print(comparison_table(comparison))
     changed = comparison.changed
     console.print(f"{len(changed)} of {comparison.common} examples changed outcome")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,22 @@ from promptkit.results import EvalRun, per_example_values
 
 EXAMPLE_COLUMNS = ["index", "id", "expected", "output", "prediction", "correct", "error", "tokens_in", "tokens_out",
                    "cost", "latency", "cached"]
+
+
+def _finite(value: Any) -> Any:
+    """`value` with NaN and infinities (a label's log-likelihood, a plugin's metric) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_text(value: Any, indent: int | None = None) -> str:
+    """Strict JSON, as jq and JavaScript read it: NaN and infinities are null (as the run store keeps them)."""
+    return json.dumps(_finite(value), indent=indent, ensure_ascii=False, allow_nan=False)
 
 
 def report_dict(run: EvalRun) -> dict[str, Any]:
@@ -42,7 +59,7 @@ def example_records(run: EvalRun) -> list[dict[str, Any]]:
 
 
 def jsonl_text(run: EvalRun) -> str:
-    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in example_records(run))
+    return "".join(json_text(record) + "\n" for record in example_records(run))
 
 
 def _cell(value: Any) -> Any:
@@ -70,7 +87,7 @@ def csv_text(run: EvalRun) -> str:
     return out.getvalue()
 
 
-def _write(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
     try:
         atomic_write(path, text)
     except OSError as e:
@@ -79,15 +96,15 @@ def _write(path: Path, text: str) -> None:
 
 
 def write_json(run: EvalRun, path: Path) -> None:
-    _write(path, json.dumps(report_dict(run), indent=2, ensure_ascii=False))
+    write_text(path, json_text(report_dict(run), indent=2))
 
 
 def write_jsonl(run: EvalRun, path: Path) -> None:
-    _write(path, jsonl_text(run))
+    write_text(path, jsonl_text(run))
 
 
 def write_csv(run: EvalRun, path: Path) -> None:
-    _write(path, csv_text(run))
+    write_text(path, csv_text(run))
 
 
 def write_report(run: EvalRun, path: Path | str) -> Path:
@@ -95,7 +112,7 @@ def write_report(run: EvalRun, path: Path | str) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".html" or suffix == ".htm":
-        _write(path, html_report(run))
+        write_text(path, html_report(run))
     elif suffix in WRITERS:
         WRITERS[suffix](run, path)
     else:

@@ -1,11 +1,23 @@
-"""How metric values read in the terminal and in the HTML report."""
+"""How metric values read in the terminal and in the HTML report, and run text made safe to print."""
 
 from __future__ import annotations
+
+import re
 
 # Shares of examples, by value name: only for values stored before MetricValue carried its `kind`
 # (older runs) and for per-example cells that have no MetricValue; otherwise the kind decides.
 PERCENT = ("accuracy", "exact_match", "error_rate", "precision_macro", "recall_macro", "f1_macro")
 SHARE_KINDS = ("proportion", "macro")
+
+# Control characters (ESC starts ANSI/OSC sequences: colours, screen clears, clipboard writes by OSC 52;
+# CR overwrites a line) and the bidi controls that reorder the text after them ("Trojan Source").
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(value: object) -> str:
+    """Text from a run (model outputs, inputs, ids, names, errors) with every control character shown as
+    its escape (`\\x1b`, `\\u202e`), so a terminal or a viewer displays it and never obeys it."""
+    return UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(value))
 
 
 def fmt(name: str, value: float | None, unit: str = "", kind: str | None = None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,7 @@ def esc(value: object) -> str:
 
 def interval_svg(m: MetricValue, width: int = 160, height: int = 16) -> str:
     """A track with the 95% interval as a bar and the value as a dot."""
-    if m.low is None or m.high is None:
+    if m.low is None or m.high is None or not all(map(math.isfinite, (m.low, m.high, m.value))):
         return ""
     top = 1.0 if m.unit == "" and -1 <= m.low and m.high <= 1 else max(m.high, m.value, 1e-12) * 1.25
     bottom = min(0.0, m.low)
@@ -61,7 +62,7 @@ def metrics_section(run: RunView) -> str:
 def cost_section(run: RunView) -> str:
     results = run.results
     n = max(1, len(results))
-    cost = sum(r.cost for r in results)
+    cost = sum(r.cost for r in results if _finite(r.cost))
     cards = [
         ("cost", fmt("cost_total", cost, "$")),
         ("per example", fmt("cost_per_example", cost / n, "$")),
@@ -136,13 +137,23 @@ def histogram_svg(values: Sequence[float], bins: int = 20, width: int = 640, hei
     return "".join(parts)
 
 
+def _finite(value: object) -> bool:
+    """A number that can be summed and drawn. A stored run keeps NaN and infinities (a provider plugin's) as
+    null, so its results may hold None where a latency, cost or score was."""
+    return isinstance(value, (int, float)) and math.isfinite(value * 1000)
+
+
 def latency_section(run: RunView) -> str:
-    times, kind = latency_samples(run.results)  # the same samples as the latency metric
+    timed = [r for r in run.results if _finite(r.latency)]
+    times, kind = latency_samples(timed)  # the same samples as the latency metric
+    lost = sum(not r.cached and not _finite(r.latency) for r in run.results)
+    note = f"{lost} example(s) without a latency" if lost else ""
     if not times:
-        body = '<p class="note">latency n/a: every example came from the cache, nothing was timed</p>'
+        body = f'<p class="note">latency n/a: {note or "every example came from the cache, nothing was timed"}</p>'
     else:
         unit = "batches" if kind.startswith("per batch") else "calls"
-        body = f'<p class="note">{esc(kind)}: {len(times)} {unit} timed</p>' + histogram_svg(times)
+        body = f'<p class="note">{esc(kind)}: {len(times)} {unit} timed{"; " + note if note else ""}</p>' + \
+            histogram_svg(times)
     return f'<section><h2>Latency</h2>{body}</section>'
 
 
@@ -167,7 +178,7 @@ def _details(summary: str, text: str | None) -> str:
 def _scores(r: ExampleResult, metric_values: dict[str, float]) -> str:
     parts = [f"{k} {fmt(k, v)}" for k, v in metric_values.items()]
     if r.scores:
-        parts += [f"{k} {v:.3g}" for k, v in r.scores.items()]
+        parts += [f"{k} {v:.3g}" if _finite(v) else f"{k} {v}" for k, v in r.scores.items()]
     return " · ".join(parts)
 
 

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from promptkit.config import atomic_write
 from promptkit.errors import PromptkitError
+from promptkit.report.format import printable
 
 if TYPE_CHECKING:
     from promptkit.gate.decide import MetricCheck
     from promptkit.gate.results import CheckReport, SuiteCheck
+
+# Characters XML 1.0 cannot hold at all: ElementTree writes them as they are and no parser reads the file
+# back. Control characters are shown by `printable` first; this catches lone surrogates and U+FFFE/U+FFFF.
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: str) -> str:
+    return NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", printable(text))
 
 
 def _case_text(check: MetricCheck) -> str:
@@ -58,6 +68,10 @@ def junit_xml(report: CheckReport) -> str:
     root = ET.Element("testsuites", name="promptkit check")
     for suite in report.suites:
         root.append(_suite_element(suite))
+    for element in root.iter():  # model outputs, inputs and error messages may hold any character
+        element.text = _xml_text(element.text) if element.text else element.text
+        for key, value in element.attrib.items():
+            element.set(key, _xml_text(value))
     for key in ("tests", "failures", "errors"):
         root.set(key, str(sum(int(s.get(key, "0")) for s in root)))
     ET.indent(root)

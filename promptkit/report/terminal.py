@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from promptkit.compare import Comparison
-from promptkit.report.format import SHARE_KINDS, fmt, fmt_interval
+from promptkit.report.format import SHARE_KINDS, fmt, fmt_interval, printable
 from promptkit.results import EvalRun, MetricValue
+
+
+def cell(value: object) -> Text:
+    """Run text (an id, input, output, label, name) for a table: a plain Text, so brackets in it are
+    never read as rich markup (`[/b]` would raise, `[link=...]` would make a link), control characters shown."""
+    return Text(printable(value))
+
+
+def safe_markup(value: object) -> str:
+    """Run text to put inside a rich markup string (console.print of an f-string)."""
+    return escape(printable(value))
 
 
 def format_value(m: MetricValue) -> str:
@@ -18,7 +31,7 @@ def format_value(m: MetricValue) -> str:
 def metrics_table(run: EvalRun) -> Table:
     plan = run.plan
     title = f"{plan.version.ref} ({plan.version.hash}) on {plan.model.spec}: {len(run.results)} examples"
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(printable(title), style="table.title"), title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("95% interval", justify="right")
@@ -26,7 +39,8 @@ def metrics_table(run: EvalRun) -> Table:
     if notes:
         table.add_column("measured")
     for m in run.metrics:
-        table.add_row(m.name, format_value(m), fmt_interval(m.name, m.low, m.high, m.unit, m.kind), *([m.note or ""] * notes))
+        table.add_row(cell(m.name), format_value(m), fmt_interval(m.name, m.low, m.high, m.unit, m.kind),
+                      *([cell(m.note or "")] * notes))
     if "latency" in plan.metric_names and not any(m.name.startswith("latency_") for m in run.metrics):
         table.add_row("latency", "n/a", "", *(["every example cached: nothing timed"] * notes))
     return table
@@ -41,9 +55,9 @@ def confusion_table(run: EvalRun) -> Table | None:
         columns.remove("(none)")
     table.add_column("expected")
     for column in columns:
-        table.add_column(column, justify="right")
+        table.add_column(cell(column), justify="right")
     for expected, row in run.confusion.items():
-        table.add_row(expected, *(str(row[c]) for c in columns))
+        table.add_row(cell(expected), *(str(row[c]) for c in columns))
     return table
 
 
@@ -55,7 +69,7 @@ def stored_metrics_table(metrics: list[dict[str, Any]]) -> Table:
     table.add_column("95% interval", justify="right")
     for m in metrics:
         unit, kind = m.get("unit", ""), m.get("kind")
-        table.add_row(m["name"], fmt(m["name"], m.get("value"), unit, kind) or "-",
+        table.add_row(cell(m["name"]), fmt(m["name"], m.get("value"), unit, kind) or "-",
                       fmt_interval(m["name"], m.get("low"), m.get("high"), unit, kind))
     return table
 
@@ -65,11 +79,11 @@ def comparison_table(comparison: Comparison) -> Table:
     table = Table(title="comparison (deltas against the first column)", title_justify="left")
     table.add_column("metric")
     for i, side in enumerate(comparison.sides):
-        table.add_column(side.name, justify="right")
+        table.add_column(cell(side.name), justify="right")
         if i:
             table.add_column("Δ", justify="right")
     for row in comparison.metrics:
-        cells = []
+        cells: list[str | Text] = []
         for i, value in enumerate(row.values):
             cells.append(fmt(row.name, value, row.unit, row.kind) if value is not None else "-")
             if i:
@@ -77,8 +91,8 @@ def comparison_table(comparison: Comparison) -> Table:
                 better = row.better(i)
                 style = "green" if better else "red" if better is False else "dim"
                 text = "-" if delta is None else _delta(row.name, delta, row.unit, row.kind)
-                cells.append(f"[{style}]{text}[/{style}]")
-        table.add_row(row.name, *cells)
+                cells.append(Text(text, style=style))
+        table.add_row(cell(row.name), *cells)
     return table
 
 
@@ -98,8 +112,9 @@ def changed_table(comparison: Comparison, limit: int) -> Table:
     table.add_column("input")
     table.add_column("expected")
     for side in comparison.sides:
-        table.add_column(side.name)
+        table.add_column(cell(side.name))
     for c in comparison.changed[:limit]:
         text = " ".join(str(v) for v in c.input.values())
-        table.add_row(c.id, text[:60] + ("…" if len(text) > 60 else ""), c.expected or "-", *c.outcomes)
+        table.add_row(cell(c.id), cell(text[:60] + ("…" if len(text) > 60 else "")), cell(c.expected or "-"),
+                      *map(cell, c.outcomes))
     return table
