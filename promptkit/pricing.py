@@ -50,6 +50,9 @@ BUILTIN: dict[str, Price] = {
 
 PROJECT_FILE = "promptkit.yaml"
 PROJECT_KEYS = frozenset({"prices"})  # the keys promptkit.yaml may hold
+# $ per million tokens (a thousand dollars a token): a larger finite price, such as 1e305, makes a
+# cost overflow to infinity, which no report or run store can hold.
+MAX_PRICE = 1e9
 
 
 def load_prices(root: Path | str | None = None) -> dict[str, Price]:
@@ -81,10 +84,10 @@ def load_prices(root: Path | str | None = None) -> dict[str, Price]:
                 raise TypeError
             numbers = [float(v) for v in values]
         except (TypeError, ValueError, OverflowError):  # OverflowError: an integer too large for a float
-            raise ConfigError(f"price for {name!r} must be finite numbers of 0 or more", where=where,
+            raise ConfigError(f"price for {name!r} must be finite numbers from 0 to {MAX_PRICE:,.0f}", where=where,
                               hint="dollars per million tokens, e.g. 0.15") from None
-        if not all(math.isfinite(n) and n >= 0 for n in numbers):
-            raise ConfigError(f"price for {name!r} must be finite numbers of 0 or more, got {values}",
+        if not all(math.isfinite(n) and 0 <= n <= MAX_PRICE for n in numbers):
+            raise ConfigError(f"price for {name!r} must be finite numbers from 0 to {MAX_PRICE:,.0f}, got {values}",
                               where=where, hint="dollars per million tokens, e.g. 0.15")
         table[str(name)] = Price(numbers[0], numbers[1])
     return table

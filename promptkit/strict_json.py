@@ -39,3 +39,14 @@ def loads_strict(text: str, error: type[Exception], duplicate: str, constant: st
 
     return json.loads(text, object_pairs_hook=unique_keys, parse_constant=no_constant, parse_int=bounded_int,
                       parse_float=finite_float)
+
+
+def unfence(text: str) -> str:
+    """The text inside a ```json (or bare ```) fence when the whole stripped text is one, else the text.
+    Plain string tests: the regular expression this replaces (```(?:json)?\\s*(.*?)\\s*```) backtracked
+    cubically, hanging for minutes on an output of ``` and a few thousand spaces."""
+    text = text.strip()
+    if len(text) >= 6 and text.startswith("```") and text.endswith("```"):
+        inner = text[3:-3]
+        return (inner[4:] if inner.startswith("json") else inner).strip()
+    return text

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from promptkit.assertions.base import AssertionSpec, AssertionType, Context, JudgedAssertion, Outcome
+from promptkit.assertions.builtin import render
 from promptkit.config import line_of, load_yaml
 from promptkit.data import read_rows
 from promptkit.errors import ConfigError, did_you_mean
@@ -84,8 +85,24 @@ def build(specs: Sequence[Any], folder: Path, root: Path, where: Any) -> list[Bo
             check = assertion_types.get(spec.type)(spec, folder, root)
         except ValueError as e:
             raise ConfigError(f"assert[{i}] ({spec.type}): {e}", where=where(i)) from None
+        if spec.threshold is not None and not check.uses_threshold:
+            raise ConfigError(f"assert[{i}] ({spec.type}): 'threshold' has no effect on this type", where=where(i),
+                              hint="threshold is the pass mark of llm-rubric and python, the limit of latency and cost")
         bound.append(Bound(spec.metric or spec.type, check))
     return bound
+
+
+def check_templates(bound: Sequence[Bound], row: dict[str, Any], where: Any, row_place: str) -> None:
+    """Render each assertion's templates with one row, so that a field the row lacks (or any other
+    template error) stops the run before any model call, naming the assertion and the row."""
+    for i, b in enumerate(bound):
+        for template in b.check.templates():
+            try:
+                render(template, row)
+            except Exception as e:  # noqa: BLE001 - any error of the user's template (undefined, sandbox, type)
+                raise ConfigError(f"assert[{i}] ({b.check.spec.type}): {template!r} fails on the row at {row_place}: "
+                                  f"{type(e).__name__}: {e}", where=where(i),
+                                  hint="give every row that field, or guard it: {{ field | default('') }}") from None
 
 
 class SuiteChecks:
@@ -132,9 +149,18 @@ class SuiteChecks:
         assert self.judge is not None  # build_checks refuses judged assertions without a judge
 
         before = self.judge.spent
-        requests = [check.judge_request(output, ctx, self.judge) for _, check, output, ctx in judged]
+        asked, requests = [], []
+        for item in judged:
+            entry, check, output, ctx = item
+            try:
+                requests.append(check.judge_request(output, ctx, self.judge))
+                asked.append(item)
+            except Exception as e:  # noqa: BLE001 - the judge prompt failing to render (its budget, an override's bug)
+                entry.update(_record(Outcome(None, f"judge prompt not rendered: {type(e).__name__}: {e}",
+                                             judge_error=True)))
+                self.judge.errors += 1
         answers = self.judge.ask(requests, cache)
-        for (entry, check, _, ctx), answer in zip(judged, answers, strict=True):
+        for (entry, check, _, ctx), answer in zip(asked, answers, strict=True):
             if not answer.cached:
                 ctx.result.cost += answer.cost  # the run's spending (and --max-cost) includes its judging
             if answer.error is not None:
@@ -179,9 +205,11 @@ def build_checks(project: Project, suite: Suite, examples: Sequence[Example], da
     for example in examples:
         line, row = raw_rows[example.index]
         rows[example.id] = row
+        row_where = lambda i, line=line: _where(data_path, line)  # noqa: E731
         if row.get("assert") is not None:
-            per_row[example.id] = build(row["assert"], folder, project.root,
-                                        lambda i, line=line: _where(data_path, line))
+            per_row[example.id] = build(row["assert"], folder, project.root, row_where)
+            check_templates(per_row[example.id], row, row_where, _where(data_path, line))
+        check_templates(common, row, suite_where, _where(data_path, line))
     if not common and not per_row:
         return None
     bound = common + [b for bs in per_row.values() for b in bs]
@@ -195,6 +223,13 @@ def build_checks(project: Project, suite: Suite, examples: Sequence[Example], da
 
         judge_obj = Judge.resolve(judge_spec, project, suite_where(None, "judge") if suite.config.judge else "--judge",
                                   load_prices(project.root))
+        # the judge's prompt renders (a project's override of it may be broken) before any model call
+        probes = [(examples[0], common)] + [(e, per_row[e.id]) for e in examples if e.id in per_row]
+        for example, bounds in probes:
+            result = ExampleResult(example.id, example.index, example.vars, example.target, "(output)", None, None)
+            for b in bounds:
+                if isinstance(b.check, JudgedAssertion):
+                    b.check.judge_request(result.output, Context(rows[example.id], result, folder), judge_obj)
     return SuiteChecks(common, per_row, rows, folder, judge_obj)
 
 

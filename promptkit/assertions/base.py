@@ -23,9 +23,11 @@ class AssertionSpec(Strict):
 
     type: str = Field(description="contains, icontains, not-contains, equals, regex, is-json, json-schema, ...")
     value: Any = Field(None, description="what the type checks against; strings may use {{ field }} of the row")
-    weight: float = Field(1.0, ge=0, description="weight in the example's assertion score")
+    # strict: `weight: yes` or `threshold: no` is refused, not read as 1.0 or 0.0
+    weight: float = Field(1.0, ge=0, strict=True, description="weight in the example's assertion score")
     metric: str | None = Field(None, description="report this assertion (and others naming it) as metric assert:NAME")
-    threshold: float | None = Field(None, description="pass mark for scored types (llm-rubric, python, latency, cost)")
+    threshold: float | None = Field(None, strict=True,
+                                     description="pass mark for scored types (llm-rubric, python, latency, cost)")
 
 
 @dataclass
@@ -56,6 +58,7 @@ class AssertionType(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     needs_judge: ClassVar[bool] = False
+    uses_threshold: ClassVar[bool] = False  # a `threshold:` on a type that ignores it is refused
 
     def __init__(self, spec: AssertionSpec, folder: Path, root: Path):
         self.spec = spec
@@ -65,6 +68,10 @@ class AssertionType(ABC):
 
     def setup(self) -> None:  # noqa: B027 - optional hook
         """Validate and prepare `self.spec.value`; raise ValueError('message') when it is unusable."""
+
+    def templates(self) -> list[str]:
+        """The strings this type renders with the row's fields, tried on every row before any model call."""
+        return []
 
     @abstractmethod
     def check(self, output: str, ctx: Context) -> Outcome: ...

@@ -3,32 +3,38 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, TypeVar
+from urllib.parse import urldefrag, urljoin
+
+import regex
 
 from promptkit.assertions.base import AssertionType, Context, Outcome
-from promptkit.config import load_yaml
+from promptkit.config import load_yaml, read_text
 from promptkit.errors import PromptkitError
+from promptkit.library.render import environment, render_limited
 from promptkit.registry import load_project_object
+from promptkit.strict_json import loads_strict, unfence
 
 SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+REGEX_SECONDS = 2.0  # one pattern search on one output: catastrophic backtracking fails that output, never hangs the run
 
 
 @lru_cache(maxsize=256)
 def _template(text: str) -> Any:
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
-
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False).from_string(text)
+    # the prompts' sandbox, with its step, size and time budgets: a dataset row's `assert` is a template too
+    return environment().from_string(text)
 
 
 def render(value: str, row: dict[str, Any]) -> str:
     """A string value with {{ field }} of the dataset row filled in (plain strings pass through)."""
     if "{{" not in value and "{%" not in value:
         return value
-    return str(_template(value).render(**row))
+    return render_limited(_template(value), row)
 
 
 def _check_template(value: str) -> None:
@@ -39,6 +45,22 @@ def _check_template(value: str) -> None:
             _template(value)
         except TemplateSyntaxError as e:
             raise ValueError(f"template error in {value!r}: {e.message}") from None
+
+
+def _nfc(text: str) -> str:
+    """Canonically equivalent text compares equal: 'é' typed as one code point or as 'e' + accent."""
+    return unicodedata.normalize("NFC", text)
+
+
+def _finite(value: Any) -> float | None:
+    """`value` as a float when it is a finite number (not a boolean), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -58,16 +80,19 @@ class _Strings(AssertionType):
         for v in self.values:
             _check_template(v)
 
+    def templates(self) -> list[str]:
+        return self.values
+
     def wanted(self, ctx: Context) -> list[str]:
-        return [render(v, ctx.row) for v in self.values]
+        return [_nfc(render(v, ctx.row)) for v in self.values]
 
     def found_and_missing(self, output: str, ctx: Context, fold: bool) -> tuple[list[str], list[str]]:
         """The wanted values the output contains and those it does not (ignoring case when `fold`)."""
-        text = output.lower() if fold else output
+        text = _nfc(output).casefold() if fold else _nfc(output)  # casefold: 'STRASSE' matches 'straße'
         found: list[str] = []
         missing: list[str] = []
         for v in self.wanted(ctx):
-            (found if (v.lower() if fold else v) in text else missing).append(v)
+            (found if (v.casefold() if fold else v) in text else missing).append(v)
         return found, missing
 
 
@@ -119,7 +144,7 @@ class Equals(_Strings):
 
     def check(self, output: str, ctx: Context) -> Outcome:
         wanted = self.wanted(ctx)
-        if output.strip() in (v.strip() for v in wanted):
+        if _nfc(output).strip() in (v.strip() for v in wanted):
             return Outcome(True, "equal")
         return Outcome(False, f"{_short(output)!r} is not {wanted[0]!r}")
 
@@ -130,7 +155,7 @@ class StartsWith(_Strings):
 
     def check(self, output: str, ctx: Context) -> Outcome:
         wanted = self.wanted(ctx)
-        if any(output.lstrip().startswith(v) for v in wanted):
+        if any(_nfc(output).lstrip().startswith(v) for v in wanted):
             return Outcome(True, "starts as expected")
         return Outcome(False, f"starts {_short(output, 20)!r}, not {wanted[0]!r}")
 
@@ -144,12 +169,16 @@ class Regex(AssertionType):
         if not isinstance(self.spec.value, str) or not self.spec.value:
             raise ValueError(f"{self.spec.type} needs a pattern string as 'value'")
         try:
-            self.pattern = re.compile(self.spec.value)
-        except re.error as e:
-            raise ValueError(f"bad regular expression {self.spec.value!r}: {e}") from None
+            re.compile(self.spec.value)  # the documented syntax, and its error messages
+            self.pattern = _compiled(self.spec.value)
+        except (re.error, regex.error, OverflowError, RecursionError) as e:  # a{99999999999}, ((((...)))) nested too deeply
+            raise ValueError(f"bad regular expression {_short(self.spec.value)!r}: {e}") from None
 
     def check(self, output: str, ctx: Context) -> Outcome:
-        match = self.pattern.search(output)
+        try:
+            match = self.pattern.search(output, timeout=REGEX_SECONDS)
+        except TimeoutError:
+            return Outcome(False, _too_slow(f"the pattern {_short(self.spec.value, 40)!r}"))
         if self.negate:
             return Outcome(False, f"matches at {match.group(0)!r}") if match else Outcome(True, "no match")
         return Outcome(True, f"matches {match.group(0)!r}") if match else Outcome(False, "no match")
@@ -158,18 +187,65 @@ class Regex(AssertionType):
 NotRegex = _variant(Regex, "NotRegex", "not-regex", "output does not match the regular expression", negate=True)
 
 
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> Any:
+    """A pattern for the `regex` module (re's syntax, version 0), whose searches take a timeout."""
+    return regex.compile(pattern)
+
+
+def _too_slow(what: str) -> str:
+    return f"{what} took over {REGEX_SECONDS:g} s on this output (catastrophic backtracking, e.g. (a+)+); simplify it"
+
+
+class _NotJson(ValueError):
+    pass
+
+
 def parse_json(output: str) -> tuple[Any, str | None]:
-    """The output as JSON (a ```json fence around it is allowed); (None, why) when it is not."""
-    text = output.strip()
-    fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, re.S)
-    if fenced:
-        text = fenced.group(1)
+    """The output as JSON (a ```json fence around it is allowed); (None, why) when it is not.
+    Strict: NaN/Infinity are not JSON, and a key written twice leaves its value ambiguous."""
     try:
-        return json.loads(text), None
+        return loads_strict(unfence(output), _NotJson, "key {key!r} appears twice in one object",
+                            "{name} is not a JSON value"), None
     except json.JSONDecodeError as e:
         return None, f"not JSON: {e.msg} at column {e.colno}"
+    except _NotJson as e:
+        return None, f"not JSON: {e}"
     except RecursionError:
         return None, "not JSON: nested too deeply"
+
+
+def _pattern_keyword(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """JSON schema's `pattern`, searched with the timeout of the regex assertion (jsonschema's own uses `re`)."""
+    import jsonschema  # slow to import: only suites with a json-schema assertion pay for it
+
+    if validator.is_type(instance, "string") and not _compiled(pattern).search(instance, timeout=REGEX_SECONDS):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _external_ref(schema: Any) -> str | None:
+    """The first `$ref` naming another document than this schema (a URL or a file), which is never
+    fetched: a schema, or a dataset row's, must not make promptkit read URLs or local files."""
+    ids: set[str] = set()
+    refs: list[str] = []
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("$id", "id") and isinstance(value, str):
+                    ids.add(urldefrag(value).url)
+                elif key == "$ref" and isinstance(value, str):
+                    refs.append(value)
+                stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    for ref in refs:
+        target = urldefrag(ref).url
+        if target and target not in ids and not any(urljoin(i, target) in ids for i in ids) \
+                and not target.startswith(("https://json-schema.org/", "http://json-schema.org/")):
+            return ref
+    return None
 
 
 class IsJson(AssertionType):
@@ -186,34 +262,53 @@ class JsonSchema(AssertionType):
     description = "output is JSON valid under the schema (inline, or a .json/.yaml file relative to the suite)"
 
     def setup(self) -> None:
-        import jsonschema
+        import jsonschema  # slow to import: only suites with a json-schema assertion pay for it
+        import referencing
 
         value = self.spec.value
         if isinstance(value, str):
             path = (self.folder / value).resolve()
             if not path.is_file():
                 raise ValueError(f"schema file {value!r} not found (looked in {self.folder})")
-            try:
-                value = json.loads(path.read_text(encoding="utf-8")) if path.suffix == ".json" else load_yaml(path)[0]
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            try:  # read_text: bounded in size, never a device or FIFO
+                value = json.loads(read_text(path)) if path.suffix == ".json" else load_yaml(path)[0]
+            except json.JSONDecodeError as e:
                 raise ValueError(f"schema file {value!r} is not valid JSON: {e}") from None
+            except RecursionError:
+                raise ValueError(f"schema file {value!r} is nested too deeply") from None
             except PromptkitError as e:
                 raise ValueError(f"schema file: {e}") from None
         if not isinstance(value, dict):
             raise ValueError("json-schema needs a schema mapping or a schema file path as 'value'")
-        cls = jsonschema.validators.validator_for(value)
+        if not isinstance(value.get("$schema", ""), str):  # jsonschema would fail with a TypeError
+            raise ValueError("'$schema' must be the URI of a draft, e.g. "
+                             "https://json-schema.org/draft/2020-12/schema")
+        external = _external_ref(value)
+        if external is not None:
+            raise ValueError(f"$ref {external!r} names another document, which is not fetched; "
+                             "put the definition under '$defs' and refer to it as '#/$defs/NAME'")
         try:
+            cls = jsonschema.validators.validator_for(value)
             cls.check_schema(value)
         except jsonschema.SchemaError as e:
             where = "/".join(str(p) for p in e.path) or "top level"
             raise ValueError(f"invalid JSON schema at {where}: {e.message}") from None
-        self.validator = cls(value)
+        except RecursionError:
+            raise ValueError("the JSON schema is nested too deeply") from None
+        cls = jsonschema.validators.extend(cls, {"pattern": _pattern_keyword})
+        self.validator = cls(value, registry=referencing.Registry())  # an empty registry: no $ref is ever fetched
 
     def check(self, output: str, ctx: Context) -> Outcome:
         data, why = parse_json(output)
         if why:
             return Outcome(False, why)
-        error = next(iter(sorted(self.validator.iter_errors(data), key=lambda e: list(e.path))), None)
+        try:
+            errors = list(self.validator.iter_errors(data))
+        except TimeoutError:
+            return Outcome(False, "schema: " + _too_slow("a 'pattern' of the schema"))
+        except RecursionError:
+            return Outcome(False, "schema: its $refs loop without end (e.g. {$ref: '#'} at the top); fix the schema")
+        error = next(iter(sorted(errors, key=lambda e: list(e.path))), None)
         if error is None:
             return Outcome(True, "matches the schema")
         where = "/".join(str(p) for p in error.path) or "top level"
@@ -233,6 +328,10 @@ class _Bounds(AssertionType):
         if not isinstance(value, dict) or not value or set(value) - {"min", "max"} or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
             raise ValueError(f"{self.spec.type} needs 'value: {{min: N, max: M}}' (either bound may be left out)")
+        for key, bound in value.items():  # .nan would pass every output, .inf or a negative one fail or pass them all
+            number = _finite(bound)
+            if number is None or number < 0:
+                raise ValueError(f"{self.spec.type}: {key} {bound} is not a finite number >= 0")
         self.low, self.high = value.get("min"), value.get("max")
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"{self.spec.type}: min {self.low} is above max {self.high}")
@@ -247,14 +346,15 @@ class _Bounds(AssertionType):
 
 
 class _Limit(AssertionType):
+    uses_threshold = True
     unit = ""
     measure: Callable[[Context], float]  # what the model call spent, in `unit`
 
     def setup(self) -> None:
-        limit = self.spec.threshold if self.spec.threshold is not None else self.spec.value
-        if not isinstance(limit, (int, float)) or isinstance(limit, bool) or limit < 0:
-            raise ValueError(f"{self.spec.type} needs a non-negative number as 'threshold'")
-        self.limit = float(limit)
+        limit = _finite(self.spec.threshold if self.spec.threshold is not None else self.spec.value)
+        if limit is None or limit < 0:  # `value: .nan` would fail every output
+            raise ValueError(f"{self.spec.type} needs a finite non-negative number as 'threshold'")
+        self.limit = limit
 
     def check(self, output: str, ctx: Context) -> Outcome:
         value = self.measure(ctx)
@@ -284,6 +384,7 @@ Cost = _variant(_Limit, "Cost", "cost", "the model call cost at most `threshold`
 
 
 class Python(AssertionType):
+    uses_threshold = True
     name = "python"
     description = "module:function from the project folder gets (output, row) and returns pass/score/reason"
 
@@ -309,12 +410,21 @@ class Python(AssertionType):
         pass_mark = self.spec.threshold if self.spec.threshold is not None else 0.5
         if isinstance(answer, bool):
             return Outcome(answer, f"{self.spec.value} returned {answer}")
+        # a NaN or infinite score would poison assert_score; a string 'pass' ("false") is truthy
         if isinstance(answer, (int, float)):
-            return Outcome(answer >= pass_mark, f"score {answer:g} (pass at {pass_mark:g})", float(answer))
+            score = _finite(answer)
+            if score is None:
+                return Outcome(False, f"{self.spec.value} returned {_short(repr(answer), 40)}, not a finite score", 0.0)
+            return Outcome(score >= pass_mark, f"score {score:g} (pass at {pass_mark:g})", score)
         if isinstance(answer, dict) and ("pass" in answer or "score" in answer):
-            score = answer.get("score")
-            score = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
-            passed = bool(answer["pass"]) if "pass" in answer else (score is not None and score >= pass_mark)
+            score = _finite(answer.get("score"))
+            if answer.get("score") is not None and score is None:
+                return Outcome(False, f"{self.spec.value} returned score={_short(repr(answer['score']), 40)}, "
+                                      "not a finite number", 0.0)
+            if "pass" in answer and not isinstance(answer["pass"], bool):
+                return Outcome(False, f"{self.spec.value} returned pass={_short(repr(answer['pass']), 40)}, "
+                                      "not True or False", 0.0)
+            passed = answer["pass"] if "pass" in answer else (score is not None and score >= pass_mark)
             return Outcome(passed, str(answer.get("reason") or f"{self.spec.value} returned pass={passed}"), score)
         return Outcome(False, f"{self.spec.value} returned {type(answer).__name__}; "
                               "expected bool, a number or {pass, score, reason}")

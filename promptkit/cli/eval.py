@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from promptkit.providers.factory import open_provider
 from promptkit.report import write_report
 from promptkit.report.data import json_text, write_text
 from promptkit.report.terminal import confusion_table, metrics_table, safe_markup
-from promptkit.results import EvalRun
+from promptkit.results import EvalRun, RunPlan
 from promptkit.runs import RunStore, check_resumable
 
 LATEST = "latest"
@@ -85,6 +87,9 @@ def eval_command(ctx: click.Context, refs: tuple[str, ...], models: tuple[str, .
     pairwise = None
     if judge is not None and len(plans) == 2:
         pairwise = Judge.resolve(judge, project, "--judge", plans[0].prices)
+        if preferences is None:  # the default path too is checked before both runs, not after them
+            preferences = _default_preferences(plans, project)
+            check_writable(preferences, "--preferences")
     elif preferences is not None:
         raise ConfigError("--preferences is written by pairwise judging", hint="compare two prompts or models with --judge MODEL")
     if output is not None:  # before any model call: a bad path or format must not cost a run
@@ -205,11 +210,26 @@ def _print_estimate(plan: EvalPlan, provider: Provider, cache: Any, store: RunSt
 
 
 def _side_name(run: EvalRun, runs: list[EvalRun]) -> str:
-    refs = {r.plan.version.ref for r in runs}
-    models = {r.plan.model.spec for r in runs}
-    parts = ([run.plan.version.ref] if len(refs) > 1 or len(models) == 1 else []) + \
-        ([run.plan.model.spec] if len(models) > 1 else [])
+    return _plan_name(run.plan, [r.plan for r in runs])
+
+
+def _plan_name(plan: RunPlan, plans: Sequence[RunPlan]) -> str:
+    refs = {p.version.ref for p in plans}
+    models = {p.model.spec for p in plans}
+    parts = ([plan.version.ref] if len(refs) > 1 or len(models) == 1 else []) + \
+        ([plan.model.spec] if len(models) > 1 else [])
     return " · ".join(parts)
+
+
+def _default_preferences(plans: Sequence[RunPlan], project: Project) -> Path:
+    """.promptkit/preferences/A-vs-B.jsonl, its name cut (and told apart by a hash) to stay under the
+    file-name limit when the sides are long model paths."""
+    a, b = (_plan_name(p, plans) for p in plans)
+    safe = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in f"{a}-vs-{b}")
+    if len(safe.encode()) > 200:
+        digest = hashlib.sha256(safe.encode()).hexdigest()[:12]
+        safe = safe.encode()[:180].decode("utf-8", "ignore") + "-" + digest
+    return project.state_dir / "preferences" / f"{safe}.jsonl"
 
 
 def _print_run(run: EvalRun, project: Project, show: bool) -> None:
@@ -241,8 +261,7 @@ def _judge_pairwise(runs: list[EvalRun], judge: Any, cache: Any, preferences: Pa
             progress(len(a.results), len(a.results))
     finally:
         judge.close()
-    safe = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in f"{_side_name(a, runs)}-vs-{_side_name(b, runs)}")
-    path = preferences or project.state_dir / "preferences" / f"{safe}.jsonl"
+    path = preferences or _default_preferences([a.plan, b.plan], project)
     written = write_preferences(result, path)
     console.print(f"[bold]pairwise[/bold] judged by {safe_markup(judge.ref.spec)} (both orders): {safe_markup(result.a)} wins "
                   f"{result.count('a')}, {safe_markup(result.b)} wins {result.count('b')}, ties {result.count('tie')}, "

@@ -8,7 +8,6 @@ error, counted apart, never a score."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from promptkit.pricing import price_for
 from promptkit.providers import Provider, providers
 from promptkit.providers.factory import open_provider
 from promptkit.results import Request, Response
+from promptkit.strict_json import loads_strict, unfence
 
 if TYPE_CHECKING:
     from promptkit.pricing import Price
@@ -43,12 +43,9 @@ def judge_prompt(name: str, project: Project | None) -> PromptVersion:
 def parse_object(answer: str, required: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
     """The answer as exactly one JSON object (optionally in a ```json fence) holding `required` keys
     of the given types. Raises JudgeError otherwise: no scanning for a stray object in prose."""
-    text = answer.strip()
-    fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, re.S)
-    if fenced:
-        text = fenced.group(1)
-    try:
-        data = json.loads(text)
+    try:  # strict: a key written twice ("pass": false, ..., "pass": true) is no judgment, nor is NaN
+        data = loads_strict(unfence(answer), JudgeError, "judge answer has the key {key!r} twice",
+                            "judge answer holds {name}, not a number")
     except (json.JSONDecodeError, RecursionError):
         raise JudgeError(f"judge answer is not one JSON object: {' '.join(answer.split())[:60]!r}") from None
     if not isinstance(data, dict):

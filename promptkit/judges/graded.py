@@ -21,10 +21,17 @@ class LlmRubric(JudgedAssertion):
     name = "llm-rubric"
     description = "a judge model grades the output against the rubric in 'value' (score 0-1, pass, reason)"
 
+    uses_threshold = True
+
     def setup(self) -> None:
         if not isinstance(self.spec.value, str) or not self.spec.value.strip():
             raise ValueError("llm-rubric needs the rubric text as 'value'")
+        if self.spec.threshold is not None and not 0 <= self.spec.threshold <= 1:  # 70 would fail every output
+            raise ValueError(f"llm-rubric: threshold {self.spec.threshold:g} is outside the judge's 0-1 scores")
         _check_template(self.spec.value)
+
+    def templates(self) -> list[str]:
+        return [self.spec.value]
 
     def judge_request(self, output: str, ctx: Context, judge: Judge) -> Request:
         variables = {"input": example_input(ctx), "output": output, "rubric": render(self.spec.value, ctx.row)}
@@ -32,9 +39,10 @@ class LlmRubric(JudgedAssertion):
 
     def parse(self, answer: str) -> Outcome:
         data: dict[str, Any] = parse_object(answer, {"pass": bool, "score": (int, float), "reason": str})
-        score = float(data["score"])
-        if not 0 <= score <= 1:
-            raise JudgeError(f"judge score {score:g} is outside 0..1")
+        score = data["score"]
+        if not 0 <= score <= 1:  # compared as written: float() of a 400-digit integer overflows
+            raise JudgeError(f"judge score {str(score)[:20]} is outside 0..1")
+        score = float(score)
         passed = data["pass"] if self.spec.threshold is None else score >= self.spec.threshold
         return Outcome(bool(passed), data["reason"].strip() or "(no reason given)", score)
 
@@ -52,6 +60,9 @@ class Factuality(JudgedAssertion):
             raise ValueError("factuality's 'value' is the reference text (default: the row's target)")
         if isinstance(self.spec.value, str):
             _check_template(self.spec.value)
+
+    def templates(self) -> list[str]:
+        return [self.spec.value] if isinstance(self.spec.value, str) else []
 
     def judge_request(self, output: str, ctx: Context, judge: Judge) -> Request:
         reference = render(self.spec.value, ctx.row) if isinstance(self.spec.value, str) else (ctx.result.expected or "")

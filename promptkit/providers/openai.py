@@ -26,25 +26,34 @@ later request fails at once without a call): an authentication error (401/403), 
 that cannot be reached (connection refused twice before any success, or three requests in a row
 that gave up on connection errors). Each failure ends up in Response.error; `stats` counts
 requests, retries and faults by kind. The API key is redacted from everything the provider
-returns, outputs included."""
+returns, outputs included.
+
+The whole request (connecting, headers, body, an error's body) ends by `timeout`, and an answer
+larger than MAX_RESPONSE_BYTES is cut off: httpx's timeout is per read, so without this a peer
+trickling its headers, or streaming an endless error body that the SDK reads whole, would hold a
+request (and its memory) without end. `usage` counts that are not plausible token counts are
+replaced by our own count, and non-finite log-probabilities are malformed answers."""
 
 from __future__ import annotations
 
 import email.utils
 import json
 import logging
+import math
 import os
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from promptkit.errors import ConfigError
 from promptkit.pricing import cost, load_prices
 from promptkit.providers.base import NEUTRAL, Provider, ProviderOptions
 from promptkit.results import Request, Response
@@ -54,6 +63,10 @@ FAULT_KINDS = ("rate_limit", "server_error", "timeout", "connection", "malformed
 FIRST_TOKEN_TOP = 20  # top_logprobs asked for when labels are scored by their first token
 DOWN_AFTER = 3  # requests in a row that gave up on connection errors: the endpoint is down
 EXTENSIONS = ("score_labels", "label_prefix")  # promptkit serve's fields, sent as extra_body
+MAX_RESPONSE_BYTES = 64 * 2**20  # an answer larger than this is not one: cut off, not held in memory
+MAX_USAGE_TOKENS = 10_000_000  # more tokens than one request can bill: a broken or hostile `usage`
+MAX_WAIT = 86400.0  # seconds: the longest timeout or backoff an option may ask for (a day)
+MAX_ERROR_CHARS = 1000  # of an endpoint's error text kept in Response.error (an error body can be huge)
 
 
 @lru_cache(maxsize=1)
@@ -111,17 +124,142 @@ def retry_after(headers: Any) -> float | None:
         return max(0.0, when.timestamp() - time.time())
 
 
+class ResponseTooLarge(Exception):
+    """An endpoint sent more than MAX_RESPONSE_BYTES for one request."""
+
+
+class _Budget(threading.local):
+    """What the calling thread's current request may still take: a deadline and a number of bytes."""
+
+    deadline = math.inf
+    left = MAX_RESPONSE_BYTES
+
+
+_budget = _Budget()
+
+
+def _httpcore() -> Any:
+    """The HTTP core under the SDK's client: httpcore2 (openai 3) or httpcore (older releases); its
+    timeout error is the one the client maps to a retried timeout."""
+    try:
+        import httpcore2
+        return httpcore2
+    except ImportError:  # pragma: no cover - older openai releases
+        import httpcore
+        return httpcore
+
+
+def _time_left(timeout: float | None) -> float | None:
+    """A per-operation timeout cut to the request's deadline; a timeout error once it has passed."""
+    left = _budget.deadline - time.monotonic()
+    if left <= 0:
+        raise _httpcore().ReadTimeout("the request's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _BoundedStream:
+    """A connection whose reads and writes end by the request's deadline and whose reads count
+    against its byte budget (wraps an httpcore NetworkStream)."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data: bytes = self._stream.read(max_bytes, _time_left(timeout))
+        _budget.left -= len(data)
+        if _budget.left < 0:
+            raise ResponseTooLarge(f"response larger than {MAX_RESPONSE_BYTES // 2**20} MB: cut off")
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None) -> Any:
+        return _BoundedStream(self._stream.start_tls(ssl_context, server_hostname, _time_left(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _BoundedBackend:
+    """An httpcore network backend whose connections are _BoundedStreams."""
+
+    def __init__(self, backend: Any):
+        self._backend = backend
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> _BoundedStream:
+        return _BoundedStream(self._backend.connect_tcp(host, port, _time_left(timeout), local_address,
+                                                        socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> _BoundedStream:
+        return _BoundedStream(self._backend.connect_unix_socket(path, _time_left(timeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def bounded_http_client(timeout: float) -> Any:
+    """The OpenAI SDK's default HTTP client (proxies from the environment included), its connections
+    bounded by the calling thread's _budget. No public hook reaches the connections: the pools'
+    backends are swapped through private attributes (tests/test_openai_hostile.py checks they exist)."""
+    import openai
+
+    client = openai.DefaultHttpxClient(timeout=timeout)
+    for transport in [client._transport, *client._mounts.values()]:
+        pool = getattr(transport, "_pool", None)
+        if pool is not None:
+            pool._network_backend = _BoundedBackend(pool._network_backend)
+    return client
+
+
+def check_base_url(url: str, source: str) -> str:
+    """An endpoint root as given (blanks and a final / dropped), refused with one line when it cannot
+    be one. A URL with credentials is refused without showing them: it would be recorded with runs."""
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    fix = "e.g. http://127.0.0.1:8000/v1 or https://api.openai.com/v1"
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{source} must not hold a user name or password (user:password@host)",
+                          hint="give the key as api_key or in OPENAI_API_KEY")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{source} must be an http:// or https:// URL with a host, got {url!r}", hint=fix)
+    return url
+
+
+def usage_tokens(usage: Any, key: str, count: Callable[[], int]) -> int:
+    """A token count from a response's `usage`, else `count()` (our own): a missing, non-numeric,
+    negative, NaN or absurd count is not trusted, so totals and costs stay finite and non-negative."""
+    value = usage.get(key) if isinstance(usage, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= MAX_USAGE_TOKENS:
+        return int(value)
+    return count()
+
+
 class OpenAIOptions(ProviderOptions):
     base_url: str | None = Field(None, description="endpoint root (default: env OPENAI_BASE_URL, else OpenAI)")
     api_key: str | None = Field(None, json_schema_extra=NEUTRAL, description="default: env OPENAI_API_KEY")
     api_key_env: str | None = Field(None, json_schema_extra=NEUTRAL, description="the variable holding the API key")
     concurrency: int = Field(8, ge=1, json_schema_extra=NEUTRAL, description="requests in flight at once")
-    timeout: float = Field(60.0, gt=0, json_schema_extra=NEUTRAL, description="seconds for a whole HTTP request")
+    # Upper bounds: a wait beyond ~1e9 s overflows the platform's time_t (an OverflowError mid-run).
+    timeout: float = Field(60.0, gt=0, le=MAX_WAIT, json_schema_extra=NEUTRAL,
+                           description="seconds for a whole HTTP request")
     max_retries: int = Field(6, ge=0, json_schema_extra=NEUTRAL, description="retries per request after the first try")
-    backoff: float = Field(0.5, ge=0, json_schema_extra=NEUTRAL, description="first backoff in seconds, doubled per retry")
-    max_backoff: float = Field(30.0, ge=0, json_schema_extra=NEUTRAL, description="longest backoff in seconds")
+    backoff: float = Field(0.5, ge=0, le=MAX_WAIT, json_schema_extra=NEUTRAL,
+                           description="first backoff in seconds, doubled per retry")
+    max_backoff: float = Field(30.0, ge=0, le=MAX_WAIT, json_schema_extra=NEUTRAL, description="longest backoff in seconds")
     scoring: Literal["auto", "logprobs", "generate"] = Field("auto", description="how labels are scored")
     chat: bool = Field(False, description="send plain-text prompts to /chat/completions")
+
+    @field_validator("base_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        # A ConfigError, not a ValueError: pydantic's error would show the value (a password in it too).
+        # A blank one means "not set", as before: OPENAI_BASE_URL, else OpenAI.
+        return check_base_url(value, "provider 'openai' option 'base_url'") if value and value.strip() else None
 
     def loop_batch(self) -> int:
         # enough examples per call to keep every connection busy
@@ -140,7 +278,12 @@ class OpenAIProvider(Provider):
         self._api_key = str(options.pop("api_key", None) or os.environ.get(key_env) or "")
         super().__init__(model, **options)  # the key is not kept among the options (never recorded)
         opts = self.opts
-        self.base_url = str(opts.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        if opts.base_url is not None:
+            self.base_url = opts.base_url  # checked by OpenAIOptions
+        elif os.environ.get("OPENAI_BASE_URL", "").strip():
+            self.base_url = check_base_url(os.environ["OPENAI_BASE_URL"], "environment variable OPENAI_BASE_URL")
+        else:
+            self.base_url = DEFAULT_BASE_URL
         self.concurrency = opts.concurrency
         self.timeout = opts.timeout
         self.max_retries = opts.max_retries
@@ -210,11 +353,13 @@ class OpenAIProvider(Provider):
                 from openai import OpenAI
 
                 self._client = OpenAI(api_key=self._api_key or "none", base_url=self.base_url, timeout=self.timeout,
-                                      max_retries=0)
+                                      max_retries=0, http_client=bounded_http_client(self.timeout))
         return self._client
 
     def _secret_free(self, message: str) -> str:
-        # Keys too short to be secrets would mangle ordinary words.
+        # Keys too short to be secrets would mangle ordinary words. Lone surrogates (a JSON "\ud800")
+        # cannot be encoded as UTF-8, so no store or report could write them: they become "?".
+        message = message.encode("utf-8", "replace").decode("utf-8")
         return message.replace(self._api_key, "***") if len(self._api_key) >= 8 else message
 
     def _fail(self, message: str) -> None:
@@ -240,6 +385,7 @@ class OpenAIProvider(Provider):
         extra = {k: v for k, v in body.items() if k in EXTENSIONS}
         deadline = time.monotonic() + self.timeout
         late = Fault("timeout", f"request took longer than the {self.timeout:g} s timeout")
+        _budget.deadline, _budget.left = deadline, MAX_RESPONSE_BYTES  # read by this thread's connection
         try:
             with resource.with_streaming_response.create(**fields, extra_body=extra or None) as raw:
                 data = bytearray()
@@ -248,30 +394,37 @@ class OpenAIProvider(Provider):
                     if time.monotonic() > deadline:
                         raise late
             text = data.decode("utf-8", errors="replace")
+        except ResponseTooLarge as e:  # not retried: the next answer would be as large
+            raise Fatal(str(e)) from None
         except openai.APITimeoutError:
             raise late from None
         except openai.APIConnectionError as e:
+            if isinstance(e.__cause__, ResponseTooLarge):
+                raise Fatal(str(e.__cause__)) from None
             raise Fault("connection", f"connection error: {e.__cause__ or e}") from None
         except openai.APIStatusError as e:
             wait = retry_after(e.response.headers)
+            said = self._secret_free(e.message)[:MAX_ERROR_CHARS]  # an error body can be long (and echo the key)
             if e.status_code == 429:
-                raise Fault("rate_limit", f"HTTP 429: {e.message}", wait) from None
+                raise Fault("rate_limit", f"HTTP 429: {said}", wait) from None
             if e.status_code >= 500 or e.status_code == 408:
-                raise Fault("server_error", f"HTTP {e.status_code}: {e.message}", wait) from None
-            raise Fatal(f"HTTP {e.status_code}: {e.message}", e.status_code) from None
+                raise Fault("server_error", f"HTTP {e.status_code}: {said}", wait) from None
+            raise Fatal(f"HTTP {e.status_code}: {said}", e.status_code) from None
         except Fault:
             raise
         except Exception as e:  # noqa: BLE001 - the HTTP library's own errors while reading the body
             if "timeout" in type(e).__name__.lower():
                 raise late from None
             raise Fault("connection", f"connection error: {type(e).__name__}: {e}") from None
+        finally:
+            _budget.deadline, _budget.left = math.inf, MAX_RESPONSE_BYTES
         try:
             data = json.loads(text)
-        except ValueError:
-            raise Fault("malformed", f"malformed response body: {text[:80]!r}") from None
+        except (ValueError, RecursionError):  # redacted before cutting: a cut key would no longer be found
+            raise Fault("malformed", f"malformed response body: {self._secret_free(text)[:80]!r}") from None
         choices = data.get("choices") if isinstance(data, dict) else None
         if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
-            raise Fault("malformed", f"response without choices: {text[:80]!r}")
+            raise Fault("malformed", f"response without choices: {self._secret_free(text)[:80]!r}")
         return data
 
     def _call(self, endpoint: str, body: dict[str, Any]) -> tuple[dict[str, Any], float]:
@@ -305,7 +458,8 @@ class OpenAIProvider(Provider):
                             self._fail(f"cannot reach {self.base_url}: {fault}; stopped the run "
                                        "(start the server or fix base_url)")
                     raise Fatal(f"{fault} (gave up after {attempt + 1} attempts)") from None
-                delay = min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
+                # (the exponent capped: 2.0**attempt overflows after ~1000 retries)
+                delay = min(self.max_backoff, self.backoff * 2.0 ** min(attempt, 60)) * random.uniform(0.5, 1.0)
                 if fault.retry_after is not None:
                     delay = min(self.max_backoff, fault.retry_after) + random.uniform(0, self.backoff / 4)
                 self._count("retries")
@@ -344,11 +498,12 @@ class OpenAIProvider(Provider):
                     if value is None:
                         return None
                     total += float(value)
+            if not math.isfinite(total):
+                raise Fault("malformed", f"log-probability {total} for label {request.labels[index]!r}")
             scores[request.labels[index]] = total
         if set(scores) != set(request.labels):
             raise Fault("malformed", "logprobs missing for some labels")
-        usage = data.get("usage") or {}
-        tokens_in = int(usage.get("prompt_tokens") or self.prompt_tokens(request))
+        tokens_in = usage_tokens(data.get("usage"), "prompt_tokens", lambda: self.prompt_tokens(request))
         best = max(scores, key=scores.__getitem__)
         return Response(output=best, scores=scores, tokens_in=tokens_in, tokens_out=0,
                         cost=self.cost(tokens_in, 0))
@@ -372,7 +527,8 @@ class OpenAIProvider(Provider):
                 data = {}
             scores = (data.get("choices") or [{}])[0].get("label_logprobs") if data else None
             if isinstance(scores, dict) and set(scores) == set(request.labels) and all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores.values()):
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in scores.values()):
                 with self._lock:
                     self._chat_scoring = "labels"
                 return self._scored({k: float(v) for k, v in scores.items()}, data, request), "loglik"
@@ -392,8 +548,7 @@ class OpenAIProvider(Provider):
         return self._scored(scores, data, request), "loglik-first-token"
 
     def _scored(self, scores: dict[str, float], data: dict[str, Any], request: Request) -> Response:
-        usage = data.get("usage") or {}
-        tokens_in = int(usage.get("prompt_tokens") or self.prompt_tokens(request))
+        tokens_in = usage_tokens(data.get("usage"), "prompt_tokens", lambda: self.prompt_tokens(request))
         best = max(scores, key=scores.__getitem__)
         return Response(output=best, scores=scores, tokens_in=tokens_in, tokens_out=0, cost=self.cost(tokens_in, 0))
 
@@ -412,9 +567,8 @@ class OpenAIProvider(Provider):
             output = data["choices"][0].get("text")
         if not isinstance(output, str):
             raise Fatal("response holds no text")
-        usage = data.get("usage") or {}
-        tokens_in = int(usage.get("prompt_tokens") or self.prompt_tokens(request))
-        tokens_out = int(usage.get("completion_tokens") or self.count_tokens(output))
+        tokens_in = usage_tokens(data.get("usage"), "prompt_tokens", lambda: self.prompt_tokens(request))
+        tokens_out = usage_tokens(data.get("usage"), "completion_tokens", lambda: self.count_tokens(output))
         return Response(output=output.strip(), tokens_in=tokens_in, tokens_out=tokens_out,
                         cost=self.cost(tokens_in, tokens_out))
 
@@ -458,10 +612,10 @@ class OpenAIProvider(Provider):
         except (Fatal, Fault) as e:
             self._count("failed")
             message = str(e) if self.fatal and str(e) == self.fatal else f"openai: {e}"
-            response = Response(error=self._secret_free(message))
+            response = Response(error=self._secret_free(message)[:MAX_ERROR_CHARS])
         except Exception as e:  # noqa: BLE001 - failure is data: the run goes on
             self._count("failed")
-            response = Response(error=self._secret_free(f"openai: {type(e).__name__}: {e}"))
+            response = Response(error=self._secret_free(f"openai: {type(e).__name__}: {e}")[:MAX_ERROR_CHARS])
         response.latency = time.perf_counter() - start
         return response
 
@@ -520,7 +674,7 @@ def first_token_scores(tops: list[Any], labels: Sequence[str], prefix: str = "")
     log-probability among listed tokens that begin it; a label none begins ranks below every listed
     token. None when no listed token begins any label."""
     listed = [(str(t.get("token", "")), float(t["logprob"])) for t in tops
-              if isinstance(t, dict) and isinstance(t.get("logprob"), (int, float))]
+              if isinstance(t, dict) and isinstance(t.get("logprob"), (int, float)) and math.isfinite(t["logprob"])]
     if not listed:
         return None
     floor = min(v for _, v in listed) - 1.0
