@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from promptkit.errors import ConfigError, did_you_mean
 from promptkit.fileio import atomic_write, read_regular, writable_target
 
-__all__ = ["atomic_write", "check_writable", "dump_yaml", "line_of", "load_yaml", "read_text", "validate"]
+__all__ = ["atomic_write", "check_not_input", "check_writable", "dump_yaml", "line_of", "load_yaml", "read_text", "validate"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -263,6 +263,14 @@ def check_writable(path: Path, option: str = "--output") -> None:
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot write {option} here: {existing} is not a writable folder", where=str(path),
                           hint=f"choose a writable path with {option}")
+
+
+def check_not_input(path: Path, inputs: dict[str, Path | None], option: str = "--output") -> None:
+    """Refuse an output path that is one of the command's inputs (by name, symlink or hard link):
+    `--data d.jsonl -o d.jsonl` would replace the data with the report."""
+    for what, source in inputs.items():
+        if source is not None and os.path.isfile(path) and os.path.isfile(source) and os.path.samefile(path, source):
+            raise ConfigError(f"{option} names {what}", where=str(path), hint="write to another file")
 
 
 def dump_yaml(data: Any) -> str:

@@ -194,3 +194,22 @@ def test_a_second_optimize_with_the_same_settings_is_refused_while_the_first_run
         refused = _cli(root, "--fewshot-k", "0", "--dry-run")
     assert refused.exit_code == 2 and "another `promptkit optimize` with these settings is running" in refused.stderr
     assert _cli(root, "--fewshot-k", "0", "--dry-run").exit_code == 0
+
+
+@pytest.mark.parametrize("target", ["dataset", "train", "suite"])
+def test_output_that_names_an_input_is_refused_before_the_search(tmp_path: Path, target: str) -> None:
+    """`--output` named the training data (or the suite's dataset, or the suite file) and the search's
+    JSON replaced it once the search was done."""
+    root = split_project(tmp_path)
+    dataset = root / "evals" / "data" / "sentiment.jsonl"
+    train = root / "train.jsonl"
+    write_jsonl(train, rows(40))
+    output = {"dataset": dataset, "train": train, "suite": root / "evals" / "sentiment.yaml"}[target]
+    before = output.read_bytes()
+    link = root / "report.json"
+    link.symlink_to(output)  # by another name as well
+    for name in (output, link):
+        result = _cli(root, "--fewshot-k", "0", "--train-data", str(train), "--output", str(name))
+        assert result.exit_code == 2, result.output
+        assert "--output names the" in result.stderr
+    assert output.read_bytes() == before

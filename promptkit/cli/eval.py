@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from promptkit.cache import ResponseCache
 from promptkit.cli.common import FiniteFloat, console, err_console, progress_bar, project_of
 from promptkit.cli.runs import print_comparison
 from promptkit.compare import compare, side_of_run
-from promptkit.config import check_writable
+from promptkit.config import check_not_input, check_writable
 from promptkit.errors import ConfigError, NotFoundError
 from promptkit.estimate import estimate_run
 from promptkit.evaluate import EvalPlan, RunFailed, plan_eval, resolve_scoring, run_eval
@@ -163,10 +162,7 @@ def _check_output(output: Path, plans: list[EvalPlan]) -> None:
         raise ConfigError(f"unknown report format {output.suffix or '(no suffix)'!r}", where=str(output),
                           hint="name the file .json, .jsonl, .csv or .html")
     check_writable(output)
-    for data in {plan.data_path for plan in plans}:  # `--data d.jsonl -o d.jsonl` would replace the dataset
-        if os.path.isfile(output) and os.path.isfile(data) and os.path.samefile(output, data):
-            raise ConfigError("--output names the dataset being scored", where=str(output),
-                              hint="write the report to another file")
+    check_not_input(output, {f"the dataset being scored ({plan.data_path})": plan.data_path for plan in plans})
 
 
 def _notes(plans: list[EvalPlan], temperature: float | None, concurrency: int | None) -> None:

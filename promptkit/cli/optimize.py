@@ -14,7 +14,7 @@ from rich.table import Table
 
 from promptkit.cache import ResponseCache
 from promptkit.cli.common import FiniteFloat, console, data_options, err_console, project_of
-from promptkit.config import atomic_write, check_writable, read_text
+from promptkit.config import atomic_write, check_not_input, check_writable, read_text
 from promptkit.errors import ConfigError
 from promptkit.evaluate import plan_eval
 from promptkit.library.spec import MAX_FEWSHOT_K
@@ -170,6 +170,10 @@ def optimize_command(ctx: click.Context, ref: str, suite: str | None, train_data
     suite_obj = project.suite(suite) if suite else project.suite_for(version)
 
     plan = plan_eval(project, version, suite=suite_obj, model=model, data=eval_data)
+    if output is not None:
+        check_not_input(output, {"the training data": train_data, "the eval data": eval_data,
+                                 "the instructions file": instructions, "the suite's dataset": plan.data_path,
+                                 "the suite file": suite_obj.path})
     cache = None if no_cache else ctx.with_resource(ResponseCache(project.state_dir / "cache.db"))
     store = None if dry_run else ctx.with_resource(RunStore(project.runs_path))
     provider = open_provider(plan.model, project)
