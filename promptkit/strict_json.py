@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def loads_strict(text: str, error: type[Exception], duplicate: str, constant: str) -> Any:
@@ -37,8 +40,14 @@ def loads_strict(text: str, error: type[Exception], duplicate: str, constant: st
             raise error(f"the number {digits[:20]}{'...' if len(digits) > 20 else ''} is too large (it overflows to infinity)")
         return value
 
-    return json.loads(text, object_pairs_hook=unique_keys, parse_constant=no_constant, parse_int=bounded_int,
-                      parse_float=finite_float)
+    value = json.loads(text, object_pairs_hook=unique_keys, parse_constant=no_constant, parse_int=bounded_int,
+                       parse_float=finite_float)
+    if _SURROGATE_ESCAPE.search(text):
+        try:  # a \ud800 escape not paired with its other half is no character: no file or page can hold it
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise error("a \\uD800-\\uDFFF escape that is half of a character (a lone surrogate)") from None
+    return value
 
 
 def unfence(text: str) -> str:

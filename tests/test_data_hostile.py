@@ -149,3 +149,15 @@ def test_a_csv_whose_first_line_is_blank_says_the_header_is_missing(project: Pat
     data.write_text("\ntext,label\nfine,positive\n", encoding="utf-8")
     line = refused(cli(project, "eval", "sentiment@v1", "-m", "fake:x", "--no-store", "--data", str(data)), f"{data}:1")
     assert "header" in line and "names no column" in line
+
+
+def test_a_lone_surrogate_escape_is_refused_at_its_line(project: Path, tmp_path: Path) -> None:
+    r"""`"\ud800"` parses to half a character that no file can hold: exit 3 (UnicodeEncodeError) when the
+    example was hashed. A proper pair (an emoji written as two escapes) is text."""
+    data = tmp_path / "half.jsonl"
+    data.write_text('{"text": "pair \\ud83d\\ude00", "label": "positive"}\n'
+                    '{"text": "half \\ud800 here", "label": "negative"}\n', encoding="utf-8")
+    line = refused(cli(project, "eval", "sentiment@v1", "-m", "fake:x", "--no-store", "--data", str(data)), f"{data}:2")
+    assert "lone surrogate" in line
+    data.write_text('{"text": "pair \\ud83d\\ude00", "label": "positive"}\n', encoding="utf-8")
+    assert cli(project, "eval", "sentiment@v1", "-m", "fake:x", "--no-store", "--data", str(data)).returncode == 0
