@@ -22,7 +22,7 @@ from promptkit.evaluate import plan_eval
 from promptkit.pricing import load_prices
 from promptkit.project import Project
 from promptkit.providers.factory import open_provider
-from promptkit.providers.openai import OpenAIProvider
+from promptkit.providers.openai import OpenAIOptions, OpenAIProvider
 from promptkit.results import Request, Response
 from tests.helpers.cli import run_cli
 
@@ -407,3 +407,12 @@ def test_one_hostile_answer_is_one_failed_example_and_totals_stay_sane(project: 
         rows = [json.loads(r) for r, in db.execute("SELECT data FROM results")]
     assert status == "finished"
     assert all(r["tokens_in"] >= 0 and r["tokens_out"] >= 0 and (r["cost"] or 0) >= 0 for r in rows)
+
+
+def test_concurrency_is_bounded(project: Path) -> None:
+    """`-j 1000000` (or `concurrency: 1000000`) started a thread per request of a batch four times that size."""
+    result = run_cli("eval", "sentiment@v1", "-m", "openai:gpt-4o-mini", "-j", "1000000", "--no-store", cwd=project,
+                     env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "sk-x"})
+    assert result.returncode == 2 and "1000000" in result.stderr, result.stderr
+    with pytest.raises(ValueError):
+        OpenAIOptions(concurrency=1_000_000)

@@ -43,7 +43,7 @@ REPORT_SUFFIXES = (".json", ".jsonl", ".csv", ".html", ".htm")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a report here: .json, .jsonl, .csv or .html (a comparison's JSON when several runs are compared).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Examples handed to the model per call (hf: see forward_batch).")
-@click.option("--concurrency", "-j", type=click.IntRange(min=1), help="Requests in flight at once (API providers).")
+@click.option("--concurrency", "-j", type=click.IntRange(1, 256), help="Requests in flight at once (API providers), 1 to 256.")
 @click.option("--temperature", type=FiniteFloat(0, 2), help="Override the prompt's temperature.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Override the prompt's max_tokens.")
 @click.option("--no-store", is_flag=True, help="Do not record the run in .promptkit/runs.db.")

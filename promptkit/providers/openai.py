@@ -243,7 +243,7 @@ class OpenAIOptions(ProviderOptions):
     base_url: str | None = Field(None, description="endpoint root (default: env OPENAI_BASE_URL, else OpenAI)")
     api_key: str | None = Field(None, json_schema_extra=NEUTRAL, description="default: env OPENAI_API_KEY")
     api_key_env: str | None = Field(None, json_schema_extra=NEUTRAL, description="the variable holding the API key")
-    concurrency: int = Field(8, ge=1, json_schema_extra=NEUTRAL, description="requests in flight at once")
+    concurrency: int = Field(8, ge=1, le=256, json_schema_extra=NEUTRAL, description="requests in flight at once (a thread each)")
     # Upper bounds: a wait beyond ~1e9 s overflows the platform's time_t (an OverflowError mid-run).
     timeout: float = Field(60.0, gt=0, le=MAX_WAIT, json_schema_extra=NEUTRAL,
                            description="seconds for a whole HTTP request")
