@@ -21,6 +21,7 @@ from promptkit import dbfile
 from promptkit.errors import ConfigError, NotFoundError, PromptkitError
 from promptkit.fileio import lock_timeout
 from promptkit.results import ExampleResult, MetricValue, from_stored
+from promptkit.strict_json import finite
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -291,19 +292,8 @@ def _setup(db: sqlite3.Connection) -> None:
     db.executescript(SCHEMA)
 
 
-def _finite(value: Any) -> Any:
-    """`value` with NaN and infinities replaced by None, so the JSON written is strict."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _dumps(value: Any) -> str:
-    return json.dumps(_finite(value), allow_nan=False, default=str)
+    return json.dumps(finite(value), allow_nan=False, default=str)
 
 
 class _Heartbeat(threading.Thread):

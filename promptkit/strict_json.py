@@ -50,6 +50,18 @@ def loads_strict(text: str, error: type[Exception], duplicate: str, constant: st
     return value
 
 
+def finite(value: Any) -> Any:
+    """`value` with NaN and infinities (a label's log-likelihood, a plugin's metric) replaced by None, so
+    that the JSON written from it is strict (jq and JavaScript read it); the run store keeps them so too."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
 def unfence(text: str) -> str:
     """The text inside a ```json (or bare ```) fence when the whole stripped text is one, else the text.
     Plain string tests: the regular expression this replaces (```(?:json)?\\s*(.*?)\\s*```) backtracked

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -15,25 +14,15 @@ from promptkit.config import atomic_write
 from promptkit.errors import PromptkitError
 from promptkit.report.html import html_report
 from promptkit.results import EvalRun, per_example_values
+from promptkit.strict_json import finite
 
 EXAMPLE_COLUMNS = ["index", "id", "expected", "output", "prediction", "correct", "error", "tokens_in", "tokens_out",
                    "cost", "latency", "cached"]
 
 
-def _finite(value: Any) -> Any:
-    """`value` with NaN and infinities (a label's log-likelihood, a plugin's metric) replaced by None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def json_text(value: Any, indent: int | None = None) -> str:
     """Strict JSON, as jq and JavaScript read it: NaN and infinities are null (as the run store keeps them)."""
-    return json.dumps(_finite(value), indent=indent, ensure_ascii=False, allow_nan=False)
+    return json.dumps(finite(value), indent=indent, ensure_ascii=False, allow_nan=False)
 
 
 def report_dict(run: EvalRun) -> dict[str, Any]:
