@@ -20,7 +20,7 @@ from jinja2 import nodes
 
 from promptkit.config import line_of, read_text
 from promptkit.data import read_rows
-from promptkit.errors import NotFoundError, PromptkitError
+from promptkit.errors import ConfigError, NotFoundError, PromptkitError
 from promptkit.evaluate import check_suite_options
 from promptkit.library import PromptFolder, PromptVersion
 from promptkit.library.render import environment
@@ -69,13 +69,19 @@ class TokenCounter:
         if folder is not None and (folder / "tokenizer.json").is_file():
             from tokenizers import Tokenizer
 
-            self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            try:
+                self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception for a damaged file
+                raise ConfigError(f"cannot read the tokenizer: {e}", where=str(folder / "tokenizer.json"),
+                                  hint="restore the model folder, or point the suite at another model") from None
         if folder is not None and (folder / "config.json").is_file():
             try:
                 config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-                self.window = int(config.get("max_position_embeddings") or 0) or self.window
             except (OSError, ValueError):
-                pass
+                config = None
+            window = config.get("max_position_embeddings") if isinstance(config, dict) else None
+            if isinstance(window, int) and not isinstance(window, bool) and window > 0:  # not "lots", 1e999, -1
+                self.window = window
 
     @property
     def exact(self) -> bool:
@@ -209,6 +215,11 @@ def lint_suite(project: Project, suite: Suite) -> list[Finding]:
         return [Finding(_at(suite.path, text, "prompt"), "unknown-prompt", e.message, e.hint)]
     except PromptkitError as e:
         return [_from_error(e)]
+    if cfg.prompt != folder.name:  # 'a@v2' or 'prompts/a': suite_for matches names only, check ignores '@v2'
+        findings.append(Finding(_at(suite.path, text, "prompt"), "schema",
+                                f"suite names prompt {cfg.prompt!r}, not its name: eval and status find a prompt's "
+                                "suite by name" + (", and check ignores the '@...' part" if "@" in cfg.prompt else ""),
+                                f"write 'prompt: {folder.name}'"))
     prompt_text = read_text(version.source)
     task = cfg.task or ("classification" if version.spec.labels else "generation")
     if task == "classification" and not version.spec.labels:
@@ -250,7 +261,11 @@ def lint_suite(project: Project, suite: Suite) -> list[Finding]:
         numbered = read_rows(data_path)
         rows, lines = [row for _, row in numbered], [line for line, _ in numbered]
     except PromptkitError as e:
-        findings.append(Finding(e.where or _at(suite.path, text, "dataset", "path"), "dataset", e.message, e.hint))
+        if data_path.is_file():  # a problem inside the data: its own file:line
+            findings.append(Finding(e.where or _at(suite.path, text, "dataset", "path"), "dataset", e.message, e.hint))
+        else:  # missing, a FIFO, a device: the suite line naming it is what to fix
+            findings.append(Finding(_at(suite.path, text, "dataset", "path"), "dataset", f"{data_path}: {e.message}",
+                                    "fix dataset.path (relative to the suite file)"))
     if rows:
         for var, column in fields.items():
             lacking = [i for i, row in enumerate(rows) if column not in row]
@@ -280,7 +295,12 @@ def lint_suite(project: Project, suite: Suite) -> list[Finding]:
                 and not any(str(r.get(cfg.dataset.split_field)) == cfg.split for r in rows):
             findings.append(Finding(_at(suite.path, text, "split"), "missing-split", f"no rows in split {cfg.split!r}"))
 
-    counter = token_counter(model.provider, model.model) if model else None
+    counter = None
+    if model is not None:
+        try:
+            counter = token_counter(model.provider, model.model)
+        except PromptkitError as e:
+            findings.append(_from_error(e, "model"))
     findings += lint_prompt(version, counter)
     if task == "classification" and cfg.scoring == "generate" and not version.spec.settings.stop:
         findings.append(Finding(_at(suite.path, text, "scoring"), "no-stop",
@@ -320,6 +340,9 @@ def lint_project(project: Project) -> list[Finding]:
                 suites.append(Suite.load(path))
             except PromptkitError as e:
                 findings.append(_from_error(e))
+        for path in sorted(project.evals_dir.glob("*.yml")):  # a suite eval and check would never run
+            findings.append(Finding(str(path), "ignored-file", "suite files end in .yaml: eval, check and lint skip this one",
+                                    f"rename it to {path.stem}.yaml"))
     for suite in suites:
         suite_prompts.add(suite.config.prompt)
         try:
@@ -330,25 +353,41 @@ def lint_project(project: Project) -> list[Finding]:
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     for path in folders:
         folder = PromptFolder(path)
+        if os.path.lexists(folder.working_file) and not folder.working_file.is_file():
+            # a FIFO, device, folder or broken symlink as prompt.yaml: every command says "unknown prompt"
+            try:
+                read_text(folder.working_file)
+            except PromptkitError as e:
+                findings.append(_from_error(e))
+                continue
         if not folder.exists():
             continue
         try:
             working = folder.working() if folder.working_file.is_file() else None
             folder.versions()
-            folder.labels()
+            labels = folder.labels()
         except PromptkitError as e:
             findings.append(_from_error(e))
             continue
+        for label in labels:  # a label naming a version that is not published fails every ref using it
+            try:
+                folder.resolve(label)
+            except PromptkitError as e:
+                findings.append(_from_error(e))
         if working is not None and folder.name not in suite_prompts:
             model = working.spec.settings.model
             counter = None
             if model:
                 try:
                     ref = resolve_model(model, project.models)
-                    counter = token_counter(ref.provider, ref.model)
                 except PromptkitError as e:
                     findings.append(Finding(_at(working.source, read_text(working.source), "settings", "model"),
                                             "unknown-model", e.message, e.hint))
+                else:
+                    try:
+                        counter = token_counter(ref.provider, ref.model)
+                    except PromptkitError as e:
+                        findings.append(_from_error(e, "model"))
             findings += lint_prompt(working, counter)
     unique = list(dict.fromkeys((f.where, f.code, f.message, f.hint) for f in findings))
     return [Finding(*u) for u in unique]

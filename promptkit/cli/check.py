@@ -13,8 +13,10 @@ from promptkit.config import atomic_write, check_writable
 from promptkit.errors import PromptkitError
 from promptkit.gate.check import SuiteCheck, run_check
 from promptkit.gate.decide import worse_examples
+from promptkit.report.format import printable
 from promptkit.report.junit import write_junit
 from promptkit.report.markdown import write_markdown
+from promptkit.report.terminal import safe_markup
 from promptkit.runs import RunStore
 
 SHOWN = 15  # flipped examples printed per failed check
@@ -22,12 +24,15 @@ STYLE = {"pass": "green", "fail": "bold red", "stale": "yellow", "error": "red",
 
 
 def out(text: str) -> None:
-    console.print(text, markup=False, soft_wrap=True, highlight=False)
+    """A line holding run text (inputs, outputs, errors): no markup, control characters shown, not obeyed."""
+    console.print(printable(text), markup=False, soft_wrap=True, highlight=False, emoji=False)
 
 
 def print_suite(suite: SuiteCheck) -> None:
-    console.print(f"[{STYLE.get(suite.status, '')}]{suite.status.upper()}[/] {suite.suite}: {suite.prompt} "
-                  f"({suite.prompt_hash}) on {suite.model}, {suite.examples} examples", soft_wrap=True)
+    # suite names come from file names and models from suite files: '[/x]' or an escape in one is text
+    console.print(f"[{STYLE.get(suite.status, '')}]{suite.status.upper()}[/] {safe_markup(suite.suite)}: "
+                  f"{safe_markup(suite.prompt)} ({safe_markup(suite.prompt_hash)}) on {safe_markup(suite.model)}, "
+                  f"{suite.examples} examples", soft_wrap=True, emoji=False)
     if suite.error:
         out(f"  error: {suite.error}")
     for reason in suite.stale:
@@ -84,14 +89,16 @@ def check_command(ctx: click.Context, targets: tuple[str, ...], changed_since: s
     report = run_check(project, targets, changed_since=changed_since, alpha=alpha, repeat=repeat, store=store,
                        limit=limit, cache=cache, on_suite=print_suite)
     if not report.suites:
-        err_console.print("no suite to check" + (f" (unchanged since {changed_since}: {', '.join(report.skipped)})"
-                                                 if report.skipped else ""))
+        err_console.print(printable("no suite to check" + (f" (unchanged since {changed_since}: {', '.join(report.skipped)})"
+                                                           if report.skipped else "")), markup=False, emoji=False)
     if junit:
         write_junit(report, junit)
     write_markdown(report, markdown)
     if json_path:
         try:
-            atomic_write(json_path, json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
+            text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str)
+            # a suite file name that is not UTF-8 holds lone surrogates: written as their JSON escape (\udcff)
+            atomic_write(json_path, text.encode("utf-8", "backslashreplace"))
         except OSError as e:
             raise PromptkitError(f"cannot write the JSON report: {e.strerror or e}", where=str(json_path)) from None
     out(f"check: {report.status} (exit {report.exit_code})")

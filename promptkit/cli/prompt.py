@@ -11,6 +11,8 @@ from promptkit.errors import ConfigError, PromptkitError
 from promptkit.library.diff import diff_versions
 from promptkit.library.inspect import inspect_prompt
 from promptkit.library.store import PromptFolder
+from promptkit.report.format import printable
+from promptkit.report.terminal import cell, safe_markup
 
 
 @click.group()
@@ -32,7 +34,7 @@ def list_prompts(ctx: click.Context) -> None:
             folder, _ = library.folder(name)
         except PromptkitError as e:  # a folder named with a space or a look-alike letter
             problems.append(str(e))
-            table.add_row(name, "BROKEN", "", "")
+            table.add_row(cell(name), "BROKEN", "", "")  # a folder name: '[b]' or an escape in it is text
             continue
         # One broken file (a hand-edited version, a bad label file) marks that entry, not the whole listing.
         versions, cells = [], []
@@ -46,10 +48,17 @@ def list_prompts(ctx: click.Context) -> None:
             versions.append(version)
             cells.append(f"{version.label}:{version.hash[:7]}")
         try:
-            label_text = ", ".join(f"{k} → {v}" for k, v in folder.labels().items())
+            labels = folder.labels()
         except PromptkitError as e:
             problems.append(str(e))
             label_text = "BROKEN"
+        else:
+            numbered = {f"v{n}" for n in folder.version_numbers()}
+            for target in sorted({t for t in labels.values() if t not in numbered}):
+                # every ref through such a label fails (and a dangling 'production' fails the bare name)
+                problems.append(f"{folder.labels_file}: {', '.join(k for k, t in labels.items() if t == target)} "
+                                f"point(s) at {target}, which is not a published version")
+            label_text = ", ".join(f"{k} → {v}" + ("" if v in numbered else " (missing)") for k, v in labels.items())
         working = ""
         if folder.working_file.is_file():
             try:
@@ -60,11 +69,11 @@ def list_prompts(ctx: click.Context) -> None:
             else:
                 published = next((v.label for v in versions if v.hash == current.hash), None)
                 working = f"= {published}" if published else f"unpublished ({current.hash})"
-        table.add_row(name, " ".join(cells) or "-", label_text or "-", working)
+        table.add_row(cell(name), " ".join(cells) or "-", cell(label_text or "-"), working)
     console.print(table)
     # The others are listed; each broken file is one error line, and the exit code says so (2).
     for problem in problems:
-        err_console.print(f"error: {problem}", markup=False, soft_wrap=True, highlight=False)
+        err_console.print(printable(f"error: {problem}"), markup=False, soft_wrap=True, highlight=False)
     if problems:
         ctx.exit(2)
 
@@ -92,7 +101,8 @@ def show(ctx: click.Context, ref: str, model: str | None, index: int, variables:
         raise ConfigError(f"--index must be 0 or more, got {index}")
     view = inspect_prompt(project, project.library.resolve(ref), model=model, variables=given or None, index=index)
     console.print(f"[bold]{view.version.ref}[/bold] hash {view.version.hash} · {view.version.spec.style} · "
-                  f"tokens with {view.model}: {view.total_tokens} (window {view.context_window or '?'})", emoji=False)
+                  f"tokens with {safe_markup(view.model)}: {view.total_tokens} (window {view.context_window or '?'})",
+                  emoji=False)
     table = Table()
     table.add_column("part")
     table.add_column("tokens", justify="right")
@@ -104,8 +114,9 @@ def show(ctx: click.Context, ref: str, model: str | None, index: int, variables:
                f"calibration {', '.join(f'{k} {v:+g}' for k, v in spec.calibration.items())}" if spec.calibration else "",
                f"few-shot: {spec.fewshot.k} most similar of {len(spec.fewshot.pool)}" if spec.fewshot else ""]
     if any(scoring):
-        console.print(" · ".join(s for s in scoring if s), markup=False)
-    console.print(Syntax(view.text, "text", word_wrap=True, theme="ansi_dark"))
+        console.print(printable(" · ".join(s for s in scoring if s)), markup=False, emoji=False)
+    # the rendered prompt holds dataset text: an escape sequence in it is shown, not sent to the terminal
+    console.print(Syntax(printable(view.text), "text", word_wrap=True, theme="ansi_dark"))
 
 
 @prompt.command("new-version")
@@ -152,7 +163,8 @@ def unlabel(ctx: click.Context, name: str, label: str) -> None:
 
 def _remove_label(folder: PromptFolder, label: str) -> None:
     target = folder.remove_label(label)
-    console.print(f"removed {folder.name}@{label} (it pointed at {target})")
+    # LABEL may be one the label rules refuse today (that is why it is being removed): '[/x]' in it is text
+    console.print(printable(f"removed {folder.name}@{label} (it pointed at {target})"), markup=False, emoji=False)
 
 
 @prompt.command("diff")
@@ -170,4 +182,4 @@ def diff(ctx: click.Context, old: str, new: str) -> None:
         console.print(f"[{colour}]{part.part}: {part.status}[/{colour}]")
         for line in part.lines[2:]:
             style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan"
-            console.print(f"  {line}", style=style, markup=False, highlight=False)
+            console.print(printable(f"  {line}"), style=style, markup=False, highlight=False, emoji=False)

@@ -6,8 +6,11 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from promptkit.cli.common import FiniteFloat, console, project_of
+from promptkit.report.format import printable
+from promptkit.report.terminal import cell, safe_markup
 from promptkit.stats import ALPHA
 from promptkit.tune.advice import advise
 from promptkit.tune.plateau import plateau
@@ -23,9 +26,9 @@ def _pct(value: float | None) -> str:
 
 def chart(points: list[Any], metric: str) -> Table:
     """One row per version: a bar scaled between the lowest and highest score, the score, its 95% interval."""
-    table = Table(title=f"{metric} per version", title_justify="left", box=None)
-    for column in ("version", "", metric, "95% interval", "examples", "run"):
-        table.add_column(column, justify="right" if column in (metric, "examples") else "left",
+    table = Table(title=Text(printable(f"{metric} per version"), style="table.title"), title_justify="left", box=None)
+    for column in ("version", "", cell(metric), "95% interval", "examples", "run"):
+        table.add_column(column, justify="right" if isinstance(column, Text) or column == "examples" else "left",
                          style="dim" if column == "run" else None)
     if not points:
         return table
@@ -34,17 +37,17 @@ def chart(points: list[Any], metric: str) -> Table:
     for p in points:
         width = 1 + round((BAR - 1) * (p.value - floor) / max(1e-9, high - floor))
         interval = f"{_pct(p.low)} - {_pct(p.high)}" if p.low is not None and p.high is not None else "-"
-        table.add_row(p.label, "█" * width, _pct(p.value), interval, str(p.examples), p.run_id)
+        table.add_row(p.label, "█" * width, _pct(p.value), interval, str(p.examples), cell(p.run_id))
     return table
 
 
 def verdict_lines(verdict: Any) -> list[str]:
     """The verdict with its numbers: the comparison judged, the gain, and the paired test."""
     state = "[yellow]plateaued[/yellow]" if verdict.plateaued else "[green]not plateaued[/green]"
-    lines = [f"verdict: {state}: {verdict.reason}"]
+    lines = [f"verdict: {state}: {safe_markup(verdict.reason)}"]
     if verdict.base is not None and verdict.top is not None and verdict.gain is not None:
-        lines.append(f"gain: {verdict.gain * 100:+.1f} points of {verdict.metric}: best of the last {verdict.window} "
-                     f"({verdict.top.label}, {_pct(verdict.top.value)}) vs best before them "
+        lines.append(f"gain: {verdict.gain * 100:+.1f} points of {safe_markup(verdict.metric)}: "
+                     f"best of the last {verdict.window} ({verdict.top.label}, {_pct(verdict.top.value)}) vs best before them "
                      f"({verdict.base.label}, {_pct(verdict.base.value)}); margin {verdict.margin * 100:.1f} points")
     test = verdict.test
     if test is not None and verdict.base is not None and verdict.top is not None:
@@ -59,8 +62,9 @@ def verdict_lines(verdict: Any) -> list[str]:
 @click.option("--suite", help="Eval suite name or YAML file (default: the one naming the prompt).")
 @click.option("--model", "-m", help="Judge the runs of this model (default: the suite's model).")
 @click.option("--window", type=click.IntRange(min=1), default=3, show_default=True, help="Versions judged for a plateau.")
-@click.option("--margin", type=FiniteFloat(), default=0.01, show_default=True, help="Minimum gain (0.01 = one point).")
-@click.option("--alpha", type=FiniteFloat(), default=ALPHA, show_default=True, help="Significance level of the gain.")
+@click.option("--margin", type=FiniteFloat(0), default=0.01, show_default=True, help="Minimum gain (0.01 = one point).")
+@click.option("--alpha", type=FiniteFloat(0, 1, min_open=True, max_open=True), default=ALPHA, show_default=True,
+              help="Significance level of the gain.")
 @click.option("--estimate/--no-estimate", default=None, help="Tuning estimates (default: when plateaued).")
 @click.pass_context
 def status(ctx: click.Context, ref: str, suite: str | None, model: str | None, window: int, margin: float,
@@ -72,23 +76,24 @@ def status(ctx: click.Context, ref: str, suite: str | None, model: str | None, w
     the_suite = project.suite(suite) if suite else project.suite_for(version)
     verdict = plateau(project, version.name, the_suite, window=window, margin=margin, alpha=alpha, model=model,
                       version=version)
-    console.print(f"[bold]{version.name}[/bold] on suite {the_suite.name} (split {the_suite.config.split or 'all'}), "
-                  f"model {verdict.model}")
+    # suite names, splits and model specs come from files and the command line: '[/x]' in one is text
+    console.print(f"[bold]{version.name}[/bold] on suite {safe_markup(the_suite.name)} "
+                  f"(split {safe_markup(the_suite.config.split or 'all')}), model {safe_markup(verdict.model)}", emoji=False)
     if verdict.points:
         console.print(chart(verdict.points, verdict.metric))
     else:
-        console.print(f"no finished runs of published versions of {version.name} on suite {the_suite.name} with "
-                      f"model {verdict.model} yet: run 'promptkit eval {version.name}@vN'")
+        console.print(f"no finished runs of published versions of {version.name} on suite {safe_markup(the_suite.name)} "
+                      f"with model {safe_markup(verdict.model)} yet: run 'promptkit eval {version.name}@vN'", emoji=False)
     if verdict.other_models:
         others = ", ".join(f"{spec} ({n} version{'s' if n != 1 else ''})" for spec, n in sorted(verdict.other_models.items()))
-        console.print(f"[dim]also scored on other models, not judged here: {others}; "
-                      f"see 'promptkit status {ref} --model SPEC'[/dim]")
+        console.print(f"[dim]also scored on other models, not judged here: {safe_markup(others)}; "
+                      f"see 'promptkit status {safe_markup(ref)} --model SPEC'[/dim]", emoji=False)
     for line in verdict_lines(verdict):
-        console.print(line)
+        console.print(line, emoji=False)
     if estimate is False or (estimate is None and not verdict.plateaued):
         return
     if verdict.plateaued:
-        console.print(f"recommendation: escalate to fine-tuning, e.g. 'promptkit tune {ref} --backend lora'")
+        console.print(f"recommendation: escalate to fine-tuning, e.g. 'promptkit tune {safe_markup(ref)} --backend lora'")
     advice = advise(project, version, the_suite)
     table = Table(title="tuning estimates", title_justify="left")
     for column in ("backend", "model", "examples", "tokens", "epochs", "time here", "cost", "note"):
@@ -96,8 +101,8 @@ def status(ctx: click.Context, ref: str, suite: str | None, model: str | None, w
     for e in advice.estimates:
         minutes = f"{e.seconds / 60:.1f} min" if e.seconds is not None else "-"
         cost = f"${e.cost:.2f}" if e.cost is not None else "?"
-        table.add_row(e.backend, e.model, str(e.examples), f"{e.tokens:,}", str(e.epochs),
-                      minutes if e.backend == "lora" else "hosted", cost, e.note)
+        table.add_row(cell(e.backend), cell(e.model), str(e.examples), f"{e.tokens:,}", str(e.epochs),
+                      minutes if e.backend == "lora" else "hosted", cost, cell(e.note))
     console.print(table)
     for backend, problem in advice.problems.items():
-        console.print(f"[yellow]{backend}: {problem}[/yellow]")
+        console.print(f"[yellow]{safe_markup(backend)}: {safe_markup(problem)}[/yellow]", emoji=False)

@@ -14,17 +14,24 @@ from promptkit.project import Project, Suite
 
 def changed_files(root: Path, ref: str) -> set[str]:
     """Paths (relative to `root`) changed since git REF, uncommitted and untracked files included."""
+    if ref.startswith("-"):  # git would read it as an option: '--output=FILE' truncates FILE
+        raise ConfigError(f"--changed-since {ref[:80]!r} is not a git ref", hint="e.g. --changed-since origin/main")
+
     def git(*args: str) -> list[str]:
         try:
-            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=60)
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=60,
+                                 errors="surrogateescape")  # file names as Path spells them, any bytes
         except (OSError, subprocess.SubprocessError) as e:
             raise ConfigError(f"cannot run git: {e}", hint="--changed-since needs git") from None
         if out.returncode != 0:
             raise ConfigError(f"git {' '.join(args)} failed: {out.stderr.strip() or out.returncode}",
                               where=str(root), hint="give a commit, branch or tag that exists (fetch it in CI)")
-        return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+        return [name for name in out.stdout.split("\0") if name]
 
-    return set(git("diff", "--name-only", "--relative", ref, "--")) | set(git("ls-files", "--others", "--exclude-standard"))
+    # -z: names as they are; without it git quotes a name with non-ASCII letters ("donn\303\251es.jsonl"),
+    # which then matches no suite input, and a changed dataset would pass as unchanged
+    return set(git("diff", "-z", "--name-only", "--relative", ref, "--")) | set(
+        git("ls-files", "-z", "--others", "--exclude-standard"))
 
 
 def suite_inputs(project: Project, suite: Suite) -> list[str]:

@@ -34,7 +34,13 @@ def example_variables(project: Project, version: PromptVersion, index: int) -> d
     if suite is not None:
         fields = suite.config.dataset.fields or {v: v for v in version.template.variables()}
         examples = load_examples(suite.dataset_path(), fields, None)
-        return examples[min(index, len(examples) - 1)].vars
+        if index >= len(examples):  # never silently another example than the one asked for
+            raise ConfigError(f"--index {index} is past the last example of {suite.dataset_path()} "
+                              f"({len(examples)} example(s))", hint=f"give 0 to {len(examples) - 1}")
+        return examples[index].vars
+    if index:
+        raise ConfigError(f"--index {index}: no suite names this prompt, so there is only its first few-shot example",
+                          where=str(version.source), hint="pass values with --var NAME=VALUE")
     if version.spec.examples:
         return {k: v for k, v in version.spec.examples[0].items() if k != OUTPUT_KEY}
     raise ConfigError("no example to render: no suite names this prompt and it has no few-shot examples",

@@ -10,13 +10,14 @@ PERCENT = ("accuracy", "exact_match", "error_rate", "precision_macro", "recall_m
 SHARE_KINDS = ("proportion", "macro")
 
 # Control characters (ESC starts ANSI/OSC sequences: colours, screen clears, clipboard writes by OSC 52;
-# CR overwrites a line) and the bidi controls that reorder the text after them ("Trojan Source").
-UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# CR overwrites a line), the bidi controls that reorder the text after them ("Trojan Source") and lone
+# surrogates (a file name that is not UTF-8), which no UTF-8 file or terminal can hold.
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def printable(value: object) -> str:
     """Text from a run (model outputs, inputs, ids, names, errors) with every control character shown as
-    its escape (`\\x1b`, `\\u202e`), so a terminal or a viewer displays it and never obeys it."""
+    its escape (`\\x1b`, `\\u202e`, `\\udcff`), so a terminal or a viewer displays it and never obeys it."""
     return UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(value))
 
 

@@ -11,12 +11,13 @@ is never part of a prompt's history, so tuning cannot hide or fake a plateau."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from promptkit.data import file_hash
-from promptkit.errors import PromptkitError
+from promptkit.errors import ConfigError, PromptkitError
 from promptkit.library import PromptVersion
 from promptkit.models import DEFAULT_MODEL, ModelRef, ModelRegistry, resolve_model
 from promptkit.project import Project, Suite
@@ -129,15 +130,21 @@ def history(project: Project, name: str, suite: Suite, metric: str | None = None
             return history(project, name, suite, metric, own, model, other_models)
     registry = _ReadOnce(project.models.path)
     target = resolve_model(model or suite_model(suite), registry)
-    data_hash = file_hash(suite.dataset_path()) if suite.dataset_path().is_file() else None
+    if not suite.dataset_path().is_file():  # without its hash, runs on every dataset the suite ever had would mix
+        raise ConfigError(f"suite {suite.name}'s dataset {suite.dataset_path()} is not a file, so which runs scored it "
+                          "cannot be told", where=suite.place("dataset", "path"),
+                          hint="restore the dataset or fix dataset.path")
+    data_hash = file_hash(suite.dataset_path())
     chosen: dict[int, tuple[RunRecord, float]] = {}
     elsewhere: dict[str, set[int]] = {}
     for run in store.runs(limit=10_000, prompt=name):  # newest first
         s = run.settings
         match = _VERSION.search(str(s.get("prompt", "")))
         value = run.metric(metric)
+        if value is not None and not math.isfinite(value):  # a damaged or hand-edited record: no score
+            value = None
         if (run.status != "finished" or match is None or value is None or s.get("suite") != suite.name
-                or s.get("split") != suite.config.split or (data_hash and s.get("dataset_hash") != data_hash)):
+                or s.get("split") != suite.config.split or s.get("dataset_hash") != data_hash):
             continue
         number = int(match.group(1))
         if not same_model(s, target, registry):
@@ -145,7 +152,7 @@ def history(project: Project, name: str, suite: Suite, metric: str | None = None
                 elsewhere.setdefault(str(s.get("model") or "?"), set()).add(number)
             continue
         previous = chosen.get(number)
-        if previous is None or int(s.get("examples") or 0) > int(previous[0].settings.get("examples") or 0):
+        if previous is None or _examples(s) > _examples(previous[0].settings):
             chosen[number] = (run, value)
     if other_models is not None:
         other_models.update({spec: len(numbers) for spec, numbers in elsewhere.items()})
@@ -155,7 +162,13 @@ def history(project: Project, name: str, suite: Suite, metric: str | None = None
 def _score(number: int, run: RunRecord, value: float, metric: str) -> VersionScore:
     found = next((m for m in run.metrics if m.get("name") == metric), {})
     return VersionScore(f"v{number}", number, str(run.settings.get("prompt_hash")), value, run.id,
-                        int(run.settings.get("examples") or 0), found.get("low"), found.get("high"))
+                        _examples(run.settings), found.get("low"), found.get("high"))
+
+
+def _examples(settings: dict[str, Any]) -> int:
+    """A run's example count; 0 for a damaged record ("12", null, NaN) rather than a crash."""
+    count = settings.get("examples")
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0
 
 
 def judge(points: list[VersionScore], metric: str, window: int = WINDOW, margin: float = MARGIN,
@@ -171,15 +184,20 @@ def judge(points: list[VersionScore], metric: str, window: int = WINDOW, margin:
     top = max(recent, key=lambda p: p.value)
     gain = top.value - base.value
     test = None
+    untested = ""
     if store is not None:
-        a, b = store.results(base.run_id), store.results(top.run_id)
+        try:
+            a, b = store.results(base.run_id), store.results(top.run_id)
+        except PromptkitError as e:  # a damaged example record: judge by the scores, and say why untested
+            a = b = []
+            untested = f"; no paired test: {e.message}"
         if a and b:
             test = mcnemar(a, b)
 
     def verdict(plateaued: bool, reason: str) -> Verdict:
         return Verdict(plateaued, reason, metric, points, window, margin, gain, test, alpha, base=base, top=top)
 
-    p_text = f" (paired McNemar p={test.p_value:.2g})" if test is not None else ""
+    p_text = f" (paired McNemar p={test.p_value:.2g})" if test is not None else untested
     if gain < margin:
         return verdict(True, f"the last {window} versions gained {gain * 100:+.1f} points of {metric} over "
                              f"{base.label} (margin {margin * 100:.1f}){p_text}")
