@@ -358,3 +358,16 @@ def test_lint_json_to_an_unwritable_path_is_a_usage_error(tmp_path: Path) -> Non
     for target in (root / "evals" / "a.yaml" / "x.json", Path("/proc/version")):
         result = run_cli_in_process(root, "lint", "--json", str(target))
         assert result.exit_code == 2 and "--json" in result.output, result.output
+
+
+def test_no_emoji_codes_and_no_raw_escapes_in_cli_text(tmp_path: Path) -> None:
+    """rich read `:x:` in a model named `fake:x:` as an emoji code (the header said "fake❌"), and the
+    global error line printed a message's escapes raw (a hint quoting a label from a file)."""
+    from tests.helpers.projects import copy_project
+
+    project = copy_project(tmp_path / "p")
+    done = run_cli("eval", "sentiment@v1", "-m", "fake:x:", "--limit", "2", "--no-store", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert "❌" not in done.stdout + done.stderr and "fake:x:" in done.stdout
+    refused = run_cli("eval", "sentiment@v1", "--data", str(tmp_path / "a\x1b[2Jb.jsonl"), cwd=project)
+    assert refused.returncode == 2 and "\x1b" not in refused.stderr and "\\x1b" in refused.stderr, refused.stderr

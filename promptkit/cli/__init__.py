@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from promptkit.errors import PromptkitError
+from promptkit.report.format import printable
 
 COMMANDS = {
     "prompt": ("promptkit.cli.prompt:prompt", "Manage versioned prompts: list, show, new-version, label, diff."),
@@ -75,7 +76,7 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PromptkitError as e:
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {printable(e)}", err=True)  # names and hints can hold escapes from files
             ctx.exit(e.exit_code)
         except KeyboardInterrupt as e:
             run_id = getattr(e, "run_id", None)  # set by the eval loop for the run it left interrupted

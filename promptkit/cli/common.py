@@ -26,8 +26,9 @@ from rich.text import Text
 from promptkit.evaluate import ProgressFn
 from promptkit.project import Project
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# emoji=False: rich would show a model named `fake:x:` as "fake❌"
+console = Console(highlight=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, emoji=False)
 
 
 class FiniteFloat(click.FloatRange):

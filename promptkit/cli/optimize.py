@@ -21,6 +21,7 @@ from promptkit.library.spec import MAX_FEWSHOT_K
 from promptkit.library.store import check_label
 from promptkit.optimize import OptimizeOptions, optimize
 from promptkit.providers.factory import open_provider
+from promptkit.report.terminal import safe_markup
 from promptkit.runs import RunStore
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$")
@@ -80,11 +81,11 @@ class Display:
         if self.quiet:
             return
         if kind == "phase":
-            err_console.print(f"[bold]{info['name']}[/bold]")
+            err_console.print(f"[bold]{safe_markup(info['name'])}[/bold]")
         elif kind == "candidate":
             self.label, self.last = f"{info['origin']} on {info['rows']} rows", 0
             if self.bar is None:
-                err_console.print(f"  scoring {self.label}")
+                err_console.print(f"  scoring {safe_markup(self.label)}")
         elif kind == "rows" and self.bar is not None:
             self.bar.update(self.task, description=self.label, completed=info["done"], total=info["total"])
             self.bar.advance(self.overall, max(0, info["done"] - self.last))  # ETA over the whole search
@@ -94,7 +95,7 @@ class Display:
             if self.bar is not None:
                 self.bar.update(self.overall, total=info["search_calls"] + info["test_calls"])
         elif kind == "note":
-            err_console.print(f"  {info['text']}")
+            err_console.print(f"  {safe_markup(info['text'])}")
 
 
 def leaderboard_table(result: Any) -> Table:
@@ -201,4 +202,4 @@ def optimize_command(ctx: click.Context, ref: str, suite: str | None, train_data
                   f"{result.state.seconds / 60:.1f} min search")
     if output is not None:
         atomic_write(output, json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n")
-        err_console.print(f"report: {output}")
+        err_console.print(f"report: {safe_markup(output)}")

@@ -11,6 +11,8 @@ from rich.table import Table
 
 from promptkit.cli.common import FiniteFloat, console, data_options, err_console, project_of, seed_threads_options
 from promptkit.errors import ConfigError
+from promptkit.report.format import printable
+from promptkit.report.terminal import safe_markup
 from promptkit.stats import ALPHA
 from promptkit.tune.base import TuneJob, check_model_name, tuners
 from promptkit.tune.compare import compare_methods
@@ -51,7 +53,7 @@ def _print_estimate(estimate: Any) -> None:
     if estimate.cost is not None and estimate.backend != "lora":
         parts.append(f"about ${estimate.cost:.2f}")
     note = f" ({estimate.note})" if estimate.note else ""
-    err_console.print(f"[bold]{estimate.backend}[/bold] on {estimate.model}: {', '.join(parts)}{note}")
+    err_console.print(f"[bold]{estimate.backend}[/bold] on {safe_markup(estimate.model)}: {', '.join(parts)}{safe_markup(note)}")
 
 
 def comparison_table(comparison: Any) -> Table:
@@ -130,12 +132,12 @@ def run_tune(ctx: click.Context, ref: str, backend: str, method: str, beta: floa
     if not force:
         verdict = plateau(project, version.name, the_suite, window=window, margin=margin, version=version)
         if not verdict.plateaued:
-            err_console.print(f"{version.name} has not plateaued on suite {the_suite.name} with model {verdict.model}: "
-                              f"{verdict.reason}.")
+            err_console.print(f"{version.name} has not plateaued on suite {safe_markup(the_suite.name)} with model "
+                              f"{safe_markup(verdict.model)}: {safe_markup(verdict.reason)}.")
             err_console.print("Keep improving the prompt (see 'promptkit status'), or pass --force to tune anyway.")
             ctx.exit(1)
-        err_console.print(f"{version.name} has plateaued on suite {the_suite.name} with model {verdict.model}: "
-                          f"{verdict.reason}; tuning.")
+        err_console.print(f"{version.name} has plateaued on suite {safe_markup(the_suite.name)} with model "
+                          f"{safe_markup(verdict.model)}: {safe_markup(verdict.reason)}; tuning.")
     dpo = method == "dpo"
     if dpo:  # the preference file is the training data
 
@@ -185,15 +187,16 @@ def run_tune(ctx: click.Context, ref: str, backend: str, method: str, beta: floa
     else:
         tuner = tuners.get(backend)()
     if dpo:
-        err_console.print(f"[dim]{version.ref} ({version.hash}) · {trainset.manifest['dataset']}[/dim]")
+        err_console.print(f"[dim]{version.ref} ({version.hash}) · {safe_markup(trainset.manifest['dataset'])}[/dim]")
     else:
+        source = safe_markup(trainset.manifest.get("dataset"))
         err_console.print(f"[dim]{version.ref} ({version.hash}) · {len(trainset.rows)} training rows from "
-                          f"{trainset.manifest.get('dataset')} · dataset {trainset.manifest.get('dataset_hash')}[/dim]")
+                          f"{source} · dataset {trainset.manifest.get('dataset_hash')}[/dim]")
     _print_estimate(tuner.estimate(job))
     with _progress(backend) as progress:
         job.progress = progress
         result = tuner.run(job)
-    console.print(f"tuned model: {result.model_spec} (registered as {result.model_name!r})")
+    console.print(f"tuned model: {result.model_spec} (registered as {result.model_name!r})", markup=False)
     if result.comparison is not None:
         console.print(comparison_table(result.comparison))
 
@@ -250,11 +253,12 @@ def status_command(ctx: click.Context, job_id: str, base_url: str | None) -> Non
     """Show a hosted fine-tuning job and its latest events."""
 
     current, events = job_status(project_of(ctx), job_id, _hosted_options(base_url))
-    console.print(f"{current.id}: {current.status} · model {current.model} · fine-tuned {current.fine_tuned_model or '-'}")
+    line = f"{current.id}: {current.status} · model {current.model} · fine-tuned {current.fine_tuned_model or '-'}"
+    console.print(printable(line), markup=False)
     if current.error and getattr(current.error, "message", None):
-        console.print(f"error: {current.error.code}: {current.error.message}")
+        console.print(printable(f"error: {current.error.code}: {current.error.message}"), markup=False)
     for event in reversed(events):
-        console.print(f"  {event.message}")
+        console.print(f"  {printable(event.message)}", markup=False)  # the API's text
 
 
 @tune.command("list")
