@@ -3,7 +3,7 @@
 The key hashes the provider's name, its identity (model, file fingerprints, adapter), the
 options that shape outputs, the rendered request and the decoding settings. Looking a key up
 never loads a model: model files are fingerprinted by a content hash remembered per
-(path, size, mtime), so a large file is read once."""
+(path, size, mtime, inode, ctime), so a large file is read once."""
 
 from __future__ import annotations
 
@@ -116,12 +116,14 @@ class ResponseCache(dbfile.Closing):
             return 0
 
     def fingerprint(self, path: Path) -> str:
-        """sha256 of a file, or of a folder's files, remembered per (path, size, mtime)."""
+        """sha256 of a file, or of a folder's files, remembered per (path, size, mtime, inode, ctime)."""
         if path.is_dir():
             parts = [f"{p.relative_to(path)}:{self.fingerprint(p)}" for p in sorted(path.rglob("*")) if p.is_file()]
             return hashlib.sha256("\n".join(parts).encode()).hexdigest()
         stat = path.stat()
-        stamp = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        # inode and ctime too: a file replaced by one of the same size with its mtime set back (cp -p,
+        # rsync -a, touch -r) must not be served the old file's digest; ctime cannot be set back
+        stamp = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}|{stat.st_ctime_ns}"
         if not self._off:
             try:
                 row = self._db.execute("SELECT digest FROM fingerprints WHERE stat = ?", (stamp,)).fetchone()
@@ -207,7 +209,8 @@ def _model_file(model: str) -> Path | None:
             return None
     try:
         path = Path(model).expanduser()
-        return path if path.exists() else None
+        # a FIFO or a device (/dev/zero) would be read forever; the provider refuses it when it loads
+        return path if path.is_file() or path.is_dir() else None
     except (OSError, ValueError):
         return None
 
@@ -225,7 +228,8 @@ def provider_identity(provider: Provider, cache: ResponseCache | None = None) ->
     adapter = provider.options.get("adapter")
     if adapter:
         adapter_path = Path(str(adapter)).expanduser()
-        files["adapter"] = cache.fingerprint(adapter_path) if cache is not None and adapter_path.exists() else str(adapter)
+        regular = adapter_path.is_dir() or adapter_path.is_file()
+        files["adapter"] = cache.fingerprint(adapter_path) if cache is not None and regular else str(adapter)
     if files:
         identity["files"] = files
     # the provider's Options declare which options never change an output

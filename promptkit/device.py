@@ -10,6 +10,7 @@ without asking torch, and the CPU's flags come from /proc/cpuinfo, so a cache lo
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -148,8 +149,9 @@ def bf16_speedup(threads: int) -> dict[str, Any]:
         known = json.loads(path.read_text())
     except (OSError, ValueError):
         known = {}
-    if isinstance(known, dict) and isinstance(known.get(key), dict):
-        return dict(known[key])
+    entry = known.get(key) if isinstance(known, dict) else None
+    if isinstance(entry, dict) and _ratio(entry.get("speedup")) is not None:  # a damaged entry is measured again
+        return dict(entry)
     measured: dict[str, Any] = {**measure_bf16_speedup(threads), "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,6 +161,13 @@ def bf16_speedup(threads: int) -> dict[str, Any]:
     except OSError:
         pass  # a read-only cache only costs a re-measure next time
     return measured
+
+
+def _ratio(value: Any) -> float | None:
+    """A remembered speedup as a positive finite number, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value > 0 else None
 
 
 def cpu_dtype(flags: set[str], speedup: Any) -> tuple[str, str]:

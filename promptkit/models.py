@@ -83,6 +83,16 @@ class ModelRegistry:
 
         if not isinstance(name, str):
             raise ConfigError(f"model name {name!r} is not text", where=where(), hint=f"quote it: '{name}':")
+        if name != name.strip() or not name:
+            raise ConfigError(f"model name {name!r} has leading or trailing spaces: --model can never select it",
+                              where=where(), hint=f"rename it to {name.strip()!r}")
+        if not name.isascii():  # as tune's names: a look-alike of another name (Cyrillic 'о') misleads a reader
+            odd = next(c for c in name if not c.isascii())
+            raise ConfigError(f"model name {name!r} holds the non-ASCII character {odd!r} (U+{ord(odd):04X}), "
+                              "which can look like a Latin letter", where=where(), hint="use an ASCII name")
+        if name.lower() in ALIASES:
+            raise ConfigError(f"model name {name!r} is taken by the built-in model {name.lower()!r}, which "
+                              "--model selects instead", where=where(), hint="rename the entry")
         if not isinstance(entry, dict) or "provider" not in entry:
             raise ConfigError(f"model {name!r} needs 'provider:' and 'model:' keys", where=where())
         for key in entry:
@@ -93,6 +103,9 @@ class ModelRegistry:
             if key in entry and not isinstance(entry[key], str):
                 raise ConfigError(f"model {name!r}: '{key}' must be text, got {type(entry[key]).__name__}",
                                   where=where(key))
+            if key in entry and not entry[key].strip():  # `adapter: ""` ran the base model without a word
+                raise ConfigError(f"model {name!r}: '{key}' is empty", where=where(key),
+                                  hint=f"give the {key}, or remove the key")
         provider = entry["provider"]
         if provider not in providers:
             raise ConfigError(f"model {name!r} names unknown provider {provider!r}", where=where("provider"),
@@ -114,26 +127,40 @@ class ModelRegistry:
         with file_lock(self.path.with_name(self.path.name + ".lock"), "the model registry"):
             entries = self.entries()
             entries[name] = {"provider": provider, "model": model, **info}
+            self._check(name, entries[name], "")  # an entry refused here would break every later read
             try:
                 atomic_write(self.path, dump_yaml(entries))
             except OSError as e:
                 raise ConfigError(f"cannot write the model registry: {e.strerror or e}", where=str(self.path)) from None
 
 
+def _in_project(root: Path, path: str) -> str:
+    """A path of a models.yaml entry: a relative one is under the project root."""
+    expanded = Path(path).expanduser()
+    return path if expanded.is_absolute() else str(root / expanded)
+
+
 def resolve_model(spec: str, registry: ModelRegistry | None = None) -> ModelRef:
     spec = spec.strip()
     if not spec:
         raise NotFoundError("empty model name", hint=f"e.g. --model {DEFAULT_MODEL}")
+    named = registry.entries() if registry else {}  # read first: it refuses an entry an alias would shadow
     lowered = spec.lower()
     if lowered in ALIASES:
         provider, model = ALIASES[lowered]
         return ModelRef(spec, provider, model)
-    named = registry.entries() if registry else {}
     if spec in named:
         entry = dict(named[spec])
         provider, model = entry.pop("provider"), str(entry.pop("model", spec))
         options = entry.pop("options", {}) or {}
-        return ModelRef(spec, provider, model, {**options, **{k: v for k, v in entry.items() if k == "adapter"}})
+        adapter = {"adapter": entry["adapter"]} if "adapter" in entry else {}
+        if provider == "hf" and registry is not None:
+            # a relative path in models.yaml is the project's file, wherever the command runs from
+            # (against the working folder, `--project` from elsewhere loaded another folder, or none)
+            root = registry.path.parent.parent
+            model = model if model.startswith("embedded:") else _in_project(root, model)
+            adapter = {k: _in_project(root, str(v)) for k, v in adapter.items()}
+        return ModelRef(spec, provider, model, {**options, **adapter})
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in providers:
         if not rest:
@@ -142,6 +169,10 @@ def resolve_model(spec: str, registry: ModelRegistry | None = None) -> ModelRef:
     path = Path(spec).expanduser()
     if path.exists() and (path.suffix == ".gguf" or (path / "config.json").is_file() or (path / "adapter_config.json").is_file()):
         return ModelRef(spec, "hf", str(path))
+    if "/" in spec or path.suffix == ".gguf":  # meant as a path: say what is wrong with it, not "unknown model"
+        problem = "is not a model (no config.json)" if path.is_dir() else "is not a file" if path.exists() else "does not exist"
+        raise NotFoundError(f"model path {spec!r} {problem}",
+                            hint="give a transformers folder (config.json + weights) or a .gguf file")
     known = list(ALIASES) + list(named) + [f"{p}:NAME" for p in providers.names()]
     raise NotFoundError(
         f"unknown model {spec!r}",

@@ -18,9 +18,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
-from promptkit.device import Precision, cache_dir, select_precision
+from promptkit.device import DEVICES, DTYPES, Precision, cache_dir, select_precision
 from promptkit.errors import ConfigError, first_line
 from promptkit.models import embedded_model_path
 from promptkit.providers import hf_softprompt as softprompt
@@ -58,23 +58,67 @@ _ANNOUNCED: set[tuple[str, str]] = set()  # precision choices already shown by t
 
 
 @contextlib.contextmanager
-def _loading(what: str, where: Path | str, hint: str, errors: tuple[type[BaseException], ...] = (OSError, ValueError)
-             ) -> Iterator[None]:
-    """Turn a loader's exception (transformers, peft, gguf) into one ConfigError line naming the path."""
+def _loading(what: str, where: Path | str, hint: str) -> Iterator[None]:
+    """Turn a loader's exception (transformers, peft, gguf) into one ConfigError line naming the path.
+    Any exception: the loaders read files the user gave, and a damaged one raises whatever its parser
+    does (struct.error from a truncated GGUF, SafetensorError, a config field's validation error,
+    RuntimeError from an adapter of another model's shapes)."""
     try:
         yield
-    except errors as e:
+    except Exception as e:  # noqa: BLE001 - see above
         raise ConfigError(f"cannot load {what}: {first_line(e)}", where=str(where), hint=hint) from None
+
+
+def _regular_files(folder: Path) -> None:
+    """Refuse a model folder holding a FIFO or a device (e.g. a link to /dev/zero): a loader would read it
+    forever."""
+    for entry in folder.iterdir():
+        if entry.exists() and not (entry.is_file() or entry.is_dir()):
+            raise ConfigError(f"{entry.name} is not a regular file (a FIFO or a device)", where=str(entry),
+                              hint="the model folder must hold plain files only")
+
+
+def _adapter_config(folder: Path) -> dict[str, Any]:
+    """An adapter folder's adapter_config.json, refused in one line unless it is a JSON object."""
+    import json
+
+    path = folder / "adapter_config.json"
+    if not path.is_file():
+        raise ConfigError("not an adapter folder (no adapter_config.json)", where=str(folder),
+                          hint="give a folder written by peft (adapter_config.json + weights)")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise ConfigError(f"cannot read the adapter config: {first_line(e)}", where=str(path),
+                          hint="a damaged adapter: train it again with `promptkit tune ... --overwrite`") from None
+    if not isinstance(config, dict) or not isinstance(config.get("peft_type"), str):
+        raise ConfigError("adapter_config.json is not a peft adapter config (a JSON object with peft_type)",
+                          where=str(path), hint="a damaged adapter: train it again with `promptkit tune ... --overwrite`")
+    return config
 
 
 class HFOptions(ProviderOptions):
     forward_batch: int = Field(16, ge=1, json_schema_extra=NEUTRAL, description="examples per scoring forward pass")
     generate_batch_size: int | None = Field(None, ge=1, json_schema_extra=NEUTRAL,
                                             description="rows decoded together (default: batch_size)")
-    threads: int | None = Field(None, ge=1, json_schema_extra=NEUTRAL, description="torch threads (default: all cores)")
+    # at most 1024: torch refuses 2**31 (an internal error) and OpenMP would start as many threads as asked
+    threads: int | None = Field(None, ge=1, le=1024, json_schema_extra=NEUTRAL,
+                                description="torch threads (default: all cores)")
     adapter: str | None = Field(None, description="a peft adapter folder applied on top of the model")
     dtype: str = Field("auto", description="auto, float32, bfloat16, float16 (GPU): see promptkit.device")
     device: str = Field("auto", description="auto, cuda, mps, cpu")
+
+    @field_validator("dtype", "device", mode="before")
+    @classmethod
+    def _known(cls, value: Any, info: ValidationInfo) -> Any:
+        # checked here, where a models.yaml entry or a suite's provider_options is read (its file and line),
+        # not only when the model first runs
+        allowed = DTYPES if info.field_name == "dtype" else DEVICES
+        if value is None:
+            return "auto"
+        if isinstance(value, str) and value.strip().lower() not in allowed:
+            raise ValueError(f"unknown {info.field_name} {value!r}")  # the description lists the known ones
+        return value
 
     def loop_batch(self) -> int:
         # The eval loop hands over several forward batches per call, so that they can be grouped
@@ -143,14 +187,24 @@ class HFProvider(Provider):
             path = Path(self.model).expanduser()
             if path.suffix != ".gguf":
                 if not (path / "config.json").is_file():
+                    if (path / "adapter_config.json").is_file():
+                        raise ConfigError("an adapter folder, not a model (no config.json)", where=str(path),
+                                          hint="register it in .promptkit/models.yaml with model: BASE and "
+                                               f"adapter: {path}")
                     raise ConfigError("not a transformers model folder (no config.json)", where=str(path),
                                       hint="give a folder with config.json and weights, a .gguf file, or a model alias")
+                _regular_files(path)
                 return path
+            if path.exists() and not path.is_file():
+                raise ConfigError("not a regular file (a FIFO, a device or a folder)", where=str(path),
+                                  hint="give a .gguf file")
             if not path.is_file():
                 raise ConfigError("GGUF file not found", where=str(path), hint="check the model path")
             gguf = path
-        with _loading("the GGUF model", gguf, "the file may be truncated or of an unsupported architecture",
-                      (OSError, ValueError, KeyError)):
+        with _loading("the GGUF model", gguf, "the file may be truncated or of an unsupported architecture"):
+            with gguf.open("rb") as f:
+                if f.read(4) != b"GGUF":  # before announcing a 20 s conversion
+                    raise ValueError("not a GGUF file (it does not start with GGUF)")
             return converted_gguf(gguf)
 
     @property
@@ -163,6 +217,9 @@ class HFProvider(Provider):
             with _loading("the tokenizer", source, "the folder needs tokenizer files next to config.json"):
                 tokenizer = AutoTokenizer.from_pretrained(str(source))
             if tokenizer.pad_token is None:
+                if tokenizer.eos_token is None:  # batches could not be padded: every example would fail
+                    raise ConfigError("the tokenizer has neither a pad nor an end-of-sequence token", where=str(source),
+                                      hint="set eos_token (or pad_token) in the folder's tokenizer_config.json")
                 tokenizer.pad_token = tokenizer.eos_token
             self._tokenizer = tokenizer
         return self._tokenizer
@@ -192,8 +249,14 @@ class HFProvider(Provider):
                 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
                 from peft import PeftModel
 
-                with _loading("the adapter", adapter, "give a folder written by peft (adapter_config.json + weights)"):
-                    model = PeftModel.from_pretrained(model, str(adapter))
+                folder = Path(str(adapter)).expanduser()
+                base = _adapter_config(folder).get("base_model_name_or_path")
+                hint = "give a folder written by peft (adapter_config.json + weights) for this model"
+                if isinstance(base, str) and base and base != self.model:  # e.g. weights of other shapes
+                    hint += f"; its adapter_config.json names the base model {base}"
+                _regular_files(folder)
+                with _loading("the adapter", folder, hint):
+                    model = PeftModel.from_pretrained(model, str(folder))
 
                 self._soft_prompt = is_soft_prompt(model)
             model.eval()

@@ -25,7 +25,9 @@ def converted_gguf(gguf: Path) -> Path:
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    key = f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{transformers.__version__}"
+    # inode and ctime too: a GGUF replaced by another of the same size with its mtime kept (cp -p, rsync -a)
+    # must not be served the old file's conversion
+    key = f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}|{stat.st_ctime_ns}|{transformers.__version__}"
     target = cache_dir() / "models" / f"{gguf.stem}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     if (target / "config.json").is_file():
         return target
